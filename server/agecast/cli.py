@@ -1,0 +1,248 @@
+"""The ``agecast`` command line.
+
+Every command takes the same settings as flags, ``AGECAST_*`` environment variables or a TOML
+file (``--config``); ``agecast COMMAND --help`` lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from agecast.errors import AgecastError
+from agecast.settings import Settings
+
+app = typer.Typer(
+    help=(
+        "agecast — live on-set de-aging monitor.\n\n"
+        "Start with `agecast render --out demo.mp4`: the bundled demo clip through the default "
+        "identity, raw | aged side by side. `agecast bench` measures speed; "
+        "`agecast identity list` shows installed identities; `agecast backends` shows what can "
+        "run inference on this machine."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+identity_app = typer.Typer(
+    help="List, inspect and validate identity packages.", no_args_is_help=True
+)
+app.add_typer(identity_app, name="identity")
+console = Console(stderr=True)
+log = logging.getLogger("agecast")
+
+# Shared settings flags (None = not given: env, TOML or default decides).
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file", exists=True)]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="demo | FILE | testpattern[:WxH@FPS] | v4l2:///dev/videoN | rtsp:// | udp:// | rtmp://"
+    ),
+]
+IdentityOpt = Annotated[
+    str | None, typer.Option(help="identity id or package folder (auto = best)")
+]
+BackendOpt = Annotated[str | None, typer.Option(help="auto | onnxruntime | onnxruntime-cuda | …")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda")]
+LayoutOpt = Annotated[str | None, typer.Option(help="side-by-side | aged | raw")]
+DetectEveryOpt = Annotated[int | None, typer.Option(help="detect every N frames, track between")]
+FacesOpt = Annotated[str | None, typer.Option(help="largest | all")]
+BlendOpt = Annotated[float | None, typer.Option(help="0 = raw face … 1 = fully replaced")]
+ColourOpt = Annotated[str | None, typer.Option("--color-transfer", help="rct | none")]
+ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads per model (0 = default)")]
+InsightfaceOpt = Annotated[
+    Path | None, typer.Option(help="local insightface pack with det_10g.onnx (used over YuNet)")
+]
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    return Settings.load(config, **flags)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=2)
+
+
+@app.callback()
+def main(
+    log_level: Annotated[
+        str, typer.Option(envvar="AGECAST_LOG_LEVEL", help="debug|info|warning")
+    ] = "info",
+) -> None:
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+    )
+
+
+@app.command()
+def render(
+    out: Annotated[Path, typer.Option(help="output MP4 (H.264)")] = Path("out/render.mp4"),
+    report: Annotated[
+        Path | None, typer.Option(help="write per-stage timings as JSON here")
+    ] = None,
+    frames: Annotated[int | None, typer.Option(help="stop after N frames")] = None,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+    identity: IdentityOpt = None,
+    backend: BackendOpt = None,
+    device: DeviceOpt = None,
+    layout: LayoutOpt = None,
+    detect_every: DetectEveryOpt = None,
+    faces: FacesOpt = None,
+    blend: BlendOpt = None,
+    color_transfer: ColourOpt = None,
+    threads: ThreadsOpt = None,
+    insightface_dir: InsightfaceOpt = None,
+) -> None:
+    """Run every frame of a source through the pipeline into an MP4 (no frame dropped)."""
+    from rich.progress import Progress
+
+    from agecast.pipeline.render import render as run_render
+
+    try:
+        settings = _settings(
+            config, source=source, identity=identity, backend=backend, device=device,
+            layout=layout, detect_every=detect_every, faces=faces, blend=blend,
+            color_transfer=color_transfer, threads=threads, insightface_dir=insightface_dir,
+            loop=False,
+        )  # fmt: skip
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"rendering {settings.source}", total=frames)
+            result = run_render(
+                settings, out, report=report, limit=frames,
+                progress=lambda n: bar.update(task, completed=n),
+            )  # fmt: skip
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    stages = result["stages_ms"]
+    console.print(
+        f"wrote [bold]{result['frames_written']}[/] of {result['frames_read']} frames to {out} "
+        f"({result['fps_out']} fps; identity {result['identity']} on {result['backend']}; "
+        f"infer p95 {stages.get('infer', {}).get('p95', 0)} ms)"
+    )
+
+
+@app.command()
+def bench(
+    seconds: Annotated[float, typer.Option(help="measured seconds (after warm-up)")] = 10.0,
+    live: Annotated[
+        bool, typer.Option("--live/--max", help="paced source with drops, or every frame flat out")
+    ] = True,
+    warmup: Annotated[float, typer.Option(help="seconds before measuring")] = 2.0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the results here")] = None,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+    identity: IdentityOpt = None,
+    backend: BackendOpt = None,
+    device: DeviceOpt = None,
+    layout: LayoutOpt = None,
+    detect_every: DetectEveryOpt = None,
+    faces: FacesOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Measure fps, drops, per-stage and frame→output latency, jitter and memory."""
+    from agecast.pipeline.bench import bench as run_bench
+
+    try:
+        settings = _settings(
+            config, source=source, identity=identity, backend=backend, device=device,
+            layout=layout, detect_every=detect_every, faces=faces, threads=threads,
+        )  # fmt: skip
+        result = run_bench(settings, seconds=seconds, live=live, warmup=warmup)
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    result["argv"] = ["agecast", *sys.argv[1:]]
+    text = json.dumps(result, indent=2)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text + "\n")
+    table = Table(title=f"agecast bench ({result['mode']}, {result['seconds']} s)")
+    for col in ("stage", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(col)
+    stages = {**result["stages_ms"], "frame→output": result["frame_to_output_ms"]}
+    for name, p in stages.items():
+        table.add_row(name, str(p["p50"]), str(p["p95"]), str(p["p99"]))
+    Console().print(table)
+    Console().print(
+        f"fps in {result['fps_in']} out {result['fps_out']}, dropped {result['dropped']}, "
+        f"jitter {result['landmark_jitter_px']}, peak RSS {result['peak_rss_mb']} MB"
+    )
+
+
+@app.command()
+def backends() -> None:
+    """Which inference backends can run on this machine, and why not."""
+    from agecast.inference.registry import available_backends
+
+    table = Table(title="inference backends (auto takes the first usable)")
+    table.add_column("backend")
+    table.add_column("status")
+    for name, why in available_backends().items():
+        table.add_row(name, "[green]usable[/]" if why is None else f"[yellow]{why}[/]")
+    Console().print(table)
+
+
+@identity_app.command("list")
+def identity_list(config: ConfigOpt = None) -> None:
+    """Installed identity packages."""
+    from agecast.identities.package import discover
+
+    settings = _settings(config)
+    table = Table(title="identities in " + ", ".join(map(str, settings.identities_dir)))
+    for col in ("id", "name", "actor", "age", "purpose", "crop", "path"):
+        table.add_column(col)
+    for p in discover(settings.identities_dir):
+        m = p.manifest
+        table.add_row(
+            m.id, m.display_name, m.actor, m.age_label, m.purpose, str(m.crop.size), str(p.path)
+        )
+    Console().print(table)
+
+
+@identity_app.command("inspect")
+def identity_inspect(name: str, config: ConfigOpt = None) -> None:
+    """Print a package's manifest."""
+    from agecast.identities.package import resolve
+
+    try:
+        package = resolve(name, _settings(config).identities_dir)
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    Console().print_json(package.manifest.model_dump_json(by_alias=True))
+
+
+@identity_app.command("validate")
+def identity_validate(path: Path, backend: BackendOpt = None) -> None:
+    """Check a package: manifest fields, model hash, model tensors against the manifest."""
+    from agecast.identities.package import load_model, read_package
+    from agecast.inference.registry import get_backend
+
+    try:
+        package = read_package(path)
+        load_model(package, get_backend(backend or "auto")).close()
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    console.print(f"[green]ok[/] {package.manifest.id}: {path} is a valid identity package")
+
+
+@identity_app.command("build-testpattern")
+def identity_build_testpattern(out: Path = Path("models/testpattern")) -> None:
+    """(Re)build the built-in testpattern identity (placement tooling) into OUT."""
+    from agecast.identities.testpattern import build_package
+
+    build_package(out)
+    console.print(f"wrote testpattern identity to {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,70 @@
+"""Paste back: a replaced crop into the frame through the inverse affine, masked.
+
+Only the crop's footprint in the frame is touched; every pixel outside it keeps its exact value.
+Convention (shared with ``faces.align``): pixel centres sit at integer coordinates, and the affine
+maps frame pixel centres to crop pixel centres.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def footprint(
+    affine: torch.Tensor, size: int, height: int, width: int
+) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the frame region the crop covers, clipped; empty if none."""
+    a = torch.cat([affine.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
+    inv = torch.linalg.inv(a)[:2]
+    corners = torch.tensor(
+        [
+            [-0.5, -0.5, 1.0],
+            [size - 0.5, -0.5, 1.0],
+            [-0.5, size - 0.5, 1.0],
+            [size - 0.5, size - 0.5, 1.0],
+        ],
+        dtype=torch.float64,
+    )
+    pts = corners @ inv.T
+    x0 = max(0, int(torch.floor(pts[:, 0].min())))
+    y0 = max(0, int(torch.floor(pts[:, 1].min())))
+    x1 = min(width, int(torch.ceil(pts[:, 0].max())) + 1)
+    y1 = min(height, int(torch.ceil(pts[:, 1].max())) + 1)
+    return x0, y0, max(x0, x1), max(y0, y1)
+
+
+def paste_back(
+    frame: torch.Tensor,
+    crop: torch.Tensor,
+    mask: torch.Tensor,
+    affine: torch.Tensor,
+    strength: float = 1.0,
+) -> tuple[int, int, int, int]:
+    """Blend ``crop`` (3,S,S, 0–1) into ``frame`` (H,W,3 uint8, in place) by ``mask`` (1,S,S).
+
+    ``affine`` maps frame → crop. ``strength`` scales the mask (the operator's blend). Returns the
+    region written.
+    """
+    size = crop.shape[-1]
+    height, width = frame.shape[0], frame.shape[1]
+    x0, y0, x1, y1 = footprint(affine, size, height, width)
+    if x1 <= x0 or y1 <= y0 or strength <= 0:
+        return x0, y0, x0, y0
+    device = frame.device
+    a = affine.to(device, torch.float32)
+    ys = torch.arange(y0, y1, device=device, dtype=torch.float32)
+    xs = torch.arange(x0, x1, device=device, dtype=torch.float32)
+    # crop coordinates of every frame pixel centre in the region, then grid_sample's [-1, 1]
+    u = a[0, 0] * xs[None, :] + a[0, 1] * ys[:, None] + a[0, 2]
+    v = a[1, 0] * xs[None, :] + a[1, 1] * ys[:, None] + a[1, 2]
+    grid = torch.stack([(2 * u + 1) / size - 1, (2 * v + 1) / size - 1], dim=-1)[None]
+    stacked = torch.cat([crop.to(device, torch.float32), mask.to(device, torch.float32)])[None]
+    sampled = F.grid_sample(
+        stacked, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )[0]
+    alpha = sampled[3:4] * strength
+    region = frame[y0:y1, x0:x1].permute(2, 0, 1).float()
+    out = region + (sampled[:3] * 255.0 - region) * alpha
+    frame[y0:y1, x0:x1] = out.add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
+    return x0, y0, x1, y1

@@ -1,0 +1,33 @@
+"""Typed errors. Each message names the thing that failed and what to do about it."""
+
+
+class AgecastError(Exception):
+    """Base of every error agecast raises on purpose."""
+
+
+class SettingsError(AgecastError):
+    """A setting (flag, env var or TOML key) is unknown or invalid."""
+
+
+class SourceError(AgecastError):
+    """A source URI cannot be opened or read."""
+
+
+class SourceLost(SourceError):
+    """A live source stopped delivering frames (it may come back)."""
+
+
+class BackendUnavailable(AgecastError):
+    """An inference backend cannot run on this machine (library or device missing)."""
+
+
+class BackendError(AgecastError):
+    """A model could not be loaded or run by a backend."""
+
+
+class IdentityError(AgecastError):
+    """An identity package is missing, malformed or does not match its model."""
+
+
+class DetectorError(AgecastError):
+    """The face detector's model file is missing or not the expected one."""

@@ -1,0 +1,136 @@
+"""The identity manifest: what a package promises about its model.
+
+A package is a folder holding ``manifest.json``, the model file it names and optionally a
+preview image. Every field is checked when the package loads; an error names the file and
+the field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+
+TensorRole = Literal["face", "mask", "age", "morph", "embedding", "other"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorDecl(_Strict):
+    """One model input or output. ``shape`` uses -1 (or a name) for a dynamic axis."""
+
+    name: str
+    shape: list[int | str]
+    dtype: Literal["float32", "float16", "uint8"] = "float32"
+    role: TensorRole = "other"
+
+
+class ModelDecl(_Strict):
+    file: str = "model.onnx"
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    inputs: list[TensorDecl] = Field(min_length=1)
+    outputs: list[TensorDecl] = Field(min_length=1)
+
+    @field_validator("file")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if "/" in v or "\\" in v or v.startswith("."):
+            raise ValueError("must be a file name inside the package folder")
+        return v
+
+    @model_validator(mode="after")
+    def _has_face(self) -> ModelDecl:
+        if not any(t.role == "face" for t in self.inputs):
+            raise ValueError("inputs need one tensor with role 'face'")
+        if not any(t.role == "face" for t in self.outputs):
+            raise ValueError("outputs need one tensor with role 'face'")
+        return self
+
+    def tensor(self, side: Literal["inputs", "outputs"], role: TensorRole) -> TensorDecl | None:
+        return next((t for t in getattr(self, side) if t.role == role), None)
+
+
+class CropDecl(_Strict):
+    """Aligned crop the model expects: size in pixels and a 5-point template."""
+
+    size: int = Field(ge=32, le=1024)
+    template: str | list[tuple[float, float]] = "ffhq"
+
+    @field_validator("template")
+    @classmethod
+    def _five_points(cls, v: str | list[tuple[float, float]]) -> str | list[tuple[float, float]]:
+        if isinstance(v, list) and len(v) != 5:
+            raise ValueError("a template given as points needs exactly 5 (x, y) pairs in 0–1")
+        return v
+
+
+class Normalisation(_Strict):
+    """How 0–1 RGB crops map to model tensors: (x - mean) / std, channel order, layout."""
+
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    channels: Literal["RGB", "BGR"] = "RGB"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    output_mean: tuple[float, float, float] | None = None
+    output_std: tuple[float, float, float] | None = None
+
+    @field_validator("std", "output_std")
+    @classmethod
+    def _nonzero(cls, v: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        if v is not None and any(s == 0 for s in v):
+            raise ValueError("std must not be 0")
+        return v
+
+
+class Provenance(_Strict):
+    trained_by: str = ""
+    command: str = ""
+    created: str = ""
+    source_footage: str = ""
+    notes: str = ""
+
+
+class Manifest(_Strict):
+    schema_version: int = Field(SCHEMA_VERSION, alias="schema")
+    id: str
+    display_name: str
+    actor: str
+    purpose: Literal["likeness", "tooling"] = "likeness"
+    target_age: int | None = Field(None, ge=0, le=130)
+    age_range: tuple[int, int] | None = None
+    family: str
+    model: ModelDecl
+    crop: CropDecl
+    normalisation: Normalisation = Normalisation()
+    provenance: Provenance = Provenance()
+    preview: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", v):
+            raise ValueError("use lowercase letters, digits, '.', '_' or '-' (max 64)")
+        return v
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"this agecast reads schema {SCHEMA_VERSION}; upgrade agecast")
+        return v
+
+    @property
+    def age_label(self) -> str:
+        if self.target_age is not None:
+            return f"age {self.target_age}"
+        if self.age_range is not None:
+            return f"ages {self.age_range[0]}–{self.age_range[1]}"
+        return "no age"

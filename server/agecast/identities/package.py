@@ -1,0 +1,168 @@
+"""Finding, reading and validating identity packages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from agecast.errors import BackendError, IdentityError
+from agecast.identities.manifest import MANIFEST_NAME, Manifest, TensorDecl
+from agecast.inference.base import Backend, Model, TensorSpec
+
+log = logging.getLogger(__name__)
+
+# When several packages are installed and none is asked for, prefer a real likeness over tooling.
+_PURPOSE_RANK = {"likeness": 0, "tooling": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityPackage:
+    """A package folder whose manifest parsed (the model is not loaded yet)."""
+
+    path: Path
+    manifest: Manifest
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.manifest.model.file
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_package(path: Path) -> IdentityPackage:
+    """Parse ``path/manifest.json``; errors name the file and the field."""
+    manifest_path = path / MANIFEST_NAME
+    if not path.is_dir():
+        raise IdentityError(f"identity package {path} is not a folder")
+    if not manifest_path.is_file():
+        raise IdentityError(f"{manifest_path} is missing: an identity package needs a manifest")
+    try:
+        raw = json.loads(manifest_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IdentityError(f"{manifest_path} is not valid JSON: {exc}") from exc
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"field {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise IdentityError(f"{manifest_path}: {fields}") from exc
+    return IdentityPackage(path, manifest)
+
+
+def verify_files(package: IdentityPackage) -> None:
+    """The model file exists and has the manifest's sha256."""
+    model_path = package.model_path
+    where = package.path / MANIFEST_NAME
+    if not model_path.is_file():
+        raise IdentityError(f"{where}: field model.file names {model_path.name}, which is missing")
+    actual = sha256_file(model_path)
+    if actual != package.manifest.model.sha256:
+        raise IdentityError(
+            f"{model_path}: sha256 {actual} does not match field model.sha256 "
+            f"{package.manifest.model.sha256} in {where}; the model file was changed or "
+            "replaced — re-export the package or fix the manifest"
+        )
+
+
+def check_contract(package: IdentityPackage, model: Model) -> None:
+    """The loaded model's tensors match the manifest's names, shapes and dtypes."""
+    where = package.path / MANIFEST_NAME
+    for side, declared, actual in (
+        ("inputs", package.manifest.model.inputs, model.inputs),
+        ("outputs", package.manifest.model.outputs, model.outputs),
+    ):
+        by_name = {spec.name: spec for spec in actual}
+        if side == "inputs" and {d.name for d in declared} != set(by_name):
+            raise IdentityError(
+                f"{where}: field model.inputs declares {sorted(d.name for d in declared)} "
+                f"but {package.model_path.name} has inputs {sorted(by_name)}"
+            )
+        for i, decl in enumerate(declared):
+            spec = by_name.get(decl.name)
+            if spec is None:
+                raise IdentityError(
+                    f"{where}: field model.{side}[{i}].name {decl.name!r} is not a tensor of "
+                    f"{package.model_path.name} (it has {sorted(by_name)})"
+                )
+            problem = _shape_problem(decl, spec)
+            if problem:
+                raise IdentityError(f"{where}: field model.{side}[{i}] {problem}")
+
+
+def _shape_problem(decl: TensorDecl, spec: TensorSpec) -> str | None:
+    if decl.dtype != spec.dtype:
+        return f"dtype {decl.dtype} but the model has {spec.dtype}"
+    if len(decl.shape) != len(spec.shape):
+        return f"shape {decl.shape} but the model has {list(spec.shape)}"
+    for want, got in zip(decl.shape, spec.shape, strict=True):
+        if isinstance(want, int) and want > 0 and isinstance(got, int) and got > 0 and want != got:
+            return f"shape {decl.shape} but the model has {list(spec.shape)}"
+    return None
+
+
+def load_model(package: IdentityPackage, backend: Backend) -> Model:
+    """Verify the files, load the model on ``backend`` and check its tensors."""
+    verify_files(package)
+    try:
+        model = backend.load(package.model_path, label=f"identity {package.manifest.id}")
+    except BackendError as exc:
+        raise IdentityError(f"{package.model_path}: {exc}") from exc
+    try:
+        check_contract(package, model)
+    except IdentityError:
+        model.close()
+        raise
+    return model
+
+
+def discover(dirs: list[Path]) -> list[IdentityPackage]:
+    """Every readable package directly inside ``dirs`` (unreadable ones are logged, skipped)."""
+    found: list[IdentityPackage] = []
+    for root in dirs:
+        if not root.is_dir():
+            continue
+        for child in sorted(root.iterdir()):
+            if (child / MANIFEST_NAME).is_file():
+                try:
+                    found.append(read_package(child))
+                except IdentityError as exc:
+                    log.warning("skipping identity package: %s", exc)
+    return found
+
+
+def resolve(name: str, dirs: list[Path]) -> IdentityPackage:
+    """``name`` is a package folder path, an identity id, or ``auto`` (best installed)."""
+    candidate = Path(name).expanduser()
+    if name != "auto" and (candidate / MANIFEST_NAME).exists():
+        return read_package(candidate)
+    installed = discover(dirs)
+    if name == "auto":
+        if not installed:
+            raise IdentityError(
+                f"no identity package found in {', '.join(map(str, dirs))}; "
+                "pass --identity PATH or add packages to --identities-dir"
+            )
+        best = min(installed, key=lambda p: (_PURPOSE_RANK[p.manifest.purpose], p.manifest.id))
+        log.info("identity auto → %s (%s)", best.manifest.id, best.path)
+        return best
+    for package in installed:
+        if package.manifest.id == name:
+            return package
+    known = ", ".join(p.manifest.id for p in installed) or "none"
+    raise IdentityError(
+        f"identity {name!r} not found (installed: {known}; searched {', '.join(map(str, dirs))}); "
+        "pass an installed id or a package folder path"
+    )

@@ -1,0 +1,102 @@
+"""Running an identity model on aligned crops: normalise, batch, run, denormalise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from agecast.identities.manifest import Manifest, Normalisation
+from agecast.identities.package import IdentityPackage, load_model
+from agecast.inference.base import Backend, Model
+
+
+@dataclass(frozen=True, slots=True)
+class SwapResult:
+    """Per face: replaced crop (N,3,S,S, 0–1 RGB) and the model's mask (N,1,S,S) if it has one."""
+
+    faces: torch.Tensor
+    masks: torch.Tensor | None
+
+
+class IdentityModel:
+    """A loaded identity: turns aligned 0–1 RGB crops into replaced crops (+ mask)."""
+
+    def __init__(self, package: IdentityPackage, model: Model) -> None:
+        self.package = package
+        self.manifest: Manifest = package.manifest
+        self.model = model
+        decl = self.manifest.model
+        face_in = decl.tensor("inputs", "face")
+        face_out = decl.tensor("outputs", "face")
+        assert face_in is not None and face_out is not None  # guaranteed by the manifest schema
+        self._face_in = face_in.name
+        self._face_out = face_out.name
+        mask_out = decl.tensor("outputs", "mask")
+        self._mask_out = mask_out.name if mask_out else None
+        batch = model.input_spec(self._face_in).shape[0]
+        # A model with a fixed batch of 1 runs once per face; a dynamic one takes all at once.
+        self._max_batch = batch if isinstance(batch, int) and batch > 0 else 64
+        self._extra = {
+            spec.name: torch.zeros([d if isinstance(d, int) and d > 0 else 1 for d in spec.shape])
+            for spec in model.inputs
+            if spec.name != self._face_in
+        }
+
+    @classmethod
+    def load(cls, package: IdentityPackage, backend: Backend) -> IdentityModel:
+        return cls(package, load_model(package, backend))
+
+    @property
+    def crop_size(self) -> int:
+        return self.manifest.crop.size
+
+    def infer(self, crops: torch.Tensor) -> SwapResult:
+        """``crops``: (N,3,S,S) float 0–1 RGB on any device; results on the same device."""
+        faces: list[torch.Tensor] = []
+        masks: list[torch.Tensor] = []
+        for start in range(0, crops.shape[0], self._max_batch):
+            chunk = crops[start : start + self._max_batch]
+            feeds = {self._face_in: _to_model(chunk, self.manifest.normalisation)}
+            feeds.update(
+                {n: t.expand(chunk.shape[0], *t.shape[1:]) for n, t in self._extra.items()}
+            )
+            out = self.model.run(feeds)
+            faces.append(_from_model(out[self._face_out], self.manifest.normalisation))
+            if self._mask_out:
+                mask = out[self._mask_out].float()
+                if mask.ndim == 4 and mask.shape[-1] == 1 and mask.shape[1] != 1:
+                    mask = mask.permute(0, 3, 1, 2)
+                masks.append(mask.clamp(0, 1))
+        device = crops.device
+        return SwapResult(
+            torch.cat(faces).to(device),
+            torch.cat(masks).to(device) if masks else None,
+        )
+
+    def close(self) -> None:
+        self.model.close()
+
+
+def _to_model(crops: torch.Tensor, norm: Normalisation) -> torch.Tensor:
+    x = crops
+    if norm.channels == "BGR":
+        x = x.flip(1)
+    mean = torch.tensor(norm.mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(norm.std, device=x.device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    if norm.layout == "NHWC":
+        x = x.permute(0, 2, 3, 1)
+    return x.contiguous()
+
+
+def _from_model(y: torch.Tensor, norm: Normalisation) -> torch.Tensor:
+    y = y.float()
+    if norm.layout == "NHWC":
+        y = y.permute(0, 3, 1, 2)
+    mean = torch.tensor(norm.output_mean or norm.mean, device=y.device).view(1, 3, 1, 1)
+    std = torch.tensor(norm.output_std or norm.std, device=y.device).view(1, 3, 1, 1)
+    y = y * std + mean
+    if norm.channels == "BGR":
+        y = y.flip(1)
+    return y.clamp(0, 1)

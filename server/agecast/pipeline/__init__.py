@@ -1,0 +1,1 @@
+"""Running the stages: threads, one-slot hand-offs, timings; live, render and bench."""

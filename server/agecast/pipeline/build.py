@@ -1,0 +1,92 @@
+"""Wiring: settings → device, backend, detector, tracker, identity, source, pipeline. One place."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from agecast.faces.detector import make_detector
+from agecast.faces.tracker import FaceTracker
+from agecast.identities.package import resolve
+from agecast.identities.runtime import IdentityModel
+from agecast.inference.base import Backend
+from agecast.inference.registry import get_backend
+from agecast.pipeline.fx import FaceFX, Look
+from agecast.pipeline.runner import Pipeline
+from agecast.settings import Settings
+from agecast.sources import open_source
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def look_from(settings: Settings) -> Look:
+    return Look(
+        blend=settings.blend,
+        color_transfer=settings.color_transfer,
+        mask_feather=settings.mask_feather,
+    )
+
+
+@dataclass
+class Built:
+    settings: Settings
+    device: torch.device
+    backend: Backend
+    identity: IdentityModel
+    fx: FaceFX
+    pipeline: Pipeline
+
+    def close(self) -> None:
+        self.pipeline.stop()
+        self.identity.close()
+
+
+def build_fx(settings: Settings, backend: Backend) -> tuple[IdentityModel, FaceFX]:
+    package = resolve(settings.identity, settings.identities_dir)
+    identity = IdentityModel.load(package, backend)
+    detector = make_detector(
+        backend,
+        insightface_dir=settings.insightface_dir,
+        score_threshold=settings.detector_threshold,
+    )
+    tracker = FaceTracker(
+        detector,
+        detect_every=settings.detect_every,
+        select=settings.faces,
+        max_faces=settings.max_faces,
+        smoothing=settings.smoothing,
+    )
+    return identity, FaceFX(tracker, identity, look_from(settings))
+
+
+def build(settings: Settings, *, mode: Literal["live", "render"] = "live") -> Built:
+    """Everything a run needs, loaded and checked, not started."""
+    device = pick_device(settings.device)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    backend = get_backend(settings.backend, threads=settings.threads)
+    identity, fx = build_fx(settings, backend)
+    source = open_source(
+        settings.source, live=(mode == "live"), loop=settings.loop and mode == "live"
+    )
+    pipeline = Pipeline(source, fx, layout=settings.layout, mode=mode, device=device)
+    log.info(
+        "built pipeline: source=%s identity=%s (%s) backend=%s device=%s",
+        settings.source,
+        identity.manifest.id,
+        identity.manifest.age_label,
+        backend.name,
+        device,
+    )
+    return Built(settings, device, backend, identity, fx, pipeline)

@@ -1,0 +1,125 @@
+"""The face stages on one frame: track → align → infer → colour → paste back.
+
+Fail open: if any stage raises, the aged picture is the raw frame flagged ``error`` and the
+error is counted; the monitor never freezes on a bad frame. Errors are logged once per burst.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+import torch
+
+from agecast.compose.colour import rct
+from agecast.compose.mask import MaskMaker
+from agecast.compose.paste import paste_back
+from agecast.faces.align import estimate_affine, template_points, warp_crop
+from agecast.faces.tracker import FaceTracker
+from agecast.frames import FaceBox, Frame
+from agecast.identities.runtime import IdentityModel
+from agecast.settings import ColorTransfer
+
+log = logging.getLogger(__name__)
+
+
+class FxState(StrEnum):
+    ON = "on"  # a face was replaced
+    NO_FACE = "no face"  # running, nothing to replace in this frame
+    BYPASS = "bypass"  # the operator switched FX off
+    ERROR = "error"  # a stage failed; the aged side shows the raw frame
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """What the operator tunes live. Replaced as a whole, so a frame never sees half a change."""
+
+    blend: float = 1.0
+    color_transfer: ColorTransfer = "rct"
+    mask_feather: float = 0.08
+    bypass: bool = False
+
+
+@dataclass(slots=True)
+class Processed:
+    aged: torch.Tensor
+    faces: list[FaceBox]
+    fx: FxState
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+class _Clock:
+    """Splits one frame's work into named stage durations (ms)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._t = time.perf_counter_ns()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter_ns()
+        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self._t) / 1e6
+        self._t = now
+
+
+class FaceFX:
+    def __init__(
+        self, tracker: FaceTracker, identity: IdentityModel, look: Look | None = None
+    ) -> None:
+        self.tracker = tracker
+        self.identity = identity
+        self.look = look or Look()
+        self._template = template_points(identity.manifest.crop.template, identity.crop_size)
+        self.errors = 0
+        self._burst = 0
+
+    def set_look(self, **changes: object) -> Look:
+        self.look = replace(self.look, **changes)  # type: ignore[arg-type]
+        return self.look
+
+    def process(self, frame: Frame) -> Processed:
+        look = self.look  # one snapshot per frame
+        clock = _Clock()
+        try:
+            result = self._process(frame, look, clock)
+        except Exception as exc:  # fail open on anything a stage raises
+            self._failed(frame, exc)
+            return Processed(
+                frame.image, [], FxState.ERROR, clock.timings, f"{type(exc).__name__}: {exc}"
+            )
+        if self._burst:
+            log.info("FX recovered at frame %d after %d failed frame(s)", frame.index, self._burst)
+            self._burst = 0
+        return result
+
+    def _failed(self, frame: Frame, exc: Exception) -> None:
+        self.errors += 1
+        if self._burst == 0:
+            log.error(
+                "FX failed at frame %d, showing raw (FX ERROR): %s", frame.index, exc, exc_info=exc
+            )
+        self._burst += 1
+
+    def _process(self, frame: Frame, look: Look, clock: _Clock) -> Processed:
+        faces = self.tracker.update(frame.image, frame.capture_ns / 1e9)
+        clock.lap("detect")
+        if look.bypass:
+            return Processed(frame.image, faces, FxState.BYPASS, clock.timings)
+        if not faces:
+            return Processed(frame.image, faces, FxState.NO_FACE, clock.timings)
+        size = self.identity.crop_size
+        template = self._template.to(frame.image.device)
+        affines = [estimate_affine(f.landmarks5.to(template.device), template) for f in faces]
+        crops = torch.stack([warp_crop(frame.image, a, size) for a in affines])
+        clock.lap("align")
+        swap = self.identity.infer(crops)
+        clock.lap("infer")
+        masks = MaskMaker(look.mask_feather)(swap.masks, len(faces), size, crops.device)
+        out_faces = rct(swap.faces, crops, masks) if look.color_transfer == "rct" else swap.faces
+        aged = frame.image.clone()
+        for i, affine in enumerate(affines):
+            paste_back(aged, out_faces[i], masks[i], affine, look.blend)
+        clock.lap("paste")
+        return Processed(aged, faces, FxState.ON, clock.timings)

@@ -1,0 +1,66 @@
+"""Offline render: every frame of a source through the pipeline into an H.264 MP4."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from agecast.pipeline.build import build
+from agecast.pipeline.slot import SlotClosed
+from agecast.settings import Settings
+from agecast.stream.writer import Mp4Writer
+
+log = logging.getLogger(__name__)
+
+
+def render(
+    settings: Settings,
+    out: Path,
+    *,
+    report: Path | None = None,
+    limit: int | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Render ``settings.source`` to ``out``; returns (and optionally writes) the report.
+
+    ``progress`` is called with the number of frames written so far (for a progress bar).
+    """
+    built = build(settings, mode="render")
+    pipeline = built.pipeline
+    pipeline.limit = limit
+    pipeline.start()
+    writer = Mp4Writer(out, pipeline.source.fps)
+    try:
+        while True:
+            try:
+                output = pipeline.out.get(timeout=1.0)
+            except SlotClosed:
+                break
+            if output is None:
+                continue
+            writer.write(output.picture)
+            if progress is not None:
+                progress(writer.frames)
+    finally:
+        writer.close()
+        built.close()
+    if pipeline.error is not None:
+        raise pipeline.error
+    result: dict[str, Any] = {
+        "command": "render",
+        "out": str(out),
+        "identity": built.identity.manifest.id,
+        "backend": built.backend.name,
+        "device": str(built.device),
+        "layout": settings.layout,
+        "fps": pipeline.source.fps,
+        "frames_read": pipeline.frames_in,
+        "frames_written": writer.frames,
+        **pipeline.stats(),
+    }
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result, indent=2) + "\n")
+    return result

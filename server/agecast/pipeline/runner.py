@@ -1,0 +1,203 @@
+"""The running pipeline: a capture thread, a device thread, one-slot hand-offs between them.
+
+capture (source.read) ─slot─▶ device thread (faces → infer → paste back → compose) ─slot─▶ consumer
+
+In ``live`` mode the slots keep only the newest frame and count what they drop; in ``render``
+mode they are lossless and every frame goes through. The consumer (encoder, file writer, bench)
+takes :class:`Output` records from :attr:`Pipeline.out`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from agecast.compose.layout import compose_layout
+from agecast.errors import AgecastError
+from agecast.frames import Frame
+from agecast.pipeline.fx import FaceFX, FxState
+from agecast.pipeline.metrics import Timings, percentiles
+from agecast.pipeline.slot import Slot, SlotClosed
+from agecast.settings import Layout
+from agecast.sources import Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Output:
+    """One composed picture and everything the monitor needs to show and measure it."""
+
+    index: int
+    capture_ns: int
+    wall_ns: int
+    picture: torch.Tensor
+    raw: torch.Tensor
+    aged: torch.Tensor
+    layout: Layout
+    fx: FxState
+    faces: int
+    error: str | None
+    ready_ns: int
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.ready_ns - self.capture_ns) / 1e6
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: Source,
+        fx: FaceFX,
+        *,
+        layout: Layout = "side-by-side",
+        mode: Literal["live", "render"] = "live",
+        device: torch.device | None = None,
+        limit: int | None = None,
+    ) -> None:
+        """``limit``: stop reading the source after this many frames (None: until it ends)."""
+        self.source = source
+        self.fx = fx
+        self.layout: Layout = layout
+        self.mode = mode
+        self.device = device or torch.device("cpu")
+        slot_mode: Literal["latest", "lossless"] = "latest" if mode == "live" else "lossless"
+        self._in: Slot[Frame] = Slot("capture→device", slot_mode)
+        self.out: Slot[Output] = Slot("device→output", slot_mode)
+        self.timings = Timings()
+        self.limit = limit
+        self.frames_in = 0
+        self.frames_out = 0
+        self.fx_counts: dict[str, int] = {state.value: 0 for state in FxState}
+        self.error: AgecastError | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._started_ns = 0
+        self._last_in_ns = 0
+        self._last_out_ns = 0
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.source.open()
+        self._started_ns = time.monotonic_ns()
+        self._threads = [
+            threading.Thread(target=self._capture_loop, name="agecast-capture", daemon=True),
+            threading.Thread(target=self._device_loop, name="agecast-device", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.source.close()
+        self._in.close()
+        self.out.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    # threads ---------------------------------------------------------------------------------
+    def _capture_loop(self) -> None:
+        try:
+            while not self._stop.is_set() and (self.limit is None or self.frames_in < self.limit):
+                frame = self.source.read()
+                if frame is None:
+                    break
+                self.frames_in += 1
+                self._last_in_ns = frame.capture_ns
+                self._in.put(frame)
+        except SlotClosed:
+            pass
+        except AgecastError as exc:
+            log.error("source %s failed: %s", self.source.uri, exc)
+            self.error = exc
+        finally:
+            self._in.close()
+
+    def _device_loop(self) -> None:
+        try:
+            while True:
+                frame = self._in.get(timeout=0.5)
+                if frame is None:
+                    continue
+                self.out.put(self._process(frame))
+        except SlotClosed:
+            pass
+        finally:
+            self.out.close()
+
+    def _process(self, frame: Frame) -> Output:
+        picked_ns = time.monotonic_ns()
+        if frame.image.device != self.device:
+            frame = Frame(
+                frame.index,
+                frame.image.to(self.device, non_blocking=True),
+                frame.capture_ns,
+                frame.wall_ns,
+                frame.pts_s,
+            )
+        processed = self.fx.process(frame)
+        t0 = time.perf_counter_ns()
+        layout = self.layout
+        picture = compose_layout(frame.image, processed.aged, layout)
+        timings = dict(processed.timings)
+        timings["compose"] = (time.perf_counter_ns() - t0) / 1e6
+        timings["processing"] = sum(timings.values())
+        timings["processing_excl_infer"] = timings["processing"] - timings.get("infer", 0.0)
+        timings["wait"] = (picked_ns - frame.capture_ns) / 1e6
+        ready_ns = time.monotonic_ns()
+        timings["total"] = (ready_ns - frame.capture_ns) / 1e6
+        self.timings.add_all(timings)
+        self.fx_counts[processed.fx.value] += 1
+        self.frames_out += 1
+        self._last_out_ns = ready_ns
+        return Output(
+            frame.index,
+            frame.capture_ns,
+            frame.wall_ns,
+            picture,
+            frame.image,
+            processed.aged,
+            layout,
+            processed.fx,
+            len(processed.faces),
+            processed.error,
+            ready_ns,
+        )
+
+    # reporting -------------------------------------------------------------------------------
+    def reset_stats(self) -> None:
+        """Forget counts and timings so far (after a warm-up)."""
+        self.timings.clear()
+        self.frames_in = self.frames_out = 0
+        self.fx_counts = dict.fromkeys(self.fx_counts, 0)
+        self._in.dropped = self.out.dropped = 0
+        self._started_ns = time.monotonic_ns()
+
+    def stats(self) -> dict[str, object]:
+        elapsed = max(1e-9, (time.monotonic_ns() - self._started_ns) / 1e9)
+        summary = self.timings.summary()
+        total = summary.pop("total", percentiles([]))
+        return {
+            "source": {"uri": self.source.uri, "state": str(self.source.state)},
+            "mode": self.mode,
+            "seconds": round(elapsed, 3),
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "fps_in": round(self.frames_in / elapsed, 2),
+            "fps_out": round(self.frames_out / elapsed, 2),
+            "dropped": {"capture→device": self._in.dropped, "device→output": self.out.dropped},
+            "fx": dict(self.fx_counts),
+            "fx_errors": self.fx.errors,
+            "stages_ms": summary,
+            "frame_to_output_ms": total,
+        }

@@ -1,0 +1,162 @@
+"""All settings in one pydantic model.
+
+Precedence, highest first: command-line flags, ``AGECAST_*`` environment variables, the TOML file
+given with ``--config`` (or ``AGECAST_CONFIG``), defaults. Unknown keys are rejected wherever
+they come from, with the valid names listed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from agecast.errors import SettingsError
+
+Layout = Literal["side-by-side", "aged", "raw"]
+FaceSelect = Literal["largest", "all"]
+ColorTransfer = Literal["rct", "none"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+
+REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+class Settings(BaseSettings):
+    """What the pipeline needs to run: source, identity, backend, faces, look, layout."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGECAST_", extra="forbid", validate_assignment=True
+    )
+
+    # Source
+    source: str = Field(
+        "demo", description="demo | FILE | testpattern:WxH@FPS | v4l2:// | rtsp:// | udp:// …"
+    )
+    loop: bool = Field(True, description="restart a file source at its end (live mode)")
+    # Identity and inference
+    identity: str = Field(
+        "auto", description="identity id or package folder; auto = best installed"
+    )
+    identities_dir: list[Path] = Field(
+        default_factory=lambda: [REPO_MODELS_DIR],
+        description="folders searched for identity packages",
+    )
+    backend: str = Field(
+        "auto", description="auto | onnxruntime | onnxruntime-cuda | tensorrt | torch"
+    )
+    device: DeviceName = Field(
+        "auto", description="where frames live: auto picks cuda when present"
+    )
+    threads: int = Field(0, ge=0, description="CPU threads per model (0 = library default)")
+    # Faces
+    detect_every: int = Field(
+        1, ge=1, le=30, description="run the detector every N frames, track between"
+    )
+    faces: FaceSelect = Field("largest", description="process the largest face or all faces")
+    max_faces: int = Field(4, ge=1, le=32)
+    smoothing: bool = Field(True, description="One-Euro smoothing of landmarks")
+    insightface_dir: Path | None = Field(
+        None, description="local insightface model pack (det_10g.onnx) used instead of YuNet"
+    )
+    detector_threshold: float = Field(0.6, gt=0.0, lt=1.0)
+    # Look
+    blend: float = Field(1.0, ge=0.0, le=1.0, description="0 = raw face, 1 = fully replaced")
+    color_transfer: ColorTransfer = Field(
+        "rct", description="match the model's colour to the plate"
+    )
+    mask_feather: float = Field(
+        0.08, ge=0.0, le=0.5, description="mask edge softness, fraction of crop"
+    )
+    layout: Layout = Field("side-by-side")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @classmethod
+    def load(cls, config: Path | None = None, **flags: Any) -> Settings:
+        """Settings from flags (None values ignored), env and the TOML file ``config``."""
+        path = config or (
+            Path(os.environ["AGECAST_CONFIG"]) if os.environ.get("AGECAST_CONFIG") else None
+        )
+        given = {k: v for k, v in flags.items() if v is not None}
+        _check_env_names()
+        token = _TomlSource.current
+        _TomlSource.current = path
+        try:
+            return cls(**given)
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc, path)) from exc
+        finally:
+            _TomlSource.current = token
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file chosen by :meth:`Settings.load` (flat keys, or an [agecast] table)."""
+
+    current: Path | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        path = type(self).current
+        if path is None:
+            return {}
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise SettingsError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+        data = data.get("agecast", data)
+        unknown = sorted(set(data) - set(Settings.model_fields))
+        if unknown:
+            raise SettingsError(
+                f"config file {path}: unknown key(s) {', '.join(unknown)}; "
+                f"valid keys: {', '.join(Settings.model_fields)}"
+            )
+        return data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+
+# AGECAST_* variables that are not settings but are read elsewhere.
+_OTHER_ENV = {"AGECAST_CONFIG", "AGECAST_CACHE_DIR", "AGECAST_LOG_LEVEL"}
+
+
+def _check_env_names() -> None:
+    known = {f"AGECAST_{name.upper()}" for name in Settings.model_fields} | _OTHER_ENV
+    unknown = sorted(
+        k for k in os.environ if k.upper().startswith("AGECAST_") and k.upper() not in known
+    )
+    if unknown:
+        raise SettingsError(
+            f"unknown environment variable(s) {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(known))}"
+        )
+
+
+def _explain(exc: ValidationError, path: Path | None) -> str:
+    where = f" (flags, AGECAST_* env or {path})" if path else " (flags or AGECAST_* env)"
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown setting {loc!r}; valid: {', '.join(Settings.model_fields)}")
+        else:
+            parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid settings" + where + ": " + "; ".join(parts)

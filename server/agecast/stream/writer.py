@@ -1,0 +1,78 @@
+"""H.264 MP4 writer through PyAV (libx264), colour-tagged BT.601 to match PyAV's RGB→YUV."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+import torch
+
+from agecast.errors import AgecastError
+
+log = logging.getLogger(__name__)
+
+# PyAV converts RGB→YUV with BT.601 coefficients; say so, or players assume BT.709.
+_COLOUR_TAGS = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m"
+
+
+class Mp4Writer:
+    """Writes HWC uint8 RGB pictures; the first picture fixes the size."""
+
+    def __init__(self, path: Path, fps: float, *, crf: int = 18, preset: str = "veryfast") -> None:
+        self.path = path
+        self.rate = Fraction(fps).limit_denominator(1001)
+        self.crf = crf
+        self.preset = preset
+        self.frames = 0
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.VideoStream | None = None
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _open(self, width: int, height: int) -> av.VideoStream:
+        try:
+            self._container = av.open(str(self.path), mode="w")
+        except (OSError, av.FFmpegError) as exc:
+            raise AgecastError(f"cannot write {self.path}: {exc}") from exc
+        stream = self._container.add_stream("libx264", rate=self.rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(self.crf), "preset": self.preset, "x264-params": _COLOUR_TAGS}
+        return stream
+
+    def write(self, picture: torch.Tensor) -> None:
+        array = np.ascontiguousarray(picture.cpu().numpy())
+        height, width = array.shape[:2]
+        if height % 2 or width % 2:  # yuv420p needs even sizes
+            array = np.ascontiguousarray(array[: height - height % 2, : width - width % 2])
+        if self._stream is None:
+            self._stream = self._open(array.shape[1], array.shape[0])
+        frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+        frame.pts = self.frames
+        frame.time_base = 1 / self.rate
+        assert self._container is not None
+        self._container.mux(self._stream.encode(frame))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        assert self._stream is not None
+        self._container.mux(self._stream.encode(None))
+        self._container.close()
+        self._container = None
+        log.info("wrote %d frame(s) to %s", self.frames, self.path)
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

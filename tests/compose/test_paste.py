@@ -1,0 +1,71 @@
+import torch
+
+from agecast.compose.layout import compose_layout
+from agecast.compose.mask import MaskMaker, feather
+from agecast.compose.paste import footprint, paste_back
+
+# frame → crop: the crop's 256 px cover frame x 400..912, y 100..612 (scale 0.5)
+AFFINE = torch.tensor([[0.5, 0.0, -200.0], [0.0, 0.5, -50.0]])
+
+
+def _frame() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (720, 1280, 3), dtype=torch.uint8, generator=g)
+
+
+def test_footprint_covers_the_crop_and_is_clipped() -> None:
+    x0, y0, x1, y1 = footprint(AFFINE, 256, 720, 1280)
+    assert x0 <= 400 and x1 >= 912 and y0 <= 100 and y1 >= 612
+    assert x1 - x0 <= 516 and y1 - y0 <= 516
+    off = torch.tensor([[0.5, 0.0, 300.0], [0.0, 0.5, 0.0]])  # crop lies left of the frame
+    x0, _, x1, _ = footprint(off, 256, 720, 1280)
+    assert x1 <= x0 + 1
+
+
+def test_paste_back_changes_face_and_leaves_the_rest_exactly() -> None:
+    frame = _frame()
+    before = frame.clone()
+    crop = torch.ones(3, 256, 256)  # white face
+    mask = torch.zeros(1, 256, 256)
+    mask[:, 64:192, 64:192] = 1.0  # frame 528..784 × 228..484
+    x0, y0, x1, y1 = paste_back(frame, crop, mask, AFFINE, 1.0)
+    inside = frame[240:470, 540:770]
+    assert (inside == 255).all()
+    outside = torch.ones(720, 1280, dtype=torch.bool)
+    outside[y0:y1, x0:x1] = False
+    assert torch.equal(frame[outside], before[outside])
+    # inside the footprint but where the mask is 0, pixels keep their exact value too
+    assert torch.equal(frame[110:200, 410:500], before[110:200, 410:500])
+
+
+def test_blend_strength_scales_the_change() -> None:
+    frame = torch.full((720, 1280, 3), 100, dtype=torch.uint8)
+    mask = torch.ones(1, 256, 256)
+    half = frame.clone()
+    paste_back(half, torch.ones(3, 256, 256), mask, AFFINE, 0.5)
+    assert int(half[350, 650, 0]) in (177, 178)  # 100 + (255 - 100) / 2
+    none = frame.clone()
+    paste_back(none, torch.ones(3, 256, 256), mask, AFFINE, 0.0)
+    assert torch.equal(none, frame)
+
+
+def test_mask_is_feathered_and_fades_at_the_crop_border() -> None:
+    hard = torch.zeros(1, 1, 256, 256)
+    hard[..., 64:192, 64:192] = 1
+    soft = feather(hard, 0.05)
+    assert 0.2 < float(soft[0, 0, 128, 64]) < 0.8  # the edge is soft
+    assert float(soft[0, 0, 128, 128]) > 0.95
+    made = MaskMaker(0.08)(None, 2, 256, torch.device("cpu"))
+    assert made.shape == (2, 1, 256, 256)
+    assert float(made[..., 0, :].max()) < 0.01 and float(made[..., :, -1].max()) < 0.01
+    assert float(made[0, 0, 138, 128]) > 0.9
+
+
+def test_layouts_keep_raw_and_aged_from_the_same_frame() -> None:
+    raw = torch.zeros(4, 6, 3, dtype=torch.uint8)
+    aged = torch.full((4, 6, 3), 9, dtype=torch.uint8)
+    both = compose_layout(raw, aged, "side-by-side")
+    assert both.shape == (4, 12, 3)
+    assert torch.equal(both[:, :6], raw) and torch.equal(both[:, 6:], aged)
+    assert compose_layout(raw, aged, "aged") is aged
+    assert compose_layout(raw, aged, "raw") is raw

@@ -1,0 +1,66 @@
+"""Small identity packages built in the test: a real ONNX model, a real manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+PackageFactory = Callable[..., Path]
+
+
+def invert_model(size: int = 64) -> onnx.ModelProto:
+    """face → 1 - face: an obvious, checkable change."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Neg", ["face"], ["neg"]),
+            helper.make_node("Add", ["neg", "one"], ["out"]),
+        ],
+        "invert",
+        [helper.make_tensor_value_info("face", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def manifest_for(model_bytes: bytes, size: int = 64, **overrides: Any) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "schema": 1,
+        "id": "invert",
+        "display_name": "Invert (test)",
+        "actor": "Test Actor",
+        "target_age": 30,
+        "family": "test",
+        "model": {
+            "file": "model.onnx",
+            "sha256": hashlib.sha256(model_bytes).hexdigest(),
+            "inputs": [{"name": "face", "shape": ["N", 3, size, size], "role": "face"}],
+            "outputs": [{"name": "out", "shape": ["N", 3, size, size], "role": "face"}],
+        },
+        "crop": {"size": size, "template": "ffhq"},
+    }
+    manifest.update(overrides)
+    return manifest
+
+
+@pytest.fixture
+def make_package(tmp_path: Path) -> PackageFactory:
+    def make(name: str = "invert", size: int = 64, **overrides: Any) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        data = invert_model(size).SerializeToString()
+        (folder / "model.onnx").write_bytes(data)
+        manifest = manifest_for(data, size, **overrides)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        return folder
+
+    return make

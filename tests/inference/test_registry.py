@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from agecast.errors import BackendError, BackendUnavailable
+from agecast.inference import registry
+from agecast.inference.registry import available_backends, get_backend
+
+
+def _double_model(path: Path) -> Path:
+    node = helper.make_node("Add", ["x", "x"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "double",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_auto_picks_a_usable_backend_and_says_why_others_are_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    status = available_backends()
+    assert status["onnxruntime"] is None
+    assert "GPU path" in (status["tensorrt"] or "")
+    caplog.set_level("INFO")
+    backend = get_backend("auto")
+    assert backend.name in status and status[backend.name] is None
+    assert "backend auto →" in caplog.text and "tensorrt" in caplog.text
+
+
+def test_unknown_and_unavailable_backends_are_clear() -> None:
+    with pytest.raises(BackendUnavailable, match="unknown backend 'trt'"):
+        get_backend("trt")
+    with pytest.raises(BackendUnavailable, match="tensorrt"):
+        get_backend("tensorrt")
+
+
+def test_failing_import_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> type:
+        raise ImportError("libcudart.so.12: cannot open shared object file")
+
+    monkeypatch.setitem(registry._LOADERS, "onnxruntime-cuda", broken)
+    assert "libcudart" in (available_backends()["onnxruntime-cuda"] or "")
+    assert get_backend("auto").name == "onnxruntime"
+
+
+def test_onnxruntime_runs_torch_tensors_and_checks_inputs(tmp_path: Path) -> None:
+    model = get_backend("onnxruntime").load(_double_model(tmp_path / "m.onnx"), label="double")
+    assert [s.name for s in model.inputs] == ["x"] and model.inputs[0].shape == (None, 3)
+    out = model.run({"x": torch.arange(6, dtype=torch.float32).view(2, 3)})
+    np.testing.assert_allclose(out["y"].numpy(), np.arange(6).reshape(2, 3) * 2)
+    with pytest.raises(BackendError, match="axis 1 is 4"):
+        model.run({"x": torch.zeros(2, 4)})
+    with pytest.raises(BackendError, match="dtype float64"):
+        model.run({"x": torch.zeros(2, 3, dtype=torch.float64)})
+    with pytest.raises(BackendError, match="feed each input"):
+        model.run({"z": torch.zeros(2, 3)})
+
+
+def test_bad_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(BackendError, match="cannot load the model"):
+        get_backend("onnxruntime").load(bad, label="bad")
+    with pytest.raises(BackendError, match="does not exist"):
+        get_backend("onnxruntime").load(tmp_path / "missing.onnx", label="missing")

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from agecast.errors import SettingsError
+from agecast.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("AGECAST_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_run_the_embedded_demo() -> None:
+    s = Settings.load()
+    assert s.source == "demo"
+    assert s.identity == "auto"
+    assert s.layout == "side-by-side"
+
+
+def test_precedence_flags_over_env_over_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "set.toml"
+    cfg.write_text('source = "testpattern"\nblend = 0.5\nlayout = "aged"\n')
+    monkeypatch.setenv("AGECAST_BLEND", "0.7")
+    s = Settings.load(cfg)
+    assert (s.source, s.blend, s.layout) == ("testpattern", 0.7, "aged")
+    s = Settings.load(cfg, blend=0.2, layout=None)
+    assert (s.blend, s.layout) == (0.2, "aged")
+
+
+def test_toml_agecast_table_is_accepted(tmp_path: Path) -> None:
+    cfg = tmp_path / "set.toml"
+    cfg.write_text('[agecast]\nsource = "clip.mp4"\n')
+    assert Settings.load(cfg).source == "clip.mp4"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [('sorce = "x"\n', "unknown key(s) sorce"), ("blend = [\n", "not valid TOML")],
+)
+def test_bad_toml_names_file_and_key(tmp_path: Path, text: str, needle: str) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    with pytest.raises(SettingsError) as err:
+        Settings.load(cfg)
+    assert needle in str(err.value)
+    assert str(cfg) in str(err.value)
+
+
+def test_unknown_flag_and_env_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError, match="unknown setting 'bogus'"):
+        Settings.load(bogus=1)
+    monkeypatch.setenv("AGECAST_BLNED", "1")
+    with pytest.raises(SettingsError, match="AGECAST_BLNED"):
+        Settings.load()
+
+
+def test_out_of_range_value_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGECAST_BLEND", "7")
+    with pytest.raises(SettingsError, match="blend"):
+        Settings.load()
