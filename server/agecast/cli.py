@@ -180,6 +180,50 @@ def bench(
 
 
 @app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="address to listen on (127.0.0.1 = this machine only)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+    identity: IdentityOpt = None,
+    backend: BackendOpt = None,
+    device: DeviceOpt = None,
+    layout: LayoutOpt = None,
+    detect_every: DetectEveryOpt = None,
+    faces: FacesOpt = None,
+    blend: BlendOpt = None,
+    color_transfer: ColourOpt = None,
+    threads: ThreadsOpt = None,
+    insightface_dir: InsightfaceOpt = None,
+) -> None:
+    """Start the live monitor: open the printed URL in a browser (Chromium, Chrome, Edge)."""
+    import uvicorn
+
+    from agecast.api.app import create_app
+    from agecast.stream.live import LiveService
+
+    try:
+        settings = _settings(
+            config, source=source, identity=identity, backend=backend, device=device,
+            layout=layout, detect_every=detect_every, faces=faces, blend=blend,
+            color_transfer=color_transfer, threads=threads, insightface_dir=insightface_dir,
+        )  # fmt: skip
+        service = LiveService(settings)  # load and check everything before listening
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    app_ = create_app(lambda: service)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    console.print(f"[bold]agecast monitor:[/] http://{shown}:{port}/  (Ctrl-C to stop)")
+    try:
+        # permessage-deflate costs ~200 ms per large message and gains nothing on H.264.
+        uvicorn.run(app_, host=host, port=port, ws_per_message_deflate=False, log_level="warning")
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
 def backends() -> None:
     """Which inference backends can run on this machine, and why not."""
     from agecast.inference.registry import available_backends
@@ -236,7 +280,11 @@ def identity_validate(path: Path, backend: BackendOpt = None) -> None:
 
 
 @identity_app.command("build-testpattern")
-def identity_build_testpattern(out: Path = Path("models/testpattern")) -> None:
+def identity_build_testpattern(
+    out: Annotated[Path, typer.Argument(help="package folder to write")] = Path(
+        "models/testpattern"
+    ),
+) -> None:
     """(Re)build the built-in testpattern identity (placement tooling) into OUT."""
     from agecast.identities.testpattern import build_package
 

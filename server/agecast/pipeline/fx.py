@@ -69,11 +69,25 @@ class FaceFX:
         self, tracker: FaceTracker, identity: IdentityModel, look: Look | None = None
     ) -> None:
         self.tracker = tracker
-        self.identity = identity
         self.look = look or Look()
-        self._template = template_points(identity.manifest.crop.template, identity.crop_size)
+        # identity and its template change together (one assignment), never half-way in a frame
+        self._active = (
+            identity,
+            template_points(identity.manifest.crop.template, identity.crop_size),
+        )
         self.errors = 0
         self._burst = 0
+
+    def set_identity(self, identity: IdentityModel) -> IdentityModel:
+        """Swap the identity between frames; returns the old one (the caller closes it)."""
+        template = template_points(identity.manifest.crop.template, identity.crop_size)
+        old = self.identity
+        self._active = (identity, template)
+        return old
+
+    @property
+    def identity(self) -> IdentityModel:
+        return self._active[0]
 
     def set_look(self, **changes: object) -> Look:
         self.look = replace(self.look, **changes)  # type: ignore[arg-type]
@@ -109,12 +123,13 @@ class FaceFX:
             return Processed(frame.image, faces, FxState.BYPASS, clock.timings)
         if not faces:
             return Processed(frame.image, faces, FxState.NO_FACE, clock.timings)
-        size = self.identity.crop_size
-        template = self._template.to(frame.image.device)
+        identity, template = self._active
+        size = identity.crop_size
+        template = template.to(frame.image.device)
         affines = [estimate_affine(f.landmarks5.to(template.device), template) for f in faces]
         crops = torch.stack([warp_crop(frame.image, a, size) for a in affines])
         clock.lap("align")
-        swap = self.identity.infer(crops)
+        swap = identity.infer(crops)
         clock.lap("infer")
         masks = MaskMaker(look.mask_feather)(swap.masks, len(faces), size, crops.device)
         out_faces = rct(swap.faces, crops, masks) if look.color_transfer == "rct" else swap.faces

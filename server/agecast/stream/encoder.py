@@ -1,0 +1,116 @@
+"""The live encoder: one H.264 encode serves every viewer (plus JPEG only while a viewer needs it).
+
+libx264 ultrafast / zerolatency / baseline: no B-frames and no look-ahead, so a packet comes out
+for every picture that goes in. Output is Annex-B with SPS/PPS in-band on every key frame, so a
+viewer can join at any IDR. Colour is tagged BT.601 to match PyAV's RGB→YUV conversion.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+_X264_PARAMS = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:repeat-headers=1"
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPicture:
+    data: bytes
+    key: bool
+    width: int
+    height: int
+
+
+def codec_string(sps_nal: bytes) -> str:
+    """RFC 6381 ``avc1.PPCCLL`` from an SPS NAL unit (after the start code)."""
+    return "avc1." + sps_nal[1:4].hex().upper()
+
+
+def find_sps(annexb: bytes) -> bytes | None:
+    """The first SPS NAL unit (type 7) in an Annex-B buffer, without its start code."""
+    for chunk in annexb.split(b"\x00\x00\x01")[1:]:
+        if chunk and chunk[0] & 0x1F == 7:
+            return chunk.rstrip(b"\x00")
+    return None
+
+
+class H264Encoder:
+    """Encodes HWC uint8 RGB pictures; reopens itself when the picture size changes."""
+
+    def __init__(self, fps: float, *, keyint_s: float = 1.0, crf: int = 23) -> None:
+        self.rate = Fraction(fps).limit_denominator(1001)
+        self.keyint = max(1, round(fps * keyint_s))
+        self.crf = crf
+        self.codec: str | None = None
+        self._ctx: av.VideoCodecContext | None = None
+        self._size: tuple[int, int] = (0, 0)
+        self._pts = 0
+        self._force_key = threading.Event()
+
+    def request_key_frame(self) -> None:
+        """Thread-safe: the next picture is encoded as an IDR (a viewer joined or lost sync)."""
+        self._force_key.set()
+
+    def _open(self, width: int, height: int) -> av.VideoCodecContext:
+        ctx = av.CodecContext.create("libx264", "w")
+        ctx.width, ctx.height = width, height
+        ctx.pix_fmt = "yuv420p"
+        ctx.time_base = 1 / self.rate
+        ctx.framerate = self.rate
+        ctx.gop_size = self.keyint
+        ctx.max_b_frames = 0
+        ctx.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "profile": "baseline",
+            "crf": str(self.crf),
+            "x264-params": f"{_X264_PARAMS}:keyint={self.keyint}:scenecut=0",
+        }
+        ctx.open()
+        log.info(
+            "H.264 encoder open: %dx%d @ %s fps, key frame every %d",
+            width,
+            height,
+            self.rate,
+            self.keyint,
+        )
+        return ctx
+
+    def encode(self, picture: torch.Tensor) -> EncodedPicture:
+        array = np.ascontiguousarray(picture.cpu().numpy())
+        height, width = array.shape[0] - array.shape[0] % 2, array.shape[1] - array.shape[1] % 2
+        if (width, height) != self._size or self._ctx is None:
+            self._ctx = self._open(width, height)
+            self._size = (width, height)
+            self._force_key.set()
+        frame = av.VideoFrame.from_ndarray(array[:height, :width], format="rgb24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts = self._pts
+        self._pts += 1
+        if self._force_key.is_set():
+            self._force_key.clear()
+            frame.pict_type = av.video.frame.PictureType.I
+        packets = self._ctx.encode(frame)
+        data = b"".join(bytes(p) for p in packets)
+        key = any(p.is_keyframe for p in packets)
+        if key and self.codec is None:
+            sps = find_sps(data)
+            if sps is not None:
+                self.codec = codec_string(sps)
+        return EncodedPicture(data, key, width, height)
+
+
+def encode_jpeg(picture: torch.Tensor, quality: int = 80) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(picture.cpu().numpy()).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

@@ -1,0 +1,218 @@
+"""The live service: pipeline → encode thread → fan-out, plus status and operator controls.
+
+capture thread → device thread → (slot) → encode thread → asyncio loop → viewers
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from agecast.errors import AgecastError, SettingsError
+from agecast.identities.package import resolve
+from agecast.identities.runtime import IdentityModel
+from agecast.pipeline.build import Built, build
+from agecast.pipeline.metrics import Timings, percentiles
+from agecast.pipeline.runner import Output
+from agecast.pipeline.slot import SlotClosed
+from agecast.settings import Settings
+from agecast.sources import SourceState
+from agecast.stream.encoder import H264Encoder, encode_jpeg
+from agecast.stream.fanout import Fanout, Message
+from agecast.stream.protocol import FX_CODES, LAYOUT_CODES, Flags, FxCode, PictureHeader
+
+log = logging.getLogger(__name__)
+
+LOOK_KEYS = {"bypass", "blend", "color_transfer", "mask_feather"}
+CONTROL_KEYS = LOOK_KEYS | {"layout", "identity"}
+
+
+class LiveService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.built: Built = build(settings, mode="live")
+        self.encoder = H264Encoder(30.0)
+        self.fanout = Fanout(self.encoder.request_key_frame)
+        self.timings = Timings()  # encode ms, frame→packet ms
+        self.glass_ms: deque[float] = deque(maxlen=2000)
+        self.last_output: Output | None = None
+        self.fx_state = "on"
+        self._thread: threading.Thread | None = None
+        self._control_lock = threading.Lock()
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        pipeline = self.built.pipeline
+        pipeline.start()
+        self.encoder = H264Encoder(pipeline.source.fps)
+        self.fanout._request_key = self.encoder.request_key_frame
+        self._thread = threading.Thread(
+            target=self._encode_loop, name="agecast-encode", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.fanout.close()
+        self.built.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # encode thread ---------------------------------------------------------------------------
+    def _encode_loop(self) -> None:
+        out = self.built.pipeline.out
+        while True:
+            try:
+                output = out.get(timeout=0.5)
+            except SlotClosed:
+                return
+            if output is None:
+                continue
+            self.last_output = output
+            self.fx_state = output.fx.value
+            if not self.fanout.viewers:
+                continue  # nobody watching: no encode
+            try:
+                self.fanout.publish_threadsafe(self._encode(output))
+            except Exception:  # an encoder failure must not end the live monitor
+                log.exception("encoding frame %d failed", output.index)
+
+    def _encode(self, output: Output) -> Message:
+        t0 = time.perf_counter_ns()
+        h264 = jpeg = None
+        key = False
+        flags = Flags(0)
+        if output.fx.value == "error":
+            flags |= Flags.FX_ERROR
+        height, width = output.picture.shape[0], output.picture.shape[1]
+        if self.fanout.wants("h264"):
+            picture = self.encoder.encode(output.picture)
+            key = picture.key
+            h264 = self._header(
+                output, flags | (Flags.KEY if key else 0), width, height, picture.data
+            )
+        if self.fanout.wants("jpeg"):
+            data = encode_jpeg(output.picture)
+            jpeg = self._header(output, flags | Flags.KEY | Flags.JPEG, width, height, data)
+        done = time.perf_counter_ns()
+        self.timings.add("encode", (done - t0) / 1e6)
+        self.timings.add("frame_to_packet", (time.monotonic_ns() - output.capture_ns) / 1e6)
+        return Message(output.index, key, h264, jpeg)
+
+    @staticmethod
+    def _header(output: Output, flags: Flags, width: int, height: int, payload: bytes) -> bytes:
+        header = PictureHeader(
+            flags,
+            LAYOUT_CODES[output.layout],
+            FX_CODES.get(output.fx.value, FxCode.ERROR),
+            output.index,
+            output.wall_ns,
+            time.time_ns(),
+            width,
+            height,
+            len(payload),
+        )
+        return header.pack() + payload
+
+    # controls --------------------------------------------------------------------------------
+    def control(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Apply operator changes (validated as settings); takes effect on the next frame."""
+        unknown = sorted(set(values) - CONTROL_KEYS)
+        if unknown:
+            raise SettingsError(
+                f"unknown control(s) {', '.join(unknown)}; valid: {', '.join(sorted(CONTROL_KEYS))}"
+            )
+        with self._control_lock:
+            look_values = {k: v for k, v in values.items() if k in LOOK_KEYS}
+            checked = Settings.model_validate(
+                {**self.settings.model_dump(), **{k: v for k, v in values.items() if k != "bypass"}}
+            )
+            if "bypass" in values and not isinstance(values["bypass"], bool):
+                raise SettingsError(f"bypass must be true or false (got {values['bypass']!r})")
+            fx = self.built.fx
+            if "identity" in values and values["identity"] != fx.identity.manifest.id:
+                self._swap_identity(str(values["identity"]))
+            if look_values:
+                fx.set_look(
+                    **{
+                        k: (v if k == "bypass" else getattr(checked, k))
+                        for k, v in look_values.items()
+                    }
+                )
+            if "layout" in values:
+                self.built.pipeline.layout = checked.layout
+            self.settings = checked
+            log.info("operator changed %s", ", ".join(f"{k}={v!r}" for k, v in values.items()))
+        return self.status()
+
+    def _swap_identity(self, name: str) -> None:
+        package = resolve(name, self.settings.identities_dir)
+        identity = IdentityModel.load(package, self.built.backend)
+        # The old model is not closed here: the device thread may be mid-frame with it.
+        self.built.fx.set_identity(identity)
+        self.built.identity = identity
+
+    # status ----------------------------------------------------------------------------------
+    def record_glass(self, values: list[float]) -> None:
+        self.glass_ms.extend(v for v in values if 0 <= v < 60_000)
+
+    def status(self) -> dict[str, Any]:
+        pipeline = self.built.pipeline
+        stats = pipeline.stats()
+        manifest = self.built.fx.identity.manifest
+        look = self.built.fx.look
+        source_state = pipeline.source.state
+        fx = "no signal" if source_state != SourceState.LIVE else self.fx_state
+        if not self.built.pipeline.running and pipeline.error is not None:
+            fx = "no signal"
+        encode = self.timings.summary()
+        packet = encode.get("frame_to_packet", percentiles([]))
+        glass = percentiles(list(self.glass_ms)[-300:])
+        last = self.last_output
+        return {
+            "source": {
+                "uri": pipeline.source.uri,
+                "state": str(source_state),
+                "fps": pipeline.source.fps,
+            },
+            "identity": {
+                "id": manifest.id,
+                "display_name": manifest.display_name,
+                "actor": manifest.actor,
+                "age_label": manifest.age_label,
+                "purpose": manifest.purpose,
+            },
+            "fx": fx,
+            "fx_errors": stats["fx_errors"],
+            "look": {
+                "bypass": look.bypass,
+                "blend": look.blend,
+                "color_transfer": look.color_transfer,
+                "mask_feather": look.mask_feather,
+            },
+            "layout": pipeline.layout,
+            "backend": self.built.backend.name,
+            "device": str(self.built.device),
+            "fps_in": stats["fps_in"],
+            "fps_out": stats["fps_out"],
+            "frames_in": stats["frames_in"],
+            "frames_out": stats["frames_out"],
+            "dropped": stats["dropped"],
+            "stages_ms": {
+                **stats["stages_ms"],
+                **{k: v for k, v in encode.items() if k == "encode"},
+            },
+            "server_latency_ms": {"p50": packet["p50"], "p95": packet["p95"]},
+            "glass_to_glass_ms": {
+                "p50": glass["p50"],
+                "p95": glass["p95"],
+                "count": glass["count"],
+            },
+            "viewers": len(self.fanout.viewers),
+            "width": int(last.picture.shape[1]) if last is not None else None,
+            "height": int(last.picture.shape[0]) if last is not None else None,
+            "codec": self.encoder.codec,
+            "error": str(pipeline.error) if isinstance(pipeline.error, AgecastError) else None,
+        }

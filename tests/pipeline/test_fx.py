@@ -1,0 +1,90 @@
+import time
+
+import pytest
+import torch
+
+from agecast.compose.paste import paste_back
+from agecast.faces.align import estimate_affine, template_points, warp_crop
+from agecast.frames import Frame
+from agecast.pipeline.fx import FaceFX, FxState
+
+from .conftest import astronaut_frame
+
+# Face of the astronaut in astronaut_frame(): eyes ≈ (573, 175) and (630, 176) in frame pixels.
+FACE = (slice(150, 260), slice(550, 660))
+
+
+def _frame(index: int = 0, image: torch.Tensor | None = None) -> Frame:
+    return Frame(
+        index, astronaut_frame() if image is None else image, time.monotonic_ns(), time.time_ns()
+    )
+
+
+def test_face_changes_and_the_rest_does_not(fx: FaceFX) -> None:
+    frame = _frame()
+    result = fx.process(frame)
+    assert result.fx is FxState.ON and len(result.faces) == 1
+    diff = (result.aged.int() - frame.image.int()).abs().sum(dim=2)
+    assert float(diff[FACE].float().mean()) > 20  # the face is visibly replaced
+    assert int(diff[:, :450].max()) == 0 and int(diff[:, 850:].max()) == 0  # far from it: exact
+    assert int(diff[500:].max()) == 0
+
+
+def test_blend_and_bypass(fx: FaceFX) -> None:
+    frame = _frame()
+    full = fx.process(frame).aged
+    fx.set_look(blend=0.3)
+    light = fx.process(frame).aged
+    d_full = (full.int() - frame.image.int()).abs()[FACE].float().mean()
+    d_light = (light.int() - frame.image.int()).abs()[FACE].float().mean()
+    assert 0.1 * d_full < d_light < 0.6 * d_full
+    fx.set_look(bypass=True)
+    bypassed = fx.process(frame)
+    assert bypassed.fx is FxState.BYPASS and torch.equal(bypassed.aged, frame.image)
+
+
+def test_no_face_passes_the_frame_through(fx: FaceFX) -> None:
+    empty = torch.full((720, 1280, 3), 60, dtype=torch.uint8)
+    result = fx.process(_frame(image=empty))
+    assert result.fx is FxState.NO_FACE and torch.equal(result.aged, empty)
+
+
+def test_fail_open_when_the_model_raises_every_third_frame(
+    fx: FaceFX, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_infer = fx.identity.infer
+    calls = {"n": 0}
+
+    def flaky(crops: torch.Tensor):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            raise RuntimeError("CUDA error: an illegal memory access (simulated)")
+        return real_infer(crops)
+
+    monkeypatch.setattr(fx.identity, "infer", flaky)
+    states = []
+    for i in range(9):
+        frame = _frame(i)
+        result = fx.process(frame)
+        states.append(result.fx)
+        if result.fx is FxState.ERROR:
+            assert torch.equal(result.aged, frame.image)
+            assert "illegal memory access" in (result.error or "")
+    assert states.count(FxState.ERROR) == 3 and states.count(FxState.ON) == 6
+    assert fx.errors == 3
+    assert caplog.text.count("FX failed") == 3  # once per burst (each burst is one frame here)
+
+
+def test_warp_then_paste_back_is_seamless() -> None:
+    """align.warp_crop and compose.paste_back share one pixel convention."""
+    image = astronaut_frame()
+    lm = torch.tensor(
+        [[573.0, 175.0], [630.0, 176.0], [600.0, 210.0], [578.0, 240.0], [624.0, 241.0]]
+    )
+    affine = estimate_affine(lm, template_points("ffhq", 256))
+    crop = warp_crop(image, affine, 256)
+    out = image.clone()
+    paste_back(out, crop, torch.ones(1, 256, 256), affine, 1.0)
+    x0, x1, y0, y1 = 520, 680, 120, 290
+    err = (out[y0:y1, x0:x1].float() - image[y0:y1, x0:x1].float()).abs()
+    assert float(err.mean()) < 4.0  # resampling blur only, no shift

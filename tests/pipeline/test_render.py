@@ -1,0 +1,63 @@
+import json
+from pathlib import Path
+
+import av
+import pytest
+
+from agecast.errors import SourceError
+from agecast.pipeline.bench import bench
+from agecast.pipeline.render import render
+from agecast.settings import Settings
+
+
+def _count_frames(path: Path) -> tuple[int, int, int]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        n = sum(1 for _ in container.decode(stream))
+        return n, stream.codec_context.width, stream.codec_context.height
+
+
+def test_render_writes_exactly_the_frames_it_read(face_clip: Path, tmp_path: Path) -> None:
+    out, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    settings = Settings.load(source=str(face_clip), identity="testpattern", loop=False)
+    result = render(settings, out, report=report)
+    assert result["frames_read"] == result["frames_written"] == 24
+    assert _count_frames(out) == (24, 2560, 720)
+    saved = json.loads(report.read_text())
+    assert saved["frames_written"] == 24 and saved["fx"]["on"] == 24
+    assert {"detect", "align", "infer", "paste", "compose"} <= set(saved["stages_ms"])
+
+
+def test_render_aged_layout_and_frame_limit(face_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "aged.mp4"
+    settings = Settings.load(
+        source=str(face_clip), identity="testpattern", layout="aged", loop=False
+    )
+    result = render(settings, out, limit=10)
+    assert result["frames_written"] == 10
+    assert _count_frames(out) == (10, 1280, 720)
+
+
+def test_render_bad_source_is_a_clear_error(tmp_path: Path) -> None:
+    settings = Settings.load(source=str(tmp_path / "missing.mp4"), identity="testpattern")
+    with pytest.raises(SourceError, match=r"missing\.mp4"):
+        render(settings, tmp_path / "x.mp4")
+
+
+BENCH_FIELDS = {
+    "command", "mode", "source", "identity", "backend", "device", "seconds", "frames_in",
+    "frames_out", "fps_in", "fps_out", "dropped", "fx", "fx_errors", "stages_ms",
+    "frame_to_output_ms", "landmark_jitter_px", "peak_rss_mb", "machine",
+}  # fmt: skip
+
+
+def test_bench_reports_every_field(face_clip: Path) -> None:
+    settings = Settings.load(source=str(face_clip), identity="testpattern")
+    result = bench(settings, seconds=1.0, live=True, warmup=0.3)
+    assert set(result) >= BENCH_FIELDS
+    assert result["frames_out"] > 0 and result["fps_out"] > 0
+    for stats in (*result["stages_ms"].values(), result["frame_to_output_ms"]):
+        assert {"p50", "p95", "p99"} <= set(stats)
+    jitter = result["landmark_jitter_px"]
+    assert jitter["smoothed_px"] <= jitter["raw_px"]
+    json.dumps(result)  # serialisable as is
