@@ -93,8 +93,7 @@ def create_app(service_factory: Callable[[], LiveService], *, ui_dir: Path = UI_
         sender = asyncio.create_task(_send_pictures(ws, viewer))
         status_task = asyncio.create_task(_send_status(ws, service))
         try:
-            while True:
-                text = await ws.receive_text()
+            while (text := await _receive_text(ws)) is not None:
                 reply = _viewer_message(service, text)
                 if reply is not None:
                     await ws.send_text(json.dumps(reply))
@@ -125,6 +124,17 @@ def create_app(service_factory: Callable[[], LiveService], *, ui_dir: Path = UI_
             return FileResponse(ui_dir / "index.html", headers={"Cache-Control": "no-store"})
 
     return app
+
+
+async def _receive_text(ws: WebSocket) -> str | None:
+    """The next text message; a binary one is answered with an error. None when closed."""
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        if message.get("text") is not None:
+            return str(message["text"])
+        await ws.send_text(json.dumps({"type": "error", "error": "send JSON text messages"}))
 
 
 def _hello(service: LiveService, codec: str) -> dict[str, Any]:

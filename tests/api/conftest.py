@@ -1,0 +1,66 @@
+"""A real agecast server on 127.0.0.1 (uvicorn in a thread, real sockets)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from agecast.api.app import create_app
+from agecast.settings import Settings
+from agecast.stream.live import LiveService
+
+
+@dataclass
+class Running:
+    base: str
+    ws: str
+    service: LiveService
+    artifacts: Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    settings = Settings.load(source="testpattern:640x360@30", identity="testpattern")
+    holder: list[LiveService] = []
+
+    def factory() -> LiveService:
+        holder.append(LiveService(settings))
+        return holder[0]
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(factory),
+        host="127.0.0.1",
+        port=port,
+        ws_per_message_deflate=False,
+        log_level="warning",
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("agecast server did not start")
+        time.sleep(0.05)
+    while holder[0].built.pipeline.frames_out < 3:  # frames are flowing before tests begin
+        if time.monotonic() > deadline:
+            raise RuntimeError("agecast server started but processed no frames")
+        time.sleep(0.05)
+    artifacts = tmp_path_factory.mktemp("api")
+    yield Running(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", holder[0], artifacts)
+    srv.should_exit = True
+    thread.join(10)

@@ -1,0 +1,51 @@
+import httpx
+import pytest
+
+from .conftest import Running
+
+STATUS_FIELDS = {
+    "source", "identity", "fx", "look", "layout", "fps_in", "fps_out", "dropped", "stages_ms",
+    "server_latency_ms", "glass_to_glass_ms", "viewers", "width", "height", "codec",
+}  # fmt: skip
+
+
+def test_health_status_metrics_and_docs(server: Running) -> None:
+    assert httpx.get(f"{server.base}/api/health").json()["ok"] is True
+    status = httpx.get(f"{server.base}/api/status").json()
+    assert set(status) >= STATUS_FIELDS
+    assert status["identity"]["id"] == "testpattern"
+    assert status["source"]["state"] == "live"
+    metrics = httpx.get(f"{server.base}/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert (
+        "agecast_frames_in_total" in metrics.text
+        and 'agecast_stage_ms{stage="detect"' in metrics.text
+    )
+    schema = httpx.get(f"{server.base}/openapi.json").json()
+    assert "/api/control" in schema["paths"]
+
+
+def test_control_changes_settings_and_rejects_bad_values(server: Running) -> None:
+    r = httpx.post(f"{server.base}/api/control", json={"blend": 0.4, "color_transfer": "none"})
+    assert r.status_code == 200
+    assert r.json()["look"]["blend"] == 0.4 and r.json()["look"]["color_transfer"] == "none"
+    assert httpx.get(f"{server.base}/api/status").json()["look"]["blend"] == 0.4
+    for bad in ({"blend": 3}, {"layout": "upside-down"}, {"colour": "red"}, {"bypass": "maybe"}):
+        r = httpx.post(f"{server.base}/api/control", json=bad)
+        assert r.status_code == 422, bad
+    r = httpx.post(f"{server.base}/api/control", json={"identity": "nobody"})
+    assert r.status_code == 422 and "nobody" in r.json()["detail"]
+    r = httpx.post(
+        f"{server.base}/api/control",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422
+    httpx.post(f"{server.base}/api/control", json={"blend": 1.0, "color_transfer": "rct"})
+    assert httpx.get(f"{server.base}/api/health").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/ui/monitor.js", "/ui/style.css"])
+def test_monitor_page_is_served(server: Running, path: str) -> None:
+    r = httpx.get(server.base + path)
+    assert r.status_code == 200 and len(r.content) > 100

@@ -1,0 +1,107 @@
+import asyncio
+import io
+import json
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from websockets.asyncio.client import connect
+
+from agecast.stream.protocol import HEADER_SIZE, Flags, LayoutCode, PictureHeader
+
+from .conftest import Running
+
+
+async def _hello_and_pictures(
+    url: str, count: int
+) -> tuple[dict, list[tuple[PictureHeader, bytes]]]:
+    async with connect(url, max_size=None, compression=None) as ws:
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        pictures: list[tuple[PictureHeader, bytes]] = []
+        while len(pictures) < count:
+            message = await asyncio.wait_for(ws.recv(), 10)
+            if isinstance(message, bytes):
+                header = PictureHeader.unpack(message)
+                assert header.length == len(message) - HEADER_SIZE
+                pictures.append((header, message[HEADER_SIZE:]))
+        return hello, pictures
+
+
+def test_h264_viewer_gets_decodable_frames_starting_at_a_key_frame(server: Running) -> None:
+    hello, pictures = asyncio.run(_hello_and_pictures(f"{server.ws}/ws/monitor", 20))
+    assert hello["type"] == "hello" and hello["codec"].startswith("avc1.42")
+    first, _ = pictures[0]
+    assert Flags.KEY in first.flags  # joining viewers start at an IDR
+    assert first.layout == LayoutCode.SIDE_BY_SIDE and (first.width, first.height) == (1280, 360)
+    indices = [h.index for h, _ in pictures]
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    decoder = av.CodecContext.create("h264", "r")
+    frames = [f for _, data in pictures for p in decoder.parse(data) for f in decoder.decode(p)]
+    assert len(frames) >= 18
+    picture = frames[-1].to_ndarray(format="rgb24").astype(int)
+    raw, aged = picture[:, :640], picture[:, 640:]
+    changed = np.abs(raw - aged).sum(axis=2) > 30
+    assert changed.sum() > 300  # the face differs between the halves …
+    assert changed.mean() < 0.2  # … and most of the picture does not
+    Image.fromarray(picture.astype(np.uint8)).save(server.artifacts / "ws_frame.png")
+
+
+def test_jpeg_fallback_viewer(server: Running) -> None:
+    _, pictures = asyncio.run(_hello_and_pictures(f"{server.ws}/ws/monitor?codec=jpeg", 3))
+    for header, data in pictures:
+        assert Flags.JPEG in header.flags
+        assert Image.open(io.BytesIO(data)).size == (1280, 360)
+
+
+async def _exchange(url: str, messages: list[str | bytes]) -> list[dict]:
+    replies = []
+    async with connect(url, max_size=None, compression=None) as ws:
+        for message in messages:
+            await ws.send(message)
+            while True:
+                reply = await asyncio.wait_for(ws.recv(), 10)
+                if isinstance(reply, str) and json.loads(reply)["type"] in ("error", "pong", "ack"):
+                    replies.append(json.loads(reply))
+                    break
+    return replies
+
+
+def test_malformed_monitor_messages_get_clear_errors(server: Running) -> None:
+    replies = asyncio.run(
+        _exchange(
+            f"{server.ws}/ws/monitor",
+            ["{nope", "[1, 2]", '{"type": "launch"}', b"\x00\x01", "x" * 70_000,
+             '{"type": "stats", "glass_ms": "fast"}', '{"type": "ping", "t": 5}'],
+        )
+    )  # fmt: skip
+    kinds = [r["type"] for r in replies]
+    assert kinds == ["error"] * 6 + ["pong"]
+    assert "unknown message type 'launch'" in replies[2]["error"]
+    assert "limit" in replies[4]["error"]
+    assert replies[6]["t"] == 5
+
+
+def test_control_websocket(server: Running) -> None:
+    replies = asyncio.run(
+        _exchange(
+            f"{server.ws}/ws/control",
+            ['{"type": "set", "values": {"bypass": true}}', '{"type": "set", "values": {"blend": 9}}',
+             '{"type": "get"}', '{"type": "set", "values": {"bypass": false}}'],
+        )
+    )  # fmt: skip
+    assert replies[0]["type"] == "ack" and replies[0]["status"]["look"]["bypass"] is True
+    assert replies[1]["type"] == "error" and "blend" in replies[1]["error"]
+    assert replies[2]["type"] == "error"
+    assert replies[3]["status"]["look"]["bypass"] is False
+
+
+@pytest.mark.timeout(60)
+def test_a_viewer_that_never_reads_does_not_stall_others(server: Running) -> None:
+    async def scenario() -> int:
+        async with connect(f"{server.ws}/ws/monitor", max_size=None, compression=None) as stalled:
+            await stalled.recv()  # hello, then never read again
+            _, pictures = await _hello_and_pictures(f"{server.ws}/ws/monitor", 60)
+            return len(pictures)
+
+    assert asyncio.run(scenario()) == 60
