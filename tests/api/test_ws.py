@@ -83,13 +83,13 @@ def test_malformed_monitor_messages_get_clear_errors(server: Running) -> None:
 
 
 def test_control_websocket(server: Running) -> None:
-    replies = asyncio.run(
-        _exchange(
-            f"{server.ws}/ws/control",
-            ['{"type": "set", "values": {"bypass": true}}', '{"type": "set", "values": {"blend": 9}}',
-             '{"type": "get"}', '{"type": "set", "values": {"bypass": false}}'],
-        )
-    )  # fmt: skip
+    messages = [
+        '{"type": "set", "values": {"bypass": true}}',
+        '{"type": "set", "values": {"blend": 9}}',
+        '{"type": "get"}',
+        '{"type": "set", "values": {"bypass": false}}',
+    ]
+    replies = asyncio.run(_exchange(f"{server.ws}/ws/control", messages))
     assert replies[0]["type"] == "ack" and replies[0]["status"]["look"]["bypass"] is True
     assert replies[1]["type"] == "error" and "blend" in replies[1]["error"]
     assert replies[2]["type"] == "error"
