@@ -1,0 +1,203 @@
+"""Face tracking: detect every N frames, follow landmarks in between, keep stable track ids,
+smooth landmarks with a One-Euro filter per track.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from agecast.faces.align import transform_points
+from agecast.faces.boxes import box_iou
+from agecast.faces.detector import FaceDetector
+from agecast.faces.flow import LandmarkFlow, Patch
+from agecast.faces.smoothing import OneEuroFilter
+from agecast.frames import FaceBox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Track:
+    track_id: int
+    box: torch.Tensor  # 4, frame pixels, raw
+    score: float
+    landmarks: torch.Tensor  # 5×2 raw (detected or followed)
+    smoothed: torch.Tensor  # 5×2 after One-Euro
+    smoother: OneEuroFilter | None
+    patch: Patch | None = None
+    misses: int = 0  # detection rounds in a row that did not find this face
+    followed: int = -1  # the last frame number flow moved this track to
+    source: str = "detect"
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def area(self) -> float:
+        width, height = (self.box[2:] - self.box[:2]).clamp(min=0).tolist()
+        return float(width * height)
+
+
+class FaceTracker:
+    """Turns per-frame detections into tracked, smoothed faces.
+
+    The detector runs on every ``detect_every``-th frame (and whenever nothing is tracked or
+    following a face failed); in between, :class:`LandmarkFlow` follows each face. Detections
+    join tracks by box IoU (greedy, best overlap first); a face the detector misses is followed
+    for up to ``max_misses`` detection rounds before its track is dropped. Track ids are never
+    reused (not even after :meth:`reset`). One tracker per camera, used from one thread.
+
+    Returned faces carry smoothed ``landmarks5``; ``extras`` holds ``raw_landmarks5`` (before
+    smoothing), ``source`` ("detect" or "flow") and ``misses``.
+    """
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        *,
+        detect_every: int = 1,
+        select: Literal["largest", "all"] = "largest",
+        max_faces: int = 4,
+        smoothing: bool = True,
+        min_cutoff: float = 0.5,
+        beta: float = 0.2,
+        d_cutoff: float = 2.0,
+        iou_threshold: float = 0.25,
+        max_misses: int = 2,
+        flow: LandmarkFlow | None = None,
+    ) -> None:
+        if detect_every < 1:
+            raise ValueError("detect_every must be at least 1")
+        if select not in ("largest", "all"):
+            raise ValueError(f"select must be 'largest' or 'all', got {select!r}")
+        self.detector = detector
+        self.detect_every = detect_every
+        self.select = select
+        self.max_faces = max_faces
+        self.smoothing = smoothing
+        self.min_cutoff = min_cutoff
+        self.beta = beta
+        self.d_cutoff = d_cutoff
+        self.iou_threshold = iou_threshold
+        self.max_misses = max_misses
+        self.flow = flow if flow is not None else LandmarkFlow()
+        self._tracks: list[_Track] = []
+        self._frame = 0
+        self._next_id = 0
+
+    def reset(self) -> None:
+        """Forget every track (a cut, a new take); ids keep counting up."""
+        self._tracks = []
+        self._frame = 0
+
+    def update(self, image: torch.Tensor, t_s: float) -> list[FaceBox]:
+        """Faces in this frame (HWC uint8 RGB), largest first; ``t_s`` is its time in seconds."""
+        due = self._frame % self.detect_every == 0 or not self._tracks
+        self._frame += 1
+        if not due and not self._follow(image):
+            due = True  # a face got lost between detections: look again now
+        if due:
+            self._detect(image)
+        for track in self._tracks:
+            track.patch = self.flow.grab(image, track.box)
+            track.smoothed = (
+                track.smoother(track.landmarks, t_s) if track.smoother else track.landmarks
+            )
+        return self._faces()
+
+    def _follow(self, image: torch.Tensor) -> bool:
+        """Move every track by optical flow; False if any face was lost."""
+        return all([self._follow_one(track, image) for track in self._tracks])
+
+    def _follow_one(self, track: _Track, image: torch.Tensor) -> bool:
+        if track.followed == self._frame:
+            return True  # already moved to this frame
+        if track.patch is None:
+            return False
+        result = self.flow.track(track.patch, image, track.landmarks)
+        if result is None:
+            return False
+        centre = (track.box[:2] + track.box[2:]) / 2
+        half = (track.box[2:] - track.box[:2]) / 2
+        scale = float(torch.linalg.det(result.motion[:, :2].double()).abs().sqrt())
+        new_centre = transform_points(result.motion, centre)
+        track.box = torch.cat([new_centre - half * scale, new_centre + half * scale])
+        track.landmarks = result.landmarks5
+        track.source = "flow"
+        track.followed = self._frame
+        return True
+
+    def _detect(self, image: torch.Tensor) -> None:
+        faces = self.detector.detect(image)
+        matched_tracks: set[int] = set()
+        matched_faces: set[int] = set()
+        if faces and self._tracks:
+            ious = box_iou(
+                torch.stack([t.box for t in self._tracks]), torch.stack([f.box for f in faces])
+            )
+            for flat in torch.argsort(ious.flatten(), descending=True).tolist():
+                ti, fi = divmod(flat, len(faces))
+                if float(ious[ti, fi]) < self.iou_threshold:
+                    break
+                if ti in matched_tracks or fi in matched_faces:
+                    continue
+                matched_tracks.add(ti)
+                matched_faces.add(fi)
+                self._adopt(self._tracks[ti], faces[fi])
+        survivors = []
+        for index, track in enumerate(self._tracks):
+            if index not in matched_tracks:
+                track.misses += 1
+                if track.misses > self.max_misses or not self._follow_one(track, image):
+                    log.debug("track %s dropped after %s misses", track.track_id, track.misses)
+                    continue
+            survivors.append(track)
+        new = [faces[i] for i in range(len(faces)) if i not in matched_faces]
+        self._tracks = survivors + [self._start(face) for face in new]
+        self._tracks.sort(key=lambda t: t.area, reverse=True)
+        del self._tracks[self.max_faces :]
+
+    def _adopt(self, track: _Track, face: FaceBox) -> None:
+        track.box = face.box.float()
+        track.score = face.score
+        track.landmarks = face.landmarks5.float()
+        track.misses = 0
+        track.source = "detect"
+
+    def _start(self, face: FaceBox) -> _Track:
+        smoother = (
+            OneEuroFilter(self.min_cutoff, self.beta, self.d_cutoff, speed="rigid")
+            if self.smoothing
+            else None
+        )
+        track = _Track(
+            track_id=self._next_id,
+            box=face.box.float(),
+            score=face.score,
+            landmarks=face.landmarks5.float(),
+            smoothed=face.landmarks5.float(),
+            smoother=smoother,
+        )
+        self._next_id += 1
+        return track
+
+    def _faces(self) -> list[FaceBox]:
+        faces = []
+        for track in sorted(self._tracks, key=lambda t: t.area, reverse=True):
+            shift = (track.smoothed - track.landmarks).mean(0).repeat(2)
+            faces.append(
+                FaceBox(
+                    box=(track.box + shift).clone(),
+                    score=track.score,
+                    landmarks5=track.smoothed.clone(),
+                    track_id=track.track_id,
+                    extras={
+                        "raw_landmarks5": track.landmarks.clone(),
+                        "source": track.source,
+                        "misses": track.misses,
+                    },
+                )
+            )
+        return faces[:1] if self.select == "largest" else faces
