@@ -73,8 +73,10 @@ def build_fx(settings: Settings, backend: Backend) -> tuple[IdentityModel, FaceF
 def build(settings: Settings, *, mode: Literal["live", "render"] = "live") -> Built:
     """Everything a run needs, loaded and checked, not started."""
     device = pick_device(settings.device)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    if device.type == "cpu":
+        # torch's pre/post-processing here is small; its thread pool spinning next to
+        # onnxruntime's made detection 2–3× slower on a 2-core box. onnxruntime keeps the cores.
+        torch.set_num_threads(1)
     backend = get_backend(settings.backend, threads=settings.threads)
     identity, fx = build_fx(settings, backend)
     source = open_source(

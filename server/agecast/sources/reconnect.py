@@ -1,0 +1,245 @@
+"""A live source that outlives its feed: reconnects with backoff and never raises on a loss.
+
+A capture thread owns the connection (it is the only thread touching the decoder) and hands
+pictures to ``read`` through a one-picture slot: live, the newest picture wins and the older one
+is counted as dropped; in render mode the thread waits for the consumer instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from agecast.errors import SourceError, SourceLost
+from agecast.sources.base import Decoded, Source, SourceState
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START_S = 0.25
+BACKOFF_MAX_S = 2.0
+# How long close() waits for the capture thread; a thread stuck in a network call leaves on its
+# own once FFmpeg's timeout fires (it is a daemon and closes its own connection).
+JOIN_WAIT_S = 0.2
+
+
+class FrameReader(Protocol):
+    """One connection to a feed (see :class:`agecast.sources.av_source.AVReader`)."""
+
+    fps: float
+
+    def next(self) -> Decoded | None:
+        """The next picture; None at the end of the stream; raises SourceLost when cut off."""
+
+    def close(self) -> None: ...
+
+
+Connect = Callable[[], FrameReader]
+
+
+class _Slot:
+    """One-picture hand-off between the capture thread and the consumer."""
+
+    def __init__(self, *, drop_oldest: bool) -> None:
+        self._cond = threading.Condition()
+        self._item: Decoded | None = None
+        self._finished = False
+        self._drop_oldest = drop_oldest
+        self.dropped = 0
+
+    def put(self, item: Decoded, closing: threading.Event) -> None:
+        with self._cond:
+            if self._drop_oldest:
+                if self._item is not None:
+                    self.dropped += 1
+            else:
+                while self._item is not None and not closing.is_set():
+                    self._cond.wait(0.1)
+            self._item = item
+            self._cond.notify_all()
+
+    def take(self, closing: threading.Event) -> Decoded | None:
+        """The waiting picture; blocks until one comes, the feed finishes, or ``closing``."""
+        with self._cond:
+            while self._item is None and not self._finished and not closing.is_set():
+                self._cond.wait(0.1)
+            if closing.is_set():
+                return None
+            item, self._item = self._item, None
+            self._cond.notify_all()
+            return item
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def finish(self) -> None:
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+
+class ReconnectingSource(Source):
+    """A network stream or camera that may drop out and come back.
+
+    ``connect`` opens one connection (raising :class:`SourceError` when it cannot); ``preflight``
+    checks what no retry can fix (a camera device that does not exist) and raises from
+    :meth:`open`. With ``strict_open`` a failing first connection raises too; otherwise it is an
+    outage like any other. While the feed is down ``state`` is NO_SIGNAL and ``read`` waits.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        connect: Connect,
+        *,
+        label: str,
+        live: bool,
+        open_timeout_s: float,
+        preflight: Callable[[], None] | None = None,
+        strict_open: bool = False,
+    ) -> None:
+        super().__init__(uri, live=live, paced=False)
+        self._connect = connect
+        self._label = label
+        self._preflight = preflight
+        self._strict_open = strict_open
+        self._open_timeout_s = open_timeout_s
+        self._first_attempt = threading.Event()
+        # Rendering a stream ends with it; a live feed that ends is an outage.
+        self._end_at_eof = not live
+        self._slot = _Slot(drop_oldest=live)
+        self._thread: threading.Thread | None = None
+        self._outage_since: float | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Pictures replaced in the slot before the consumer took them (live only)."""
+        return self._slot.dropped
+
+    def _open_impl(self) -> None:
+        if self._preflight is not None:
+            self._preflight()
+        reader: FrameReader | None = None
+        if self._strict_open:
+            reader = self._connect()
+            self.fps = reader.fps
+            self._first_attempt.set()
+        self._thread = threading.Thread(
+            target=self._run, args=(reader,), name=f"capture {self._label}", daemon=True
+        )
+        self._thread.start()
+        # Wait for the first attempt, so fps is known when the feed is there; a feed that is
+        # not there yet keeps the capture thread trying while open() returns.
+        self._first_attempt.wait(self._open_timeout_s)
+
+    def _grab(self) -> Decoded | None:
+        return self._slot.take(self._closing)
+
+    def _interrupt(self) -> None:
+        self._slot.wake()
+
+    def _release(self) -> None:
+        pass  # the capture thread closes its own connection when it sees the close
+
+    def close(self) -> None:
+        super().close()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(JOIN_WAIT_S)
+            if thread.is_alive():
+                log.debug("%s: capture thread still in a network call; it exits on its own", self)
+
+    # -- capture thread -----------------------------------------------------------------------
+
+    def _run(self, reader: FrameReader | None) -> None:
+        delay = BACKOFF_START_S
+        while not self._closing.is_set():
+            if reader is None:
+                reader = self._try_connect()
+            if reader is not None:
+                delivered = self._serve(reader)
+                reader = None
+                if delivered:
+                    delay = BACKOFF_START_S
+                if self._slot_finished():
+                    return
+            if self._closing.wait(delay):
+                break
+            delay = min(delay * 2.0, BACKOFF_MAX_S)
+        self._slot.finish()
+
+    def _try_connect(self) -> FrameReader | None:
+        try:
+            reader = self._connect()
+        except SourceError as exc:
+            self._note_outage(exc)
+            return None
+        except Exception as exc:  # never let a surprise kill the capture thread
+            log.exception("%s: unexpected error while connecting", self._label)
+            self._note_outage(exc)
+            return None
+        finally:
+            self._first_attempt.set()
+        self.fps = reader.fps
+        return reader
+
+    def _serve(self, reader: FrameReader) -> int:
+        """Pump pictures from one connection into the slot; how many were delivered."""
+        delivered = 0
+        try:
+            while not self._closing.is_set():
+                decoded = reader.next()
+                if decoded is None:
+                    if self._end_at_eof:
+                        self._slot.finish()
+                    else:
+                        self._note_outage(SourceLost(f"{self._label} ended its stream"))
+                    break
+                if delivered == 0:
+                    self._note_signal()
+                delivered += 1
+                self._slot.put(decoded, self._closing)
+        except SourceError as exc:
+            self._note_outage(exc)
+        except Exception as exc:
+            log.exception("%s: unexpected error while reading", self._label)
+            self._note_outage(exc)
+        finally:
+            try:
+                reader.close()
+            except Exception:
+                log.debug("%s: closing the connection failed", self._label, exc_info=True)
+        return delivered
+
+    def _slot_finished(self) -> bool:
+        return self._end_at_eof and self._slot.finished
+
+    def _note_outage(self, exc: BaseException) -> None:
+        """NO_SIGNAL, with one log line per outage."""
+        if self._closing.is_set():
+            return
+        self.state = SourceState.NO_SIGNAL
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning(
+                "%s: no signal (%s); retrying every %s–%s s until it returns",
+                self._label,
+                exc,
+                BACKOFF_START_S,
+                BACKOFF_MAX_S,
+            )
+
+    def _note_signal(self) -> None:
+        if self._outage_since is not None:
+            log.info(
+                "%s: signal back after %.1f s", self._label, time.monotonic() - self._outage_since
+            )
+            self._outage_since = None
+        self.state = SourceState.LIVE
