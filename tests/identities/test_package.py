@@ -36,6 +36,7 @@ def test_valid_package_loads_and_runs(make_package: PackageFactory) -> None:
         (["model", "sha256"], "abc", "field model.sha256"),
         (["model", "file"], "../model.onnx", "field model.file"),
         (["crop", "template"], [[0.1, 0.2]], "field crop.template"),
+        (["crop", "template"], "celebrity", "unknown template 'celebrity'"),
         (["normalisation"], {"std": [1, 0, 1]}, "field normalisation.std"),
         (["schema"], 99, "upgrade agecast"),
         (["colour"], "red", "field colour"),
@@ -102,7 +103,9 @@ def test_resolve_by_id_path_and_auto(make_package: PackageFactory, tmp_path: Pat
     assert resolve("auto", [tmp_path]).manifest.id == "a-likeness"
     assert resolve("tool", [tmp_path]).manifest.purpose == "tooling"
     assert resolve(str(likeness), []).path == likeness
-    with pytest.raises(IdentityError, match="identity 'nobody' not found.*installed: a-likeness, tool"):
+    with pytest.raises(
+        IdentityError, match="identity 'nobody' not found.*installed: a-likeness, tool"
+    ):
         resolve("nobody", [tmp_path])
     with pytest.raises(IdentityError, match="no identity package found"):
         resolve("auto", [tmp_path / "none"])

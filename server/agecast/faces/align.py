@@ -11,6 +11,7 @@ An affine is a 2×3 float32 matrix mapping frame pixels to crop pixels.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +54,9 @@ TEMPLATES: dict[str, torch.Tensor] = {
 }
 
 
-def template_points(template: str | torch.Tensor, crop_size: int) -> torch.Tensor:
+def template_points(
+    template: str | torch.Tensor | Sequence[Sequence[float]], crop_size: int
+) -> torch.Tensor:
     """A template's 5×2 landmark positions in pixels of a ``crop_size`` crop.
 
     ``template`` is a name from :data:`TEMPLATES` or five points as fractions of the crop.

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -183,7 +183,7 @@ class Pipeline:
         self._in.dropped = self.out.dropped = 0
         self._started_ns = time.monotonic_ns()
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> dict[str, Any]:
         elapsed = max(1e-9, (time.monotonic_ns() - self._started_ns) / 1e9)
         summary = self.timings.summary()
         total = summary.pop("total", percentiles([]))
