@@ -55,7 +55,9 @@ LayoutOpt = Annotated[str | None, typer.Option(help="side-by-side | aged | raw")
 DetectEveryOpt = Annotated[int | None, typer.Option(help="detect every N frames, track between")]
 FacesOpt = Annotated[str | None, typer.Option(help="largest | all")]
 BlendOpt = Annotated[float | None, typer.Option(help="0 = raw face … 1 = fully replaced")]
-ColourOpt = Annotated[str | None, typer.Option("--color-transfer", help="rct | none")]
+ColourOpt = Annotated[
+    str | None, typer.Option("--color-transfer", help="rct (fast) | rct-lab | none")
+]
 ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads per model (0 = default)")]
 InsightfaceOpt = Annotated[
     Path | None, typer.Option(help="local insightface pack with det_10g.onnx (used over YuNet)")

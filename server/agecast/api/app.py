@@ -34,7 +34,7 @@ class Control(BaseModel):
     model_config = ConfigDict(extra="forbid")
     bypass: bool | None = None
     blend: float | None = Field(None, ge=0, le=1)
-    color_transfer: str | None = Field(None, pattern="^(rct|none)$")
+    color_transfer: str | None = Field(None, pattern="^(rct|rct-lab|none)$")
     mask_feather: float | None = Field(None, ge=0, le=0.5)
     layout: str | None = Field(None, pattern="^(side-by-side|aged|raw)$")
     identity: str | None = None

