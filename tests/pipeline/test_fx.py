@@ -22,12 +22,23 @@ def _frame(index: int = 0, image: torch.Tensor | None = None) -> Frame:
 
 def test_face_changes_and_the_rest_does_not(fx: FaceFX) -> None:
     frame = _frame()
+    fx.set_look(color_transfer="none")  # the testpattern's magenta tint in full
     result = fx.process(frame)
     assert result.fx is FxState.ON and len(result.faces) == 1
     diff = (result.aged.int() - frame.image.int()).abs().sum(dim=2)
     assert float(diff[FACE].float().mean()) > 20  # the face is visibly replaced
     assert int(diff[:, :450].max()) == 0 and int(diff[:, 850:].max()) == 0  # far from it: exact
     assert int(diff[500:].max()) == 0
+
+
+def test_colour_transfer_pulls_the_face_back_to_the_plate(fx: FaceFX) -> None:
+    frame = _frame()
+    plate = frame.image[FACE].float().mean(dim=(0, 1))
+    fx.set_look(color_transfer="none")
+    tinted = fx.process(frame).aged[FACE].float().mean(dim=(0, 1))
+    fx.set_look(color_transfer="rct")
+    matched = fx.process(frame).aged[FACE].float().mean(dim=(0, 1))
+    assert float((matched - plate).abs().max()) < 0.5 * float((tinted - plate).abs().max())
 
 
 def test_blend_and_bypass(fx: FaceFX) -> None:
