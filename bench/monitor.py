@@ -1,0 +1,147 @@
+"""Glass-to-glass benchmark with real Chromium viewers (not run in CI).
+
+Starts ``agecast serve`` as a subprocess, opens V monitor pages in headless Chromium on
+loopback, lets them run, and reports: browser-measured glass-to-glass p50/p95 (capture wall
+clock → painted, reported by the pages), server frame→packet latency, pipeline fps, drops and
+the server's CPU use (from /proc) — for each viewer count asked for.
+
+    python bench/monitor.py --viewers 1 --viewers 10 --seconds 20 --json bench/results/monitor.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("bench.monitor")
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("agecast serve exited during start-up")
+        try:
+            if httpx.get(f"{base}/api/status", timeout=2).json()["frames_out"] > 0:
+                return
+        except (httpx.HTTPError, KeyError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("agecast serve did not start in time")
+
+
+def run_one(source: str, viewers: int, seconds: float, warmup: float) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agecast.cli",
+            "--log-level",
+            "warning",
+            "serve",
+            "--source",
+            source,
+            "--port",
+            str(port),
+        ]
+    )
+    try:
+        _wait_ready(base, proc)
+        with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+            context = pw.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, args=ARGS
+            )
+            pages = [context.new_page() for _ in range(viewers)]
+            for page in pages:
+                page.goto(base + "/")
+            time.sleep(warmup)
+            httpx.post(f"{base}/api/control", json={})  # no-op: server is answering
+            cpu0, t0 = _cpu_seconds(proc.pid), time.monotonic()
+            start = httpx.get(f"{base}/api/status").json()
+            time.sleep(seconds)
+            status = httpx.get(f"{base}/api/status").json()
+            cpu1, t1 = _cpu_seconds(proc.pid), time.monotonic()
+            painted = [
+                page.evaluate("window.agecast ? window.agecast.painted : 0") for page in pages
+            ]
+            context.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    frames = status["frames_out"] - start["frames_out"]
+    return {
+        "viewers": viewers,
+        "seconds": round(t1 - t0, 2),
+        "pipeline_fps": round(frames / (t1 - t0), 2),
+        "server_cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 3),
+        "glass_to_glass_ms": status["glass_to_glass_ms"],
+        "server_frame_to_packet_ms": status["server_latency_ms"],
+        "stages_ms": status["stages_ms"],
+        "dropped": status["dropped"],
+        "painted_per_page": painted,
+        "width": status["width"],
+        "height": status["height"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--source", default="demo")
+    parser.add_argument("--viewers", type=int, action="append")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    runs = [run_one(args.source, v, args.seconds, args.warmup) for v in (args.viewers or [1])]
+    result = {
+        "command": " ".join(["python", *sys.argv]),
+        "source": args.source,
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+        "runs": runs,
+    }
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    sys.stdout.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

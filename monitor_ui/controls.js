@@ -1,0 +1,176 @@
+// Operator controls: a /ws/control socket (POST /api/control when it is down) and the panel.
+// The panel always shows the server's status, so every viewer sees the same settings.
+
+const BACKOFF_MS = [250, 500, 1000, 2000];
+const SLIDER_SEND_GAP_MS = 80;
+
+export class ControlChannel {
+  constructor({ onStatus, onError }) {
+    this.onStatus = onStatus;
+    this.onError = onError;
+    this.ws = null;
+    this.attempt = 0;
+    this.connect();
+  }
+
+  connect() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    let ws;
+    try {
+      ws = new WebSocket(`${scheme}//${location.host}/ws/control`);
+    } catch (err) {
+      console.warn("agecast: cannot open the control socket", err);
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      this.attempt = 0;
+    };
+    ws.onmessage = (event) => {
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        console.warn("agecast: ignored a malformed control message");
+        return;
+      }
+      if (msg?.type === "ack" && msg.status && typeof msg.status === "object") {
+        this.onStatus(msg.status);
+      } else if (msg?.type === "error") {
+        this.onError(String(msg.error ?? "the server refused the change"));
+      } else {
+        console.warn("agecast: ignored a control message of type", msg?.type);
+      }
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      const delay = BACKOFF_MS[Math.min(this.attempt++, BACKOFF_MS.length - 1)];
+      setTimeout(() => this.connect(), delay);
+    };
+    ws.onerror = () => {};
+  }
+
+  /** Send a change; resolves when sent (the status comes back through onStatus). */
+  async set(values) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify({ type: "set", values }));
+      return;
+    }
+    try {
+      const res = await fetch("/api/control", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(values),
+      });
+      const body = await res.json().catch(() => null);
+      if (res.ok && body) this.onStatus(body);
+      else this.onError(errorText(body) || `the server refused the change (${res.status})`);
+    } catch (err) {
+      this.onError(`cannot reach the server: ${err.message ?? err}`);
+    }
+  }
+}
+
+function errorText(body) {
+  if (!body) return "";
+  if (typeof body.detail === "string") return body.detail;
+  if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg ?? String(d)).join("; ");
+  return body.error ? String(body.error) : "";
+}
+
+/** Binds the operator panel's inputs to a ControlChannel and mirrors the server's status. */
+export class ControlPanel {
+  constructor(doc, channel) {
+    this.doc = doc;
+    this.channel = channel;
+    this.status = null;
+    this.el = {
+      bypass: doc.getElementById("c-bypass"),
+      blend: doc.getElementById("c-blend"),
+      blendValue: doc.getElementById("c-blend-value"),
+      colour: doc.getElementById("c-colour"),
+      feather: doc.getElementById("c-feather"),
+      featherValue: doc.getElementById("c-feather-value"),
+      layout: doc.getElementById("c-layout"),
+      message: doc.getElementById("c-message"),
+    };
+    this.editing = new Set(); // inputs being dragged: the server's echo must not move them
+    this.lastSent = 0;
+    this.timer = null;
+    const e = this.el;
+    e.bypass.addEventListener("click", () => this.toggleBypass());
+    e.colour.addEventListener("click", () =>
+      this.send({ color_transfer: this.look().color_transfer === "rct" ? "none" : "rct" }),
+    );
+    e.layout.addEventListener("change", () => this.send({ layout: e.layout.value }));
+    this.slider(e.blend, "blend", e.blendValue, (v) => `${Math.round(v * 100)}%`);
+    this.slider(e.feather, "mask_feather", e.featherValue, (v) => v.toFixed(2));
+  }
+
+  look() {
+    return this.status?.look ?? {};
+  }
+
+  slider(input, key, out, fmt) {
+    const push = (final) => {
+      const value = Number(input.value);
+      out.textContent = fmt(value);
+      const now = performance.now();
+      clearTimeout(this.timer);
+      if (final || now - this.lastSent > SLIDER_SEND_GAP_MS) {
+        this.lastSent = now;
+        this.send({ [key]: value });
+      } else {
+        this.timer = setTimeout(() => push(true), SLIDER_SEND_GAP_MS);
+      }
+    };
+    input.addEventListener("pointerdown", () => this.editing.add(input));
+    input.addEventListener("input", () => {
+      this.editing.add(input);
+      push(false);
+    });
+    input.addEventListener("change", () => {
+      push(true);
+      setTimeout(() => this.editing.delete(input), 400);
+    });
+  }
+
+  toggleBypass() {
+    return this.send({ bypass: !this.look().bypass });
+  }
+
+  send(values) {
+    this.el.message.textContent = "";
+    return this.channel.set(values);
+  }
+
+  showError(text) {
+    this.el.message.textContent = text;
+  }
+
+  /** Mirror a status document from the server. */
+  reflect(status) {
+    this.status = status;
+    const look = status.look ?? {};
+    const e = this.el;
+    const bypass = Boolean(look.bypass);
+    e.bypass.setAttribute("aria-pressed", String(bypass));
+    e.bypass.textContent = bypass ? "FX OFF — bypassed" : "FX ON";
+    e.bypass.dataset.tone = bypass ? "warn" : "ok";
+    const rct = look.color_transfer === "rct";
+    e.colour.setAttribute("aria-pressed", String(rct));
+    e.colour.textContent = rct ? "Colour match ON (RCT)" : "Colour match OFF";
+    if (Number.isFinite(look.blend) && !this.editing.has(e.blend)) {
+      e.blend.value = String(look.blend);
+      e.blendValue.textContent = `${Math.round(look.blend * 100)}%`;
+    }
+    if (Number.isFinite(look.mask_feather) && !this.editing.has(e.feather)) {
+      e.feather.value = String(look.mask_feather);
+      e.featherValue.textContent = look.mask_feather.toFixed(2);
+    }
+    if (typeof status.layout === "string" && this.doc.activeElement !== e.layout) {
+      e.layout.value = status.layout;
+    }
+  }
+}
