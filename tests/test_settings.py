@@ -22,7 +22,9 @@ def test_defaults_run_the_embedded_demo() -> None:
     assert s.layout == "side-by-side"
 
 
-def test_precedence_flags_over_env_over_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_flags_over_env_over_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = tmp_path / "set.toml"
     cfg.write_text('source = "testpattern"\nblend = 0.5\nlayout = "aged"\n')
     monkeypatch.setenv("AGECAST_BLEND", "0.7")

@@ -58,7 +58,10 @@ class Settings(BaseSettings):
     threads: int = Field(0, ge=0, description="CPU threads per model (0 = library default)")
     # Faces
     detect_every: int = Field(
-        1, ge=1, le=30, description="run the detector every N frames, track between"
+        3, ge=1, le=30, description="run the detector every N frames, track between"
+    )
+    detect_thread: bool = Field(
+        True, description="run scheduled detections on their own thread; flow follows meanwhile"
     )
     faces: FaceSelect = Field("largest", description="process the largest face or all faces")
     max_faces: int = Field(4, ge=1, le=32)

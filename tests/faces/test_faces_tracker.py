@@ -3,6 +3,7 @@ smoothed landmarks, and the jitter measure."""
 
 from __future__ import annotations
 
+import time
 from typing import cast
 
 import pytest
@@ -105,6 +106,28 @@ def test_detect_every_2_with_smoothing(yunet: YuNetDetector, moving_sequence: Se
     raw = torch.stack([cast(torch.Tensor, f.extras["raw_landmarks5"]) for f in faces])
     smoothed = torch.stack([f.landmarks5 for f in faces])
     assert float((raw - smoothed).norm(dim=2).mean()) < 2.0  # little lag while moving
+
+
+def test_background_detection_corrects_tracks_without_blocking(
+    yunet: YuNetDetector, moving_sequence: Sequence
+) -> None:
+    counting = Counting(yunet)
+    tracker = FaceTracker(counting, detect_every=3, smoothing=False, background=True)
+    faces = []
+    try:
+        for index, (frame, _) in enumerate(moving_sequence):
+            found = tracker.update(frame, index / FPS)
+            assert len(found) == 1, f"frame {index}"
+            faces.append(found[0])
+            time.sleep(1 / FPS)  # a live feed's pace: detections come back between frames
+    finally:
+        tracker.close()
+    assert len({f.track_id for f in faces}) == 1
+    late = [i for i, f in enumerate(faces) if f.extras["source"] == "detect" and i > 0]
+    assert len(late) >= 3  # detections made on the detector thread were merged in
+    assert 3 <= counting.calls < len(moving_sequence)
+    errors = _eye_errors(faces, moving_sequence)
+    assert float(errors.mean()) < 6.0 and float(errors.max()) < 12.0
 
 
 def test_all_faces_largest_first_with_stable_ids() -> None:

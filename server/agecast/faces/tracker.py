@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 
 from agecast.faces.align import transform_points
+from agecast.faces.background import BackgroundDetector, Detected
 from agecast.faces.boxes import box_iou
 from agecast.faces.detector import FaceDetector
 from agecast.faces.flow import LandmarkFlow, Patch
@@ -30,6 +31,8 @@ class _Track:
     smoother: OneEuroFilter | None
     patch: Patch | None = None
     misses: int = 0  # detection rounds in a row that did not find this face
+    # frame number → (box, landmarks) for the last few frames, to place late detections
+    history: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     followed: int = -1  # the last frame number flow moved this track to
     source: str = "detect"
     extras: dict[str, object] = field(default_factory=dict)
@@ -44,10 +47,14 @@ class FaceTracker:
     """Turns per-frame detections into tracked, smoothed faces.
 
     The detector runs on every ``detect_every``-th frame (and whenever nothing is tracked or
-    following a face failed); in between, :class:`LandmarkFlow` follows each face. Detections
-    join tracks by box IoU (greedy, best overlap first); a face the detector misses is followed
-    for up to ``max_misses`` detection rounds before its track is dropped. Track ids are never
-    reused (not even after :meth:`reset`). One tracker per camera, used from one thread.
+    following a face failed); in between, :class:`LandmarkFlow` follows each face. With
+    ``background=True`` the scheduled detections run on their own thread while flow keeps
+    following every frame; when one comes back (a frame or two later) each matched track is
+    corrected by the difference between the detection and where the track was on that frame.
+    Detections join tracks by box IoU (greedy, best overlap first); a face the detector
+    misses is followed for up to ``max_misses`` detection rounds before its track is dropped.
+    Track ids are never reused (not even after :meth:`reset`). One tracker per camera, fed
+    from one thread.
 
     Returned faces carry smoothed ``landmarks5``; ``extras`` holds ``raw_landmarks5`` (before
     smoothing), ``source`` ("detect" or "flow") and ``misses``.
@@ -67,6 +74,7 @@ class FaceTracker:
         iou_threshold: float = 0.25,
         max_misses: int = 2,
         flow: LandmarkFlow | None = None,
+        background: bool = False,
     ) -> None:
         if detect_every < 1:
             raise ValueError("detect_every must be at least 1")
@@ -86,26 +94,97 @@ class FaceTracker:
         self._tracks: list[_Track] = []
         self._frame = 0
         self._next_id = 0
+        self._last_submit = -(10**9)
+        self.background = BackgroundDetector(detector) if background else None
+
+    def close(self) -> None:
+        if self.background is not None:
+            self.background.close()
 
     def reset(self) -> None:
         """Forget every track (a cut, a new take); ids keep counting up."""
+        if self.background is not None:
+            self.background.wait()  # a late result belongs to the old shot: drop it
         self._tracks = []
         self._frame = 0
+        self._last_submit = -(10**9)
 
     def update(self, image: torch.Tensor, t_s: float) -> list[FaceBox]:
         """Faces in this frame (HWC uint8 RGB), largest first; ``t_s`` is its time in seconds."""
-        due = self._frame % self.detect_every == 0 or not self._tracks
-        self._frame += 1
-        if not due and not self._follow(image):
-            due = True  # a face got lost between detections: look again now
-        if due:
-            self._detect(image)
+        if self.background is not None:
+            self._update_background(image)
+        else:
+            due = self._frame % self.detect_every == 0 or not self._tracks
+            self._frame += 1
+            if not due and not self._follow(image):
+                due = True  # a face got lost between detections: look again now
+            if due:
+                self._detect(image)
         for track in self._tracks:
+            track.history[self._frame] = (track.box.clone(), track.landmarks.clone())
+            track.history.pop(self._frame - 8, None)
             track.patch = self.flow.grab(image, track.box)
             track.smoothed = (
                 track.smoother(track.landmarks, t_s) if track.smoother else track.landmarks
             )
         return self._faces()
+
+    def _update_background(self, image: torch.Tensor) -> None:
+        assert self.background is not None
+        self._frame += 1
+        if not self._tracks or not self._follow(image):
+            # nothing to follow (start, or a face was lost): detect now, on this thread
+            self.background.wait()
+            self._detect(image)
+            self._last_submit = self._frame
+            return
+        result = self.background.poll()
+        if result is not None:
+            self._merge(result, image)
+        if self._frame - self._last_submit >= self.detect_every and self.background.idle:
+            self.background.submit(self._frame, image)
+            self._last_submit = self._frame
+
+    def _merge(self, result: Detected, image: torch.Tensor) -> None:
+        """Correct tracks with detections made on an earlier frame (``result.frame``)."""
+        known = [t for t in self._tracks if result.frame in t.history]
+        matched_tracks: set[int] = set()
+        matched_faces: set[int] = set()
+        if result.faces and known:
+            then = torch.stack([t.history[result.frame][0] for t in known])
+            ious = box_iou(then, torch.stack([f.box for f in result.faces]))
+            for flat in torch.argsort(ious.flatten(), descending=True).tolist():
+                ti, fi = divmod(flat, len(result.faces))
+                if float(ious[ti, fi]) < self.iou_threshold:
+                    break
+                if ti in matched_tracks or fi in matched_faces:
+                    continue
+                matched_tracks.add(ti)
+                matched_faces.add(fi)
+                track, face = known[ti], result.faces[fi]
+                box_then, landmarks_then = track.history[result.frame]
+                track.landmarks = track.landmarks + (face.landmarks5.float() - landmarks_then)
+                track.box = track.box + (face.box.float() - box_then)
+                track.score, track.misses, track.source = face.score, 0, "detect"
+        for index, track in enumerate(known):
+            if index not in matched_tracks:
+                track.misses += 1
+        self._tracks = [t for t in self._tracks if t.misses <= self.max_misses]
+        for fi, face in enumerate(result.faces):
+            if fi in matched_faces or len(self._tracks) >= self.max_faces:
+                continue
+            # a new face, seen on an earlier frame: follow it from that frame to this one
+            moved = self.flow.track(
+                self.flow.grab(result.image, face.box), image, face.landmarks5.float()
+            )
+            if moved is not None:
+                track = self._start(face)
+                track.landmarks = moved.landmarks5
+                track.box = face.box.float() + (moved.landmarks5 - face.landmarks5).mean(0).repeat(
+                    2
+                )
+                self._tracks.append(track)
+        self._tracks.sort(key=lambda t: t.area, reverse=True)
 
     def _follow(self, image: torch.Tensor) -> bool:
         """Move every track by optical flow; False if any face was lost."""

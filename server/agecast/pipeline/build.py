@@ -49,6 +49,7 @@ class Built:
 
     def close(self) -> None:
         self.pipeline.stop()
+        self.fx.tracker.close()
         self.identity.close()
 
 
@@ -66,6 +67,7 @@ def build_fx(settings: Settings, backend: Backend) -> tuple[IdentityModel, FaceF
         select=settings.faces,
         max_faces=settings.max_faces,
         smoothing=settings.smoothing,
+        background=settings.detect_thread,
     )
     return identity, FaceFX(tracker, identity, look_from(settings))
 
