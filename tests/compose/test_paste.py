@@ -1,6 +1,6 @@
 import torch
 
-from agecast.compose.layout import compose_layout
+from agecast.compose.layout import layout_canvas
 from agecast.compose.mask import MaskMaker, feather
 from agecast.compose.paste import footprint, paste_back
 
@@ -62,10 +62,14 @@ def test_mask_is_feathered_and_fades_at_the_crop_border() -> None:
 
 
 def test_layouts_keep_raw_and_aged_from_the_same_frame() -> None:
-    raw = torch.zeros(4, 6, 3, dtype=torch.uint8)
-    aged = torch.full((4, 6, 3), 9, dtype=torch.uint8)
-    both = compose_layout(raw, aged, "side-by-side")
-    assert both.shape == (4, 12, 3)
-    assert torch.equal(both[:, :6], raw) and torch.equal(both[:, 6:], aged)
-    assert compose_layout(raw, aged, "aged") is aged
-    assert compose_layout(raw, aged, "raw") is raw
+    raw = torch.arange(72, dtype=torch.uint8).view(4, 6, 3)
+    picture, canvas = layout_canvas(raw, "side-by-side")
+    assert picture.shape == (4, 12, 3) and canvas is not None
+    assert torch.equal(picture[:, :6], raw) and torch.equal(picture[:, 6:], raw)
+    canvas[1, 1] = 0  # pasting into the aged side writes the picture, never the raw frame
+    assert int(picture[1, 7].sum()) == 0 and int(raw[1, 1].sum()) > 0
+    assert torch.equal(picture[:, :6], raw)
+    aged, canvas = layout_canvas(raw, "aged")
+    assert canvas is aged and torch.equal(aged, raw) and aged.data_ptr() != raw.data_ptr()
+    only_raw, canvas = layout_canvas(raw, "raw")
+    assert only_raw is raw and canvas is None

@@ -93,16 +93,19 @@ class FaceFX:
         self.look = replace(self.look, **changes)  # type: ignore[arg-type]
         return self.look
 
-    def process(self, frame: Frame) -> Processed:
+    def process(self, frame: Frame, canvas: torch.Tensor | None = None) -> Processed:
+        """Faces of ``frame`` replaced. ``canvas`` (a copy of the frame's pixels, e.g. the aged
+        half of the output picture) is pasted into in place; without one a copy is made."""
         look = self.look  # one snapshot per frame
         clock = _Clock()
         try:
-            result = self._process(frame, look, clock)
+            result = self._process(frame, look, clock, canvas)
         except Exception as exc:  # fail open on anything a stage raises
             self._failed(frame, exc)
-            return Processed(
-                frame.image, [], FxState.ERROR, clock.timings, f"{type(exc).__name__}: {exc}"
-            )
+            if canvas is not None:
+                canvas.copy_(frame.image)  # undo a half-done paste
+            aged = frame.image if canvas is None else canvas
+            return Processed(aged, [], FxState.ERROR, clock.timings, f"{type(exc).__name__}: {exc}")
         if self._burst:
             log.info("FX recovered at frame %d after %d failed frame(s)", frame.index, self._burst)
             self._burst = 0
@@ -116,13 +119,16 @@ class FaceFX:
             )
         self._burst += 1
 
-    def _process(self, frame: Frame, look: Look, clock: _Clock) -> Processed:
+    def _process(
+        self, frame: Frame, look: Look, clock: _Clock, canvas: torch.Tensor | None
+    ) -> Processed:
         faces = self.tracker.update(frame.image, frame.capture_ns / 1e9)
         clock.lap("detect")
+        unchanged = frame.image if canvas is None else canvas
         if look.bypass:
-            return Processed(frame.image, faces, FxState.BYPASS, clock.timings)
+            return Processed(unchanged, faces, FxState.BYPASS, clock.timings)
         if not faces:
-            return Processed(frame.image, faces, FxState.NO_FACE, clock.timings)
+            return Processed(unchanged, faces, FxState.NO_FACE, clock.timings)
         identity, template = self._active
         size = identity.crop_size
         template = template.to(frame.image.device)
@@ -133,7 +139,7 @@ class FaceFX:
         clock.lap("infer")
         masks = MaskMaker(look.mask_feather)(swap.masks, len(faces), size, crops.device)
         out_faces = transfer(look.color_transfer, swap.faces, crops, masks)
-        aged = frame.image.clone()
+        aged = frame.image.clone() if canvas is None else canvas
         for i, affine in enumerate(affines):
             paste_back(aged, out_faces[i], masks[i], affine, look.blend)
         clock.lap("paste")

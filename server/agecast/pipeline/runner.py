@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import torch
 
-from agecast.compose.layout import compose_layout
+from agecast.compose.layout import layout_canvas
 from agecast.errors import AgecastError
 from agecast.frames import Frame
 from agecast.pipeline.fx import FaceFX, FxState
@@ -145,12 +145,13 @@ class Pipeline:
                 frame.wall_ns,
                 frame.pts_s,
             )
-        processed = self.fx.process(frame)
         t0 = time.perf_counter_ns()
         layout = self.layout
-        picture = compose_layout(frame.image, processed.aged, layout)
+        picture, canvas = layout_canvas(frame.image, layout)
+        compose_ms = (time.perf_counter_ns() - t0) / 1e6
+        processed = self.fx.process(frame, canvas)
         timings = dict(processed.timings)
-        timings["compose"] = (time.perf_counter_ns() - t0) / 1e6
+        timings["compose"] = compose_ms
         timings["processing"] = sum(timings.values())
         timings["processing_excl_infer"] = timings["processing"] - timings.get("infer", 0.0)
         timings["wait"] = (picked_ns - frame.capture_ns) / 1e6
