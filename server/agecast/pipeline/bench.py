@@ -70,7 +70,6 @@ def bench(settings: Settings, *, seconds: float, live: bool, warmup: float = 2.0
     return {
         "command": "bench",
         "agecast": __version__,
-        "mode": "live" if live else "max",
         "source": settings.source,
         "identity": built.identity.manifest.id,
         "backend": built.backend.name,
@@ -79,6 +78,7 @@ def bench(settings: Settings, *, seconds: float, live: bool, warmup: float = 2.0
         "detect_every": settings.detect_every,
         "warmup_s": warmup,
         **stats,
+        "mode": "live" if live else "max",  # the pipeline's own word for max is "render"
         "landmark_jitter_px": jitter,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "machine": _machine(),
