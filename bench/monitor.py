@@ -1,11 +1,16 @@
 """Glass-to-glass benchmark with real Chromium viewers (not run in CI).
 
-Starts ``agecast serve`` as a subprocess, opens V monitor pages in headless Chromium on
-loopback, lets them run, and reports: browser-measured glass-to-glass p50/p95 (capture wall
-clock → painted, reported by the pages), server frame→packet latency, pipeline fps, drops and
-the server's CPU use (from /proc) — for each viewer count asked for.
+Starts ``agecast serve`` as a subprocess, opens monitor pages in headless Chromium on loopback,
+lets them run, and reports: browser-measured glass-to-glass p50/p95 (capture wall clock →
+painted, reported by the pages), server frame→packet latency, pipeline fps, drops and the
+server's CPU use (from /proc) — for each viewer count asked for.
 
-    python bench/monitor.py --viewers 1 --viewers 10 --seconds 20 --json bench/results/monitor.json
+``--viewers V`` opens V Chromium pages. On a 2-core box ten software H.264 decoders starve the
+server of CPU, which measures the box, not the server; ``--ws-viewers V`` instead adds V extra
+viewers that take every packet over a real WebSocket without decoding it (one small process),
+next to one Chromium page, which is what the fan-out costs the server.
+
+    python bench/monitor.py --viewers 1 --ws-viewers 9 --seconds 20 --json OUT.json
 """
 
 from __future__ import annotations
@@ -60,7 +65,26 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) 
     raise RuntimeError("agecast serve did not start in time")
 
 
-def run_one(source: str, viewers: int, seconds: float, warmup: float) -> dict[str, Any]:
+_READERS = """
+import asyncio, sys
+from websockets.asyncio.client import connect
+async def read(url):
+    while True:
+        try:
+            async with connect(url, max_size=None, compression=None) as ws:
+                async for _ in ws:
+                    pass
+        except Exception:
+            await asyncio.sleep(0.2)
+async def main():
+    await asyncio.gather(*(read(sys.argv[1]) for _ in range(int(sys.argv[2]))))
+asyncio.run(main())
+"""
+
+
+def run_one(
+    source: str, viewers: int, seconds: float, warmup: float, ws_viewers: int = 0
+) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
@@ -79,8 +103,12 @@ def run_one(source: str, viewers: int, seconds: float, warmup: float) -> dict[st
             str(port),
         ]
     )
+    readers = None
     try:
         _wait_ready(base, proc)
+        if ws_viewers:
+            url = f"ws://127.0.0.1:{port}/ws/monitor"
+            readers = subprocess.Popen([sys.executable, "-c", _READERS, url, str(ws_viewers)])
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
             context = pw.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, args=ARGS
@@ -100,11 +128,17 @@ def run_one(source: str, viewers: int, seconds: float, warmup: float) -> dict[st
             ]
             context.close()
     finally:
+        if readers is not None:
+            readers.terminate()
+            readers.wait(10)
         proc.terminate()
         proc.wait(10)
     frames = status["frames_out"] - start["frames_out"]
     return {
-        "viewers": viewers,
+        "viewers": viewers + ws_viewers,
+        "browser_viewers": viewers,
+        "websocket_only_viewers": ws_viewers,
+        "viewers_reported_by_server": status["viewers"],
         "seconds": round(t1 - t0, 2),
         "pipeline_fps": round(frames / (t1 - t0), 2),
         "server_cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 3),
@@ -123,13 +157,21 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--source", default="demo")
-    parser.add_argument("--viewers", type=int, action="append")
+    parser.add_argument("--viewers", type=int, action="append", help="Chromium pages (repeat)")
+    parser.add_argument("--ws-viewers", type=int, action="append", help="extra decode-free viewers")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    runs = [run_one(args.source, v, args.seconds, args.warmup) for v in (args.viewers or [1])]
+    browsers = args.viewers or [1]
+    extra = args.ws_viewers or [0] * len(browsers)
+    if len(extra) != len(browsers):
+        parser.error("give --ws-viewers as often as --viewers (one run per pair)")
+    runs = [
+        run_one(args.source, v, args.seconds, args.warmup, w)
+        for v, w in zip(browsers, extra, strict=True)
+    ]
     result = {
         "command": " ".join(["python", *sys.argv]),
         "source": args.source,
