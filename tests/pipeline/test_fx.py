@@ -1,4 +1,7 @@
+import json
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -6,7 +9,9 @@ import torch
 from agecast.compose.paste import paste_back
 from agecast.faces.align import estimate_affine, template_points, warp_crop
 from agecast.frames import Frame
+from agecast.identities import IdentityModel, read_package
 from agecast.pipeline.fx import FaceFX, FxState
+from agecast.settings import REPO_MODELS_DIR
 
 from .conftest import astronaut_frame
 
@@ -31,7 +36,19 @@ def test_face_changes_and_the_rest_does_not(fx: FaceFX) -> None:
     assert int(diff[500:].max()) == 0
 
 
-def test_colour_transfer_pulls_the_face_back_to_the_plate(fx: FaceFX) -> None:
+def test_colour_transfer_pulls_a_likeness_back_to_the_plate(
+    fx: FaceFX,
+    backend,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    # the testpattern model relabelled as a likeness: its magenta cast stands for a model
+    # trained under other light
+    package = tmp_path / "tinted"
+    shutil.copytree(REPO_MODELS_DIR / "testpattern", package)
+    manifest = json.loads((package / "manifest.json").read_text())
+    manifest.update(id="tinted", purpose="likeness", actor="Test Actor")
+    (package / "manifest.json").write_text(json.dumps(manifest))
+    fx.set_identity(IdentityModel.load(read_package(package), backend))
     frame = _frame()
     plate = frame.image[FACE].float().mean(dim=(0, 1))
     fx.set_look(color_transfer="none")
@@ -39,6 +56,14 @@ def test_colour_transfer_pulls_the_face_back_to_the_plate(fx: FaceFX) -> None:
     fx.set_look(color_transfer="rct")
     matched = fx.process(frame).aged[FACE].float().mean(dim=(0, 1))
     assert float((matched - plate).abs().max()) < 0.5 * float((tinted - plate).abs().max())
+
+
+def test_a_tooling_pattern_is_never_colour_matched(fx: FaceFX) -> None:
+    frame = _frame()
+    fx.set_look(color_transfer="none")
+    plain = fx.process(frame).aged
+    fx.set_look(color_transfer="rct")
+    assert torch.equal(fx.process(frame).aged, plain)
 
 
 def test_blend_and_bypass(fx: FaceFX) -> None:

@@ -138,7 +138,9 @@ class FaceFX:
         swap = identity.infer(crops)
         clock.lap("infer")
         masks = MaskMaker(look.mask_feather)(swap.masks, len(faces), size, crops.device)
-        out_faces = transfer(look.color_transfer, swap.faces, crops, masks)
+        # A tooling identity's pattern is shown as drawn: colour-matching it would hide it.
+        colour = "none" if identity.manifest.purpose == "tooling" else look.color_transfer
+        out_faces = transfer(colour, swap.faces, crops, masks)
         aged = frame.image.clone() if canvas is None else canvas
         for i, affine in enumerate(affines):
             paste_back(aged, out_faces[i], masks[i], affine, look.blend)
