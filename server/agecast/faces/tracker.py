@@ -148,24 +148,14 @@ class FaceTracker:
     def _merge(self, result: Detected, image: torch.Tensor) -> None:
         """Correct tracks with detections made on an earlier frame (``result.frame``)."""
         known = [t for t in self._tracks if result.frame in t.history]
-        matched_tracks: set[int] = set()
-        matched_faces: set[int] = set()
-        if result.faces and known:
-            then = torch.stack([t.history[result.frame][0] for t in known])
-            ious = box_iou(then, torch.stack([f.box for f in result.faces]))
-            for flat in torch.argsort(ious.flatten(), descending=True).tolist():
-                ti, fi = divmod(flat, len(result.faces))
-                if float(ious[ti, fi]) < self.iou_threshold:
-                    break
-                if ti in matched_tracks or fi in matched_faces:
-                    continue
-                matched_tracks.add(ti)
-                matched_faces.add(fi)
-                track, face = known[ti], result.faces[fi]
-                box_then, landmarks_then = track.history[result.frame]
-                track.landmarks = track.landmarks + (face.landmarks5.float() - landmarks_then)
-                track.box = track.box + (face.box.float() - box_then)
-                track.score, track.misses, track.source = face.score, 0, "detect"
+        pairs = self._match([t.history[result.frame][0] for t in known], result.faces)
+        for ti, fi in pairs.items():
+            track, face = known[ti], result.faces[fi]
+            box_then, landmarks_then = track.history[result.frame]
+            track.landmarks = track.landmarks + (face.landmarks5.float() - landmarks_then)
+            track.box = track.box + (face.box.float() - box_then)
+            track.score, track.misses, track.source = face.score, 0, "detect"
+        matched_tracks, matched_faces = set(pairs), set(pairs.values())
         for index, track in enumerate(known):
             if index not in matched_tracks:
                 track.misses += 1
@@ -210,21 +200,10 @@ class FaceTracker:
 
     def _detect(self, image: torch.Tensor) -> None:
         faces = self.detector.detect(image)
-        matched_tracks: set[int] = set()
-        matched_faces: set[int] = set()
-        if faces and self._tracks:
-            ious = box_iou(
-                torch.stack([t.box for t in self._tracks]), torch.stack([f.box for f in faces])
-            )
-            for flat in torch.argsort(ious.flatten(), descending=True).tolist():
-                ti, fi = divmod(flat, len(faces))
-                if float(ious[ti, fi]) < self.iou_threshold:
-                    break
-                if ti in matched_tracks or fi in matched_faces:
-                    continue
-                matched_tracks.add(ti)
-                matched_faces.add(fi)
-                self._adopt(self._tracks[ti], faces[fi])
+        pairs = self._match([t.box for t in self._tracks], faces)
+        for ti, fi in pairs.items():
+            self._adopt(self._tracks[ti], faces[fi])
+        matched_tracks, matched_faces = set(pairs), set(pairs.values())
         survivors = []
         for index, track in enumerate(self._tracks):
             if index not in matched_tracks:
@@ -237,6 +216,20 @@ class FaceTracker:
         self._tracks = survivors + [self._start(face) for face in new]
         self._tracks.sort(key=lambda t: t.area, reverse=True)
         del self._tracks[self.max_faces :]
+
+    def _match(self, boxes: list[torch.Tensor], faces: list[FaceBox]) -> dict[int, int]:
+        """Greedy IoU matching, best overlap first: box index → face index."""
+        pairs: dict[int, int] = {}
+        if not boxes or not faces:
+            return pairs
+        ious = box_iou(torch.stack(boxes), torch.stack([f.box for f in faces]))
+        for flat in torch.argsort(ious.flatten(), descending=True).tolist():
+            bi, fi = divmod(flat, len(faces))
+            if float(ious[bi, fi]) < self.iou_threshold:
+                break
+            if bi not in pairs and fi not in pairs.values():
+                pairs[bi] = fi
+        return pairs
 
     def _adopt(self, track: _Track, face: FaceBox) -> None:
         track.box = face.box.float()

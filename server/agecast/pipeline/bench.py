@@ -18,7 +18,6 @@ import torch
 from agecast import __version__
 from agecast.faces.jitter import measure_jitter
 from agecast.pipeline.build import build
-from agecast.pipeline.slot import SlotClosed
 from agecast.settings import Settings
 
 
@@ -49,10 +48,8 @@ def bench(settings: Settings, *, seconds: float, live: bool, warmup: float = 2.0
     try:
         start = time.monotonic()
         warmed = False
-        while time.monotonic() - start < warmup + seconds:
-            try:
-                output = pipeline.out.get(timeout=1.0)
-            except SlotClosed:
+        for output in pipeline.outputs():
+            if time.monotonic() - start >= warmup + seconds:
                 break
             if output is None:
                 continue

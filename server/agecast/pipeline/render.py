@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from agecast.pipeline.build import build
-from agecast.pipeline.slot import SlotClosed
 from agecast.settings import Settings
 from agecast.stream.writer import Mp4Writer
 
@@ -33,11 +32,7 @@ def render(
     pipeline.start()
     writer = Mp4Writer(out, pipeline.source.fps)
     try:
-        while True:
-            try:
-                output = pipeline.out.get(timeout=1.0)
-            except SlotClosed:
-                break
+        for output in pipeline.outputs():
             if output is None:
                 continue
             writer.write(output.picture)

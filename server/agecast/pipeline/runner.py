@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -100,6 +101,15 @@ class Pipeline:
         self.out.close()
         for thread in self._threads:
             thread.join(timeout=5)
+
+    def outputs(self, poll_s: float = 0.5) -> Iterator[Output | None]:
+        """Outputs as they come, and None after ``poll_s`` without one (so a consumer can look
+        at its clock); ends when the pipeline closes."""
+        while True:
+            try:
+                yield self.out.get(timeout=poll_s)
+            except SlotClosed:
+                return
 
     @property
     def running(self) -> bool:

@@ -17,7 +17,6 @@ from agecast.identities.runtime import IdentityModel
 from agecast.pipeline.build import Built, build
 from agecast.pipeline.metrics import Timings, percentiles
 from agecast.pipeline.runner import Output
-from agecast.pipeline.slot import SlotClosed
 from agecast.settings import Settings
 from agecast.sources import SourceState
 from agecast.stream.encoder import H264Encoder, encode_jpeg
@@ -62,12 +61,7 @@ class LiveService:
 
     # encode thread ---------------------------------------------------------------------------
     def _encode_loop(self) -> None:
-        out = self.built.pipeline.out
-        while True:
-            try:
-                output = out.get(timeout=0.5)
-            except SlotClosed:
-                return
+        for output in self.built.pipeline.outputs():
             if output is None:
                 continue
             self.last_output = output
