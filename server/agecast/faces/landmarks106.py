@@ -6,7 +6,7 @@ Model contract (insightface's ``Landmark`` wrapper for ``2d106det``):
 * one input, N×3×S×S with a static square S (192 for ``2d106det``); the batch may be dynamic;
 * the crop is centred on the detection box centre, scale ``S / (max(w, h) * 1.5)``, no rotation:
   frame point ``(x, y)`` goes to crop pixel ``scale · (x - cx, y - cy) + S / 2`` (OpenCV pixel
-  centres, as everywhere in agecast);
+  centres, as everywhere in agecast), sampled bilinearly as ``cv2.warpAffine`` does;
 * colour order RGB (insightface feeds its BGR frame through ``blobFromImage(swapRB=True)``; our
   frames are already RGB), pixel values 0–255 then ``(x - mean) / std`` where ``mean, std`` is
   ``0, 1`` when the graph normalises by itself (among its first 8 nodes one named ``Sub…`` or
@@ -17,7 +17,7 @@ Model contract (insightface's ``Landmark`` wrapper for ``2d106det``):
 
 Point layout (insightface's 2d106 mark-up, as downstream face-swap tools index it; not checked
 here against real weights): 0–32 the face contour (jaw), 33–42 and 87–96 the eyes, 43–51 and
-97–105 the brows; the rest are nose and mouth. The contour stops at brow height, so a mask from
+97–105 the brows; the rest are nose and mouth. Nothing marks the forehead, so a mask from
 these points needs growing to cover the forehead (``agecast.compose.hull.hull_mask``).
 """
 
@@ -89,9 +89,11 @@ class Landmarks106:
 
     name = "2d106det"
 
-    def __init__(self, backend: Backend, model_path: Path, *, antialias: bool = True) -> None:
+    def __init__(self, backend: Backend, model_path: Path, *, antialias: bool = False) -> None:
         self.model_path = Path(model_path)
-        self.antialias = antialias  # average the frame down first when the crop shrinks it ≥ 2×
+        # insightface samples with plain bilinear cv2.warpAffine; antialias=True averages the
+        # frame down first when the crop shrinks it ≥ 2× (about 3× the crop cost)
+        self.antialias = antialias
         if not self.model_path.is_file():
             raise DetectorError(
                 f"landmark model {self.model_path} does not exist; point insightface_dir at a "
