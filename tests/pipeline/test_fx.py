@@ -3,16 +3,21 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import TensorProto, helper, numpy_helper
 
 from agecast.compose.paste import paste_back
 from agecast.faces.align import estimate_affine, template_points, warp_crop
+from agecast.faces.landmarks106 import Landmarks106
 from agecast.frames import Frame
 from agecast.identities import IdentityModel, read_package
 from agecast.pipeline.fx import FaceFX, FxState
 from agecast.settings import REPO_MODELS_DIR
 
+from ..identities.conftest import invert_model, manifest_for
 from .conftest import astronaut_frame
 
 # Face of the astronaut in astronaut_frame(): eyes ≈ (573, 175) and (630, 176) in frame pixels.
@@ -124,3 +129,58 @@ def test_warp_then_paste_back_is_seamless() -> None:
     x0, x1, y0, y1 = 520, 680, 120, 290
     err = (out[y0:y1, x0:x1].float() - image[y0:y1, x0:x1].float()).abs()
     assert float(err.mean()) < 4.0  # resampling blur only, no shift
+
+
+def _ring_2d106(path: Path, radius: float) -> Path:
+    """A stand-in 2d106det: 106 points on a ring of ``radius`` (crop units, -1..1) whatever
+    the picture."""
+    angles = np.linspace(0, 2 * np.pi, 106, endpoint=False)
+    ring = np.stack([radius * np.cos(angles), radius * np.sin(angles)], 1).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["data"], ["mean"], axes=[1, 2, 3], keepdims=1),
+            helper.make_node("Reshape", ["mean", "column"], ["flat"]),
+            helper.make_node("Mul", ["flat", "zero"], ["nothing"]),
+            helper.make_node("Add", ["nothing", "ring"], ["fc1"]),
+        ],
+        "ring",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 192, 192])],
+        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, 212])],
+        [
+            numpy_helper.from_array(ring.reshape(1, 212), "ring"),
+            numpy_helper.from_array(np.array([-1, 1], np.int64), "column"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_106_landmarks_shape_the_mask_of_a_maskless_identity(
+    fx: FaceFX,
+    backend,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    package = tmp_path / "invert"
+    package.mkdir()
+    data = invert_model(256).SerializeToString()
+    (package / "model.onnx").write_bytes(data)
+    (package / "manifest.json").write_text(json.dumps(manifest_for(data, 256)))
+    fx.set_identity(IdentityModel.load(read_package(package), backend))
+    fx.set_look(color_transfer="none", mask_feather=0.01)  # a crisp edge to measure
+    frame = _frame()
+    ellipse = (fx.process(frame).aged.int() - frame.image.int()).abs().sum(2) > 60
+    fx.landmarks106 = Landmarks106(backend, _ring_2d106(tmp_path / "2d106det.onnx", 0.25))
+    result = fx.process(frame)
+    ring = (result.aged.int() - frame.image.int()).abs().sum(2) > 60
+    assert result.fx is FxState.ON
+    assert 100 < int(ring.sum()) < 0.6 * int(ellipse.sum())  # the small hull replaces less
+    box = result.faces[0].box
+    centre = (box[:2] + box[2:]) / 2
+    ys, xs = torch.nonzero(ring, as_tuple=True)
+    reach = ((torch.stack([xs, ys], 1).float() - centre).norm(dim=1)).max()
+    # ring radius in frame px: 0.25 · 96 crop px at 192 / (1.5 · side) crop px per frame px
+    side = float((box[2:] - box[:2]).max())
+    assert float(reach) < 0.25 * 0.75 * side * 1.2  # the hull (+5 % grow), nothing beyond

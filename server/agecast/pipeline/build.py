@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 
 from agecast.faces.detector import make_detector
+from agecast.faces.landmarks106 import Landmarks106, find_landmarks106
 from agecast.faces.tracker import FaceTracker
 from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
@@ -69,7 +70,13 @@ def build_fx(settings: Settings, backend: Backend) -> tuple[IdentityModel, FaceF
         smoothing=settings.smoothing,
         background=settings.detect_thread,
     )
-    return identity, FaceFX(tracker, identity, look_from(settings))
+    landmarks = None
+    if settings.insightface_dir is not None:
+        path = find_landmarks106(settings.insightface_dir)
+        if path is not None:
+            landmarks = Landmarks106(backend, path)
+            log.info("106-point landmarks from %s shape masks of mask-less identities", path)
+    return identity, FaceFX(tracker, identity, look_from(settings), landmarks)
 
 
 def build(settings: Settings, *, mode: Literal["live", "render"] = "live") -> Built:

@@ -14,9 +14,11 @@ from enum import StrEnum
 import torch
 
 from agecast.compose.colour import transfer
+from agecast.compose.hull import hull_mask
 from agecast.compose.mask import MaskMaker
 from agecast.compose.paste import paste_back
-from agecast.faces.align import estimate_affine, template_points, warp_crop
+from agecast.faces.align import estimate_affine, template_points, transform_points, warp_crop
+from agecast.faces.landmarks106 import Landmarks106
 from agecast.faces.tracker import FaceTracker
 from agecast.frames import FaceBox, Frame
 from agecast.identities.runtime import IdentityModel
@@ -66,9 +68,16 @@ class _Clock:
 
 class FaceFX:
     def __init__(
-        self, tracker: FaceTracker, identity: IdentityModel, look: Look | None = None
+        self,
+        tracker: FaceTracker,
+        identity: IdentityModel,
+        look: Look | None = None,
+        landmarks106: Landmarks106 | None = None,
     ) -> None:
+        """``landmarks106`` (insightface 2d106det), when given, shapes the mask of identities
+        whose model has no mask output: the convex hull of the face's 106 points."""
         self.tracker = tracker
+        self.landmarks106 = landmarks106
         self.look = look or Look()
         # identity and its template change together (one assignment), never half-way in a frame
         self._active = (
@@ -111,6 +120,17 @@ class FaceFX:
             self._burst = 0
         return result
 
+    def _hull_masks(
+        self, image: torch.Tensor, faces: list[FaceBox], affines: list[torch.Tensor], size: int
+    ) -> torch.Tensor:
+        assert self.landmarks106 is not None
+        points = self.landmarks106.landmarks(image, [f.box for f in faces])
+        hulls = [
+            hull_mask(transform_points(a, p.to(a.device)), size, grow=0.05)
+            for a, p in zip(affines, points, strict=True)
+        ]
+        return torch.cat(hulls).to(image.device)
+
     def _failed(self, frame: Frame, exc: Exception) -> None:
         self.errors += 1
         if self._burst == 0:
@@ -137,7 +157,11 @@ class FaceFX:
         clock.lap("align")
         swap = identity.infer(crops)
         clock.lap("infer")
-        masks = MaskMaker(look.mask_feather)(swap.masks, len(faces), size, crops.device)
+        shape = swap.masks
+        if shape is None and self.landmarks106 is not None:
+            shape = self._hull_masks(frame.image, faces, affines, size)
+            clock.lap("landmarks")
+        masks = MaskMaker(look.mask_feather)(shape, len(faces), size, crops.device)
         # A tooling identity's pattern is shown as drawn: colour-matching it would hide it.
         colour = "none" if identity.manifest.purpose == "tooling" else look.color_transfer
         out_faces = transfer(colour, swap.faces, crops, masks)
