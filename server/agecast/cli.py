@@ -187,6 +187,10 @@ def serve(
         str, typer.Option(help="address to listen on (127.0.0.1 = this machine only)")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="TLS certificate (PEM): serve https", exists=True)
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM)", exists=True)] = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,
     identity: IdentityOpt = None,
@@ -200,12 +204,20 @@ def serve(
     threads: ThreadsOpt = None,
     insightface_dir: InsightfaceOpt = None,
 ) -> None:
-    """Start the live monitor: open the printed URL in a browser (Chromium, Chrome, Edge)."""
+    """Start the live monitor; open the printed sign-in URL in Chromium, Chrome or Edge.
+
+    The URL carries a one-time operator token; give others links from `agecast links create`.
+    Off this machine, WebCodecs needs https: pass --tls-cert/--tls-key
+    (`agecast certs selfsigned` makes a pair for a LAN).
+    """
     import uvicorn
 
     from agecast.api.app import create_app
+    from agecast.api.auth import Auth
     from agecast.stream.live import LiveService
 
+    if (tls_cert is None) != (tls_key is None):
+        raise _fail(ValueError("give both --tls-cert and --tls-key, or neither"))
     try:
         settings = _settings(
             config, source=source, identity=identity, backend=backend, device=device,
@@ -215,14 +227,114 @@ def serve(
         service = LiveService(settings)  # load and check everything before listening
     except AgecastError as exc:
         raise _fail(exc) from exc
-    app_ = create_app(lambda: service)
+    auth = Auth.at(settings.state_dir, secure_cookies=tls_cert is not None)
+    _, token = auth.links.create("operator", label="serve", expires_s=12 * 3600, one_time=True)
+    app_ = create_app(lambda: service, auth=auth)
+    scheme = "https" if tls_cert else "http"
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    console.print(f"[bold]agecast monitor:[/] http://{shown}:{port}/  (Ctrl-C to stop)")
+    # plain stdout, one line: a URL wrapped by a pretty printer cannot be clicked or copied
+    sys.stdout.write(f"agecast monitor: {scheme}://{shown}:{port}/?token={token}\n")
+    sys.stdout.flush()
+    console.print(
+        "one-time operator sign-in; `agecast links create --role viewer` makes links for others"
+    )
     try:
         # permessage-deflate costs ~200 ms per large message and gains nothing on H.264.
-        uvicorn.run(app_, host=host, port=port, ws_per_message_deflate=False, log_level="warning")
+        uvicorn.run(
+            app_, host=host, port=port, ws_per_message_deflate=False, log_level="warning",
+            ws_max_size=256 * 1024, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+        )  # fmt: skip
     except AgecastError as exc:
         raise _fail(exc) from exc
+
+
+links_app = typer.Typer(help="Sign-in links for viewers and operators.", no_args_is_help=True)
+app.add_typer(links_app, name="links")
+
+
+def _auth(config: Path | None) -> Any:
+    from agecast.api.auth import Auth
+
+    return Auth.at(_settings(config).state_dir)
+
+
+@links_app.command("create")
+def links_create(
+    role: Annotated[
+        str, typer.Option(help="viewer (watch) or operator (watch and change)")
+    ] = "viewer",
+    expires: Annotated[str, typer.Option(help="lifetime: 30m, 12h, 7d")] = "12h",
+    label: Annotated[str, typer.Option(help="who it is for (shown in the audit log)")] = "",
+    url: Annotated[str, typer.Option(help="the monitor's address")] = "http://127.0.0.1:8000",
+    config: ConfigOpt = None,
+) -> None:
+    """Make a sign-in link (printed once: the token is stored only as a hash)."""
+    from agecast.api.auth import ROLES, parse_duration
+
+    if role not in ROLES:
+        raise _fail(ValueError(f"--role must be one of {', '.join(ROLES)}"))
+    try:
+        seconds = parse_duration(expires)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    link, token = _auth(config).links.create(role, label=label, expires_s=seconds)
+    sys.stdout.write(f"{url.rstrip('/')}/?token={token}\n")
+    console.print(f"link {link.id} ({link.role}, {label or 'no label'}) expires in {expires}")
+
+
+@links_app.command("list")
+def links_list(config: ConfigOpt = None) -> None:
+    """Every link: id, role, label, expiry, state."""
+    import time as _time
+
+    table = Table(title="agecast links")
+    for col in ("id", "role", "label", "expires", "state"):
+        table.add_column(col)
+    now = _time.time()
+    for link in _auth(config).links.all():
+        state = (
+            "revoked" if link.revoked else "used" if link.one_time and link.used
+            else "expired" if not link.usable(now) else "active"
+        )  # fmt: skip
+        expires = (
+            _time.strftime("%Y-%m-%d %H:%M", _time.localtime(link.expires))
+            if link.expires
+            else "never"
+        )
+        table.add_row(link.id, link.role, link.label, expires, state)
+    Console().print(table)
+
+
+@links_app.command("revoke")
+def links_revoke(
+    which: Annotated[str, typer.Argument(help="link id or label")], config: ConfigOpt = None
+) -> None:
+    """Revoke a link (by id, or every link with a label); its sessions end at once."""
+    revoked = _auth(config).links.revoke(which)
+    if not revoked:
+        raise _fail(
+            ValueError(f"no active link with id or label {which!r} (see `agecast links list`)")
+        )
+    console.print(f"revoked {', '.join(link.id for link in revoked)}")
+
+
+certs_app = typer.Typer(help="TLS certificates for serving on a LAN.", no_args_is_help=True)
+app.add_typer(certs_app, name="certs")
+
+
+@certs_app.command("selfsigned")
+def certs_selfsigned(
+    out: Annotated[Path, typer.Option(help="folder for cert.pem and key.pem")] = Path("certs"),
+    host: Annotated[
+        list[str], typer.Option(help="DNS name or IP the monitor is reached at (repeat)")
+    ] = ["localhost", "127.0.0.1"],  # noqa: B006
+    days: Annotated[int, typer.Option(help="validity in days")] = 90,
+) -> None:
+    """A self-signed certificate for --tls-cert/--tls-key (browsers ask to trust it once)."""
+    from agecast.api.certs import write_selfsigned
+
+    cert, key = write_selfsigned(out, host, days)
+    console.print(f"wrote {cert} and {key}; serve with --tls-cert {cert} --tls-key {key}")
 
 
 @app.command()

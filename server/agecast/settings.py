@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         0.08, ge=0.0, le=0.5, description="mask edge softness, fraction of crop"
     )
     layout: Layout = Field("side-by-side")
+    # Service
+    state_dir: Path = Field(
+        default_factory=lambda: (
+            Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "agecast"
+        ),
+        description="links, session secret and audit log",
+    )
 
     @classmethod
     def settings_customise_sources(

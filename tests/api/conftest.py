@@ -1,4 +1,4 @@
-"""A real agecast server on 127.0.0.1 (uvicorn in a thread, real sockets)."""
+"""A real agecast server on 127.0.0.1 (uvicorn in a thread, real sockets), with real sign-in."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 
 from agecast.api.app import create_app
+from agecast.api.auth import COOKIE, Auth, Role
 from agecast.settings import Settings
 from agecast.stream.live import LiveService
 
@@ -23,6 +25,18 @@ class Running:
     ws: str
     service: LiveService
     artifacts: Path
+    auth: Auth
+
+    def session(self, role: Role = "operator", label: str = "test") -> str:
+        """A signed-in session cookie value for a fresh link of ``role``."""
+        link, _ = self.auth.links.create(role, label=label, expires_s=3600)
+        return self.auth.sessions.issue(link)[0]
+
+    def client(self, role: Role = "operator") -> httpx.Client:
+        return httpx.Client(base_url=self.base, cookies={COOKIE: self.session(role)})
+
+    def ws_headers(self, role: Role = "operator") -> dict[str, str]:
+        return {"Cookie": f"{COOKIE}={self.session(role)}"}
 
 
 def free_port() -> int:
@@ -34,6 +48,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     settings = Settings.load(source="testpattern:640x360@30", identity="testpattern")
+    auth = Auth.at(tmp_path_factory.mktemp("state"))
     holder: list[LiveService] = []
 
     def factory() -> LiveService:
@@ -42,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
     port = free_port()
     config = uvicorn.Config(
-        create_app(factory),
+        create_app(factory, auth=auth),
         host="127.0.0.1",
         port=port,
         ws_per_message_deflate=False,
@@ -61,6 +76,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             raise RuntimeError("agecast server started but processed no frames")
         time.sleep(0.05)
     artifacts = tmp_path_factory.mktemp("api")
-    yield Running(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", holder[0], artifacts)
+    yield Running(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", holder[0], artifacts, auth)
     srv.should_exit = True
     thread.join(10)

@@ -14,9 +14,9 @@ from .conftest import Running
 
 
 async def _hello_and_pictures(
-    url: str, count: int
+    url: str, count: int, headers: dict[str, str]
 ) -> tuple[dict, list[tuple[PictureHeader, bytes]]]:
-    async with connect(url, max_size=None, compression=None) as ws:
+    async with connect(url, max_size=None, compression=None, additional_headers=headers) as ws:
         hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
         pictures: list[tuple[PictureHeader, bytes]] = []
         while len(pictures) < count:
@@ -29,7 +29,9 @@ async def _hello_and_pictures(
 
 
 def test_h264_viewer_gets_decodable_frames_starting_at_a_key_frame(server: Running) -> None:
-    hello, pictures = asyncio.run(_hello_and_pictures(f"{server.ws}/ws/monitor", 20))
+    hello, pictures = asyncio.run(
+        _hello_and_pictures(f"{server.ws}/ws/monitor", 20, server.ws_headers("viewer"))
+    )
     assert hello["type"] == "hello" and hello["codec"].startswith("avc1.42")
     first, _ = pictures[0]
     assert Flags.KEY in first.flags  # joining viewers start at an IDR
@@ -48,15 +50,17 @@ def test_h264_viewer_gets_decodable_frames_starting_at_a_key_frame(server: Runni
 
 
 def test_jpeg_fallback_viewer(server: Running) -> None:
-    _, pictures = asyncio.run(_hello_and_pictures(f"{server.ws}/ws/monitor?codec=jpeg", 3))
+    _, pictures = asyncio.run(
+        _hello_and_pictures(f"{server.ws}/ws/monitor?codec=jpeg", 3, server.ws_headers("viewer"))
+    )
     for header, data in pictures:
         assert Flags.JPEG in header.flags
         assert Image.open(io.BytesIO(data)).size == (1280, 360)
 
 
-async def _exchange(url: str, messages: list[str | bytes]) -> list[dict]:
+async def _exchange(url: str, messages: list[str | bytes], headers: dict[str, str]) -> list[dict]:
     replies = []
-    async with connect(url, max_size=None, compression=None) as ws:
+    async with connect(url, max_size=None, compression=None, additional_headers=headers) as ws:
         for message in messages:
             await ws.send(message)
             while True:
@@ -73,6 +77,7 @@ def test_malformed_monitor_messages_get_clear_errors(server: Running) -> None:
             f"{server.ws}/ws/monitor",
             ["{nope", "[1, 2]", '{"type": "launch"}', b"\x00\x01", "x" * 70_000,
              '{"type": "stats", "glass_ms": "fast"}', '{"type": "ping", "t": 5}'],
+            server.ws_headers("viewer"),
         )
     )  # fmt: skip
     kinds = [r["type"] for r in replies]
@@ -89,7 +94,7 @@ def test_control_websocket(server: Running) -> None:
         '{"type": "get"}',
         '{"type": "set", "values": {"bypass": false}}',
     ]
-    replies = asyncio.run(_exchange(f"{server.ws}/ws/control", messages))
+    replies = asyncio.run(_exchange(f"{server.ws}/ws/control", messages, server.ws_headers()))
     assert replies[0]["type"] == "ack" and replies[0]["status"]["look"]["bypass"] is True
     assert replies[1]["type"] == "error" and "blend" in replies[1]["error"]
     assert replies[2]["type"] == "error"
@@ -99,9 +104,13 @@ def test_control_websocket(server: Running) -> None:
 @pytest.mark.timeout(60)
 def test_a_viewer_that_never_reads_does_not_stall_others(server: Running) -> None:
     async def scenario() -> int:
-        async with connect(f"{server.ws}/ws/monitor", max_size=None, compression=None) as stalled:
+        headers = server.ws_headers("viewer")
+        url = f"{server.ws}/ws/monitor"
+        async with connect(
+            url, max_size=None, compression=None, additional_headers=headers
+        ) as stalled:
             await stalled.recv()  # hello, then never read again
-            _, pictures = await _hello_and_pictures(f"{server.ws}/ws/monitor", 60)
+            _, pictures = await _hello_and_pictures(url, 60, headers)
             return len(pictures)
 
     assert asyncio.run(scenario()) == 60

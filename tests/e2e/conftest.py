@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from agecast.api.auth import LinkStore
+
 CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -84,6 +86,7 @@ class AgecastServer:
 
     port: int
     log_path: Path
+    state_dir: Path
     proc: subprocess.Popen[bytes] | None = None
     _log: Any = field(default=None, repr=False)
 
@@ -91,8 +94,14 @@ class AgecastServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def page_url(self, path: str = "/") -> str:
+        """``path`` with a fresh one-time operator sign-in token (the real login flow)."""
+        _, token = LinkStore(self.state_dir).create("operator", label="e2e", one_time=True)
+        return f"{self.url}{path}{'&' if '?' in path else '?'}token={token}"
+
     def start(self) -> None:
         env = dict(os.environ)
+        env["AGECAST_STATE_DIR"] = str(self.state_dir)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(REPO / "server"), *filter(None, [env.get("PYTHONPATH")])]
         )
@@ -133,10 +142,11 @@ class AgecastServer:
     def control(self, **values: Any) -> dict[str, Any]:
         import json
 
+        _, token = LinkStore(self.state_dir).create("operator", label="e2e-api", expires_s=60)
         req = urllib.request.Request(
             self.url + "/api/control",
             data=json.dumps(values).encode(),
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", "authorization": f"Bearer {token}"},
             method="POST",
         )
         with urllib.request.urlopen(req, timeout=10) as res:
@@ -145,7 +155,8 @@ class AgecastServer:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgecastServer]:
-    srv = AgecastServer(free_port(), tmp_path_factory.mktemp("agecast-serve") / "serve.log")
+    folder = tmp_path_factory.mktemp("agecast-serve")
+    srv = AgecastServer(free_port(), folder / "serve.log", folder / "state")
     srv.start()
     yield srv
     srv.stop()

@@ -34,12 +34,12 @@ def _wait_halves(page: Page, *, same: bool, timeout_s: float = 10.0) -> float:
 def test_bypass_from_the_panel_reaches_every_viewer(
     server: AgecastServer, page: Page, browser: Browser, watched: Watched, shots: Path
 ) -> None:
-    page.goto(server.url + "/")
+    page.goto(server.page_url("/"))
     wait_painting(page, 5)
     other_context = browser.new_context(viewport={"width": 1280, "height": 800})
     other = watched.attach(other_context.new_page())
     try:
-        other.goto(server.url + "/")
+        other.goto(server.page_url("/"))
         wait_painting(other, 5)
         _wait_halves(page, same=False)
 
@@ -78,7 +78,7 @@ def test_bypass_from_the_panel_reaches_every_viewer(
 def test_stream_layout_change_is_followed_by_the_decoder(
     server: AgecastServer, page: Page, shots: Path
 ) -> None:
-    page.goto(server.url + "/")
+    page.goto(server.page_url("/"))
     wait_painting(page, 5)
     canvas_width = "document.getElementById('video').width"
     page.click("button[data-action='panel']")

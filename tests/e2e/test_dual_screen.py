@@ -43,7 +43,7 @@ SAMPLE = """() => {
 
 
 def test_second_window_is_frame_locked(server: AgecastServer, page: Page, shots: Path) -> None:
-    page.goto(server.url + "/")
+    page.goto(server.page_url("/"))
     wait_painting(page, 5)
     with page.expect_popup() as popup_info:
         page.click("button[data-action='dual']")
@@ -91,7 +91,7 @@ def test_second_window_is_frame_locked(server: AgecastServer, page: Page, shots:
 def test_second_window_carries_on_when_the_main_one_closes(
     server: AgecastServer, page: Page, shots: Path
 ) -> None:
-    page.goto(server.url + "/")
+    page.goto(server.page_url("/"))
     wait_painting(page, 5)
     with page.expect_popup() as popup_info:
         page.click("button[data-action='dual']")

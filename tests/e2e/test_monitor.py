@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def test_page_paints_live_frames(server: AgecastServer, page: Page, shots: Path) -> None:
-    page.goto(server.url + "/")
+    page.goto(server.page_url("/"))
     wait_painting(page, 10)
     first = page.evaluate("agecast.painted")
     page.wait_for_function(f"agecast.painted > {first + 10}")
@@ -65,7 +65,7 @@ def _fx_frame(page: Page) -> tuple[np.ndarray, int]:
 def test_raw_half_is_the_source_and_aged_half_is_the_effect(
     server: AgecastServer, page: Page
 ) -> None:
-    page.goto(server.url + "/")
+    page.goto(server.page_url("/"))
     wait_painting(page, 10)
     picture, n = _fx_frame(page)
     raw, aged = picture[:, :WIDTH], picture[:, WIDTH:]
@@ -88,7 +88,7 @@ def test_raw_half_is_the_source_and_aged_half_is_the_effect(
 
 
 def test_views_crop_the_picture_client_side(server: AgecastServer, page: Page, shots: Path) -> None:
-    page.goto(server.url + "/")
+    page.goto(server.page_url("/"))
     wait_painting(page, 5)
     page.keyboard.press("2")
     page.wait_for_function("agecast.view === 'raw'")
@@ -154,7 +154,7 @@ def test_malformed_messages_are_ignored(
         })();"""
     )
     try:
-        page.goto(server.url + "/")
+        page.goto(server.page_url("/"))
         wait_painting(page, 5)
         page.evaluate(
             """() => {
@@ -186,7 +186,7 @@ def test_malformed_messages_are_ignored(
 
 def test_view_geometry(server: AgecastServer, page: Page) -> None:
     """Which part of the stream picture each view draws, for every stream layout."""
-    page.goto(server.url + "/")
+    page.goto(server.page_url("/"))
     plans = page.evaluate(
         """async () => {
           const { planView } = await import('/ui/display.js');

@@ -24,12 +24,12 @@ if TYPE_CHECKING:
 def test_join_mid_stream_waits_for_the_key_frame(
     server: AgecastServer, page: Page, browser: Browser, watched: Watched
 ) -> None:
-    page.goto(server.url + "/")
+    page.goto(server.page_url("/"))
     wait_painting(page, 30)  # well into the stream: the next viewer joins between key frames
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     late = watched.attach(context.new_page())
     try:
-        late.goto(server.url + "/")
+        late.goto(server.page_url("/"))
         late.wait_for_function("agecast.painted > 0", timeout=10_000)
         # The server forces an IDR for a joining viewer: the first picture comes at once,
         # and the decoder never saw a delta frame before a key frame.
@@ -47,7 +47,7 @@ def test_join_mid_stream_waits_for_the_key_frame(
 def test_server_restart_shows_reconnecting_then_paints_again(
     server: AgecastServer, page: Page, shots: Path
 ) -> None:
-    page.goto(server.url + "/")
+    page.goto(server.page_url("/"))
     wait_painting(page, 5)
     server.stop()
     try:
@@ -67,7 +67,7 @@ def test_server_restart_shows_reconnecting_then_paints_again(
 
 
 def test_jpeg_fallback_paints(server: AgecastServer, page: Page, shots: Path) -> None:
-    page.goto(server.url + "/?codec=jpeg")
+    page.goto(server.page_url("/?codec=jpeg"))
     wait_painting(page, 10)
     assert page.evaluate("agecast.codec") == "jpeg"
     assert page.inner_text("#m-format").startswith("JPEG")
@@ -110,7 +110,7 @@ def test_undecodable_codec_falls_back_to_jpeg(
         })();"""
     )
     try:
-        page.goto(server.url + "/")
+        page.goto(server.page_url("/"))
         page.wait_for_function("agecast.codec === 'jpeg' && agecast.painted > 5")
         assert page.inner_text("#m-format").startswith("JPEG")
     finally:

@@ -32,7 +32,24 @@ def invert_model(size: int = 64) -> onnx.ModelProto:
     return model
 
 
+def valid_consent(actor: str, **overrides: Any) -> dict[str, Any]:
+    """A consent record for ``actor``, in force from 2020-01-01 to 2099-12-31."""
+    consent: dict[str, Any] = {
+        "actor": actor,
+        "granted_by": f"{actor} (via Test Agency)",
+        "production": "Test Production",
+        "purposes": ["on-set monitoring", "dailies"],
+        "valid_from": "2020-01-01",
+        "valid_until": "2099-12-31",
+        "reference": "TEST-CONSENT-001",
+    }
+    consent.update(overrides)
+    return consent
+
+
 def manifest_for(model_bytes: bytes, size: int = 64, **overrides: Any) -> dict[str, Any]:
+    """A likeness manifest for ``model_bytes`` with a valid consent for its actor unless
+    ``consent`` is overridden (``consent=None`` writes an explicit null)."""
     manifest: dict[str, Any] = {
         "schema": 1,
         "id": "invert",
@@ -49,6 +66,7 @@ def manifest_for(model_bytes: bytes, size: int = 64, **overrides: Any) -> dict[s
         "crop": {"size": size, "template": "ffhq"},
     }
     manifest.update(overrides)
+    manifest.setdefault("consent", valid_consent(manifest["actor"]))
     return manifest
 
 

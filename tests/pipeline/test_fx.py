@@ -17,7 +17,7 @@ from agecast.identities import IdentityModel, read_package
 from agecast.pipeline.fx import FaceFX, FxState
 from agecast.settings import REPO_MODELS_DIR
 
-from ..identities.conftest import invert_model, manifest_for
+from ..identities.conftest import invert_model, manifest_for, valid_consent
 from .conftest import astronaut_frame
 
 # Face of the astronaut in astronaut_frame(): eyes ≈ (573, 175) and (630, 176) in frame pixels.
@@ -51,7 +51,9 @@ def test_colour_transfer_pulls_a_likeness_back_to_the_plate(
     package = tmp_path / "tinted"
     shutil.copytree(REPO_MODELS_DIR / "testpattern", package)
     manifest = json.loads((package / "manifest.json").read_text())
-    manifest.update(id="tinted", purpose="likeness", actor="Test Actor")
+    manifest.update(
+        id="tinted", purpose="likeness", actor="Test Actor", consent=valid_consent("Test Actor")
+    )
     (package / "manifest.json").write_text(json.dumps(manifest))
     fx.set_identity(IdentityModel.load(read_package(package), backend))
     frame = _frame()

@@ -1,4 +1,9 @@
-"""The FastAPI app factory. The lifespan owns the live service (pipeline, encoder, fan-out)."""
+"""The FastAPI app factory. The lifespan owns the live service (pipeline, encoder, fan-out).
+
+Everything but ``/api/health`` needs a session (``api.auth``): viewers may watch and read
+status, operators may also change settings. WebSockets check the session and the ``Origin``
+before they are accepted, and limit message size and rate.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,21 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi import FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from agecast import __version__
+from agecast.api.auth import COOKIE, Auth, Link, Role
 from agecast.api.metrics import render_metrics
 from agecast.errors import AgecastError
 from agecast.stream.fanout import Viewer
@@ -26,6 +39,12 @@ log = logging.getLogger(__name__)
 
 UI_DIR = Path(__file__).resolve().parents[3] / "monitor_ui"
 MAX_MESSAGE = 64 * 1024  # bytes a viewer may send in one message
+RATE = 20.0  # messages per second a connection may send on average …
+BURST = 60.0  # … with bursts up to this many
+OPEN_PATHS = {"/api/health"}
+_SIGN_IN = """<!doctype html><meta charset=utf-8><title>agecast</title>
+<body style="background:#111;color:#ddd;font:18px system-ui;padding:3em">
+<h1 style="font-weight:500">agecast monitor</h1><p>{message}</p></body>"""
 
 
 class Control(BaseModel):
@@ -40,7 +59,9 @@ class Control(BaseModel):
     identity: str | None = None
 
 
-def create_app(service_factory: Callable[[], LiveService], *, ui_dir: Path = UI_DIR) -> FastAPI:
+def create_app(
+    service_factory: Callable[[], LiveService], *, auth: Auth, ui_dir: Path = UI_DIR
+) -> FastAPI:
     """Build the app; ``service_factory`` makes the live service when the app starts."""
     holder: dict[str, LiveService] = {}
 
@@ -50,6 +71,8 @@ def create_app(service_factory: Callable[[], LiveService], *, ui_dir: Path = UI_
         service.fanout.loop = asyncio.get_running_loop()
         service.start()
         holder["service"] = service
+        manifest = service.built.fx.identity.manifest
+        auth.audit.write("identity_loaded", identity=manifest.id, actor=manifest.actor)
         try:
             yield
         finally:
@@ -59,6 +82,45 @@ def create_app(service_factory: Callable[[], LiveService], *, ui_dir: Path = UI_
 
     def svc() -> LiveService:
         return holder["service"]
+
+    @app.middleware("http")
+    async def require_session(request: Request, call_next: Callable[..., Any]) -> Response:
+        path = request.url.path
+        if path in OPEN_PATHS or (path == "/" and "token" in request.query_params):
+            response: Response = await call_next(request)
+            return response
+        link = auth.identify(request.cookies.get(COOKIE), request.headers.get("authorization"))
+        if link is None:
+            if path == "/":
+                message = "Not signed in: open the link your video-assist operator gave you."
+                return HTMLResponse(_SIGN_IN.format(message=message), status_code=401)
+            return JSONResponse(
+                {"detail": "not signed in: open an agecast link, or send a Bearer token"}, 401
+            )
+        request.state.link = link
+        response = await call_next(request)
+        return response
+
+    def operator(request: Request) -> Link:
+        link: Link = request.state.link
+        if not link.allows("operator"):
+            raise HTTPException(status_code=403, detail="operators only: this link is view-only")
+        return link
+
+    async def admit(ws: WebSocket, role: Role) -> Link | None:
+        """The session's link if it may open this socket; otherwise the handshake is refused."""
+        link = auth.identify(ws.cookies.get(COOKIE), ws.headers.get("authorization"))
+        origin = ws.headers.get("origin")
+        host = ws.headers.get("host", "")
+        if origin is not None and origin.split("://", 1)[-1] != host:
+            log.warning("refused %s from origin %s (host %s)", ws.url.path, origin, host)
+            await ws.close(code=4403)
+            return None
+        if link is None or not link.allows(role):
+            await ws.close(code=4401 if link is None else 4403)
+            return None
+        await ws.accept()
+        return link
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
@@ -73,11 +135,15 @@ def create_app(service_factory: Callable[[], LiveService], *, ui_dir: Path = UI_
         return render_metrics(svc().status())
 
     @app.post("/api/control")
-    def control(body: Control) -> dict[str, Any]:
+    def control(body: Control, request: Request) -> dict[str, Any]:
+        link = operator(request)
+        values = body.model_dump(exclude_none=True)
         try:
-            return svc().control(body.model_dump(exclude_none=True))
+            status = svc().control(values)
         except AgecastError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
+        auth.audit.write("settings", by=link.label, link=link.id, values=values)
+        return status
 
     @app.websocket("/ws/monitor")
     async def monitor(ws: WebSocket) -> None:
@@ -85,15 +151,18 @@ def create_app(service_factory: Callable[[], LiveService], *, ui_dir: Path = UI_
         if codec not in ("h264", "jpeg"):
             await ws.close(code=1008, reason="codec must be h264 or jpeg")
             return
-        await ws.accept()
+        link = await admit(ws, "viewer")
+        if link is None:
+            return
         service = svc()
-        viewer = Viewer(codec=codec, label=ws.query_params.get("label", ""))
+        viewer = Viewer(codec=codec, label=link.label)
         await ws.send_text(json.dumps(_hello(service, codec)))
         service.fanout.add(viewer)
+        auth.audit.write("viewer_joined", viewer=viewer.id, label=link.label, link=link.id)
         sender = asyncio.create_task(_send_pictures(ws, viewer))
         status_task = asyncio.create_task(_send_status(ws, service))
         try:
-            while (text := await _receive_text(ws)) is not None:
+            async for text in _texts(ws):
                 reply = _viewer_message(service, text)
                 if reply is not None:
                     await ws.send_text(json.dumps(reply))
@@ -103,16 +172,24 @@ def create_app(service_factory: Callable[[], LiveService], *, ui_dir: Path = UI_
             service.fanout.remove(viewer)
             sender.cancel()
             status_task.cancel()
+            auth.audit.write(
+                "viewer_left", viewer=viewer.id, label=link.label, sent=viewer.sent,
+                dropped=viewer.dropped,
+            )  # fmt: skip
 
     @app.websocket("/ws/control")
     async def control_ws(ws: WebSocket) -> None:
-        await ws.accept()
+        link = await admit(ws, "operator")
+        if link is None:
+            return
         try:
-            while True:
-                text = await ws.receive_text()
-                await ws.send_text(
-                    json.dumps(await asyncio.to_thread(_control_message, svc(), text))
-                )
+            async for text in _texts(ws):
+                reply = await asyncio.to_thread(_control_message, svc(), text)
+                if reply["type"] == "ack":
+                    auth.audit.write(
+                        "settings", by=link.label, link=link.id, values=reply["values"]
+                    )
+                await ws.send_text(json.dumps(reply))
         except (WebSocketDisconnect, RuntimeError):
             pass
 
@@ -120,21 +197,61 @@ def create_app(service_factory: Callable[[], LiveService], *, ui_dir: Path = UI_
         app.mount("/ui", StaticFiles(directory=ui_dir), name="ui")
 
         @app.get("/", include_in_schema=False)
-        def index() -> FileResponse:
+        def index(request: Request, token: str | None = None) -> Response:
+            if token is not None:
+                return _sign_in(auth, request, token)
             return FileResponse(ui_dir / "index.html", headers={"Cache-Control": "no-store"})
 
     return app
 
 
-async def _receive_text(ws: WebSocket) -> str | None:
-    """The next text message; a binary one is answered with an error. None when closed."""
+def _sign_in(auth: Auth, request: Request, token: str) -> Response:
+    """Exchange a link's token for a session cookie, then drop the token from the address."""
+    link = auth.links.redeem(token)
+    client = request.client.host if request.client else "?"
+    if link is None:
+        auth.audit.write("login_refused", client=client)
+        message = "This link has expired, been revoked or already been used. Ask for a new one."
+        return HTMLResponse(_SIGN_IN.format(message=message), status_code=401)
+    value, max_age = auth.sessions.issue(link)
+    rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+    response = RedirectResponse("/?" + rest if rest else "/", status_code=303)
+    response.set_cookie(
+        COOKIE, value, max_age=max_age, httponly=True, samesite="strict",
+        secure=auth.secure_cookies,
+    )  # fmt: skip
+    auth.audit.write("login", link=link.id, label=link.label, role=link.role, client=client)
+    return response
+
+
+async def _texts(ws: WebSocket) -> AsyncIterator[str]:
+    """Text messages from a socket, rate-limited; binary ones are answered with an error.
+
+    A connection that keeps sending faster than :data:`RATE` is told, then closed.
+    """
+    allowance, last = BURST, time.monotonic()
+    over = 0
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
-            return None
+            return
+        now = time.monotonic()
+        allowance = min(BURST, allowance + (now - last) * RATE)
+        last = now
+        if allowance < 1:
+            over += 1
+            if over > BURST:
+                await ws.close(code=1008, reason="too many messages")
+                return
+            await ws.send_text(
+                json.dumps({"type": "error", "error": "too many messages: slow down"})
+            )
+            continue
+        allowance -= 1
         if message.get("text") is not None:
-            return str(message["text"])
-        await ws.send_text(json.dumps({"type": "error", "error": "send JSON text messages"}))
+            yield str(message["text"])
+        else:
+            await ws.send_text(json.dumps({"type": "error", "error": "send JSON text messages"}))
 
 
 def _hello(service: LiveService, codec: str) -> dict[str, Any]:
@@ -205,7 +322,7 @@ def _control_message(service: LiveService, text: str) -> dict[str, Any]:
         if message["type"] != "set" or not isinstance(message.get("values"), dict):
             raise ValueError('send {"type": "set", "values": {...}}')
         values = Control.model_validate(message["values"]).model_dump(exclude_none=True)
-        return {"type": "ack", "status": service.control(values)}
+        return {"type": "ack", "values": values, "status": service.control(values)}
     except (
         ValueError,
         TypeError,

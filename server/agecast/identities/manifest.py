@@ -3,14 +3,26 @@
 A package is a folder holding ``manifest.json``, the model file it names and optionally a
 preview image. Every field is checked when the package loads; an error names the file and
 the field.
+
+A likeness carries the actor's consent record. Its shape is checked when the manifest is read;
+whether it lets the identity run today is checked when the model is loaded (``check_consent``),
+so a package with lapsed consent can still be listed and inspected.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -100,6 +112,41 @@ class Provenance(_Strict):
     notes: str = ""
 
 
+class ConsentRecord(_Strict):
+    """The actor's consent to run their likeness: who granted it, for what, and when."""
+
+    actor: str = Field(min_length=1)
+    granted_by: str = Field(min_length=1)
+    production: str = Field(min_length=1)
+    purposes: list[str] = Field(min_length=1)
+    valid_from: date
+    valid_until: date
+    reference: str | None = None
+    notes: str | None = None
+
+    @field_validator("actor", "granted_by", "production")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+    @field_validator("purposes")
+    @classmethod
+    def _named_purposes(cls, v: list[str]) -> list[str]:
+        if any(not p.strip() for p in v):
+            raise ValueError("each purpose must be named, e.g. 'on-set monitoring'")
+        return v
+
+    @field_validator("valid_until")
+    @classmethod
+    def _not_before_start(cls, v: date, info: ValidationInfo) -> date:
+        start = info.data.get("valid_from")  # absent when valid_from itself failed
+        if start is not None and v < start:
+            raise ValueError(f"{v} is before valid_from {start}; check both dates")
+        return v
+
+
 class Manifest(_Strict):
     schema_version: int = Field(SCHEMA_VERSION, alias="schema")
     id: str
@@ -113,6 +160,7 @@ class Manifest(_Strict):
     crop: CropDecl
     normalisation: Normalisation = Normalisation()
     provenance: Provenance = Provenance()
+    consent: ConsentRecord | None = None
     preview: str | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 # When several packages are installed and none is asked for, prefer a real likeness over tooling.
 _PURPOSE_RANK = {"likeness": 0, "tooling": 1}
+_CONSENT_HELP = "see models/README.md (identity consent)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +115,60 @@ def _shape_problem(decl: TensorDecl, spec: TensorSpec) -> str | None:
     return None
 
 
-def load_model(package: IdentityPackage, backend: Backend) -> Model:
-    """Verify the files, load the model on ``backend`` and check its tensors."""
+def consent_problem(package: IdentityPackage, today: date | None = None) -> str | None:
+    """Why the package may not run on ``today`` (default: the local date), or None if it may.
+
+    Tooling identities (no one's likeness) need no consent. A likeness needs a consent record
+    for its own actor that is in force today. The message names the manifest and the field.
+    """
+    m = package.manifest
+    if m.purpose != "likeness":
+        return None
+    where = package.path / MANIFEST_NAME
+    consent = m.consent
+    if consent is None:
+        return (
+            f"{where}: field consent is missing: identity {m.id!r} is the likeness of "
+            f"{m.actor} and may not run without their consent — obtain the actor's consent and "
+            "record it in the manifest (actor, granted_by, production, purposes, valid_from, "
+            f"valid_until, reference); {_CONSENT_HELP}"
+        )
+    if consent.actor != m.actor:
+        return (
+            f"{where}: field consent.actor {consent.actor!r} does not match field actor "
+            f"{m.actor!r}: a consent record covers only the actor it names — record "
+            f"{m.actor}'s own consent, or fix the actor name; {_CONSENT_HELP}"
+        )
+    day = today or date.today()
+    if day < consent.valid_from:
+        return (
+            f"{where}: field consent.valid_from is {consent.valid_from}, so the consent of "
+            f"{m.actor} for {consent.production!r} is not in force yet (today is {day}) — "
+            f"wait until then, or record a consent that covers today; {_CONSENT_HELP}"
+        )
+    if day > consent.valid_until:
+        return (
+            f"{where}: field consent.valid_until is {consent.valid_until}, so the consent of "
+            f"{m.actor} for {consent.production!r} has expired (today is {day}) — obtain a "
+            f"renewed consent and record its dates; {_CONSENT_HELP}"
+        )
+    return None
+
+
+def check_consent(package: IdentityPackage, today: date | None = None) -> None:
+    """Refuse to run a likeness without the actor's consent in force ``today``.
+
+    Everything that loads an identity to run it goes through here (via ``load_model``);
+    reading, listing and inspecting a package do not.
+    """
+    problem = consent_problem(package, today)
+    if problem is not None:
+        raise IdentityError(problem)
+
+
+def load_model(package: IdentityPackage, backend: Backend, today: date | None = None) -> Model:
+    """Check consent and the files, load the model on ``backend`` and check its tensors."""
+    check_consent(package, today)
     verify_files(package)
     try:
         model = backend.load(package.model_path, label=f"identity {package.manifest.id}")
@@ -155,7 +209,18 @@ def resolve(name: str, dirs: list[Path]) -> IdentityPackage:
                 f"no identity package found in {', '.join(map(str, dirs))}; "
                 "pass --identity PATH or add packages to --identities-dir"
             )
-        best = min(installed, key=lambda p: (_PURPOSE_RANK[p.manifest.purpose], p.manifest.id))
+        # A likeness whose consent is not in force cannot run: rank it after every runnable one.
+        blocked = {p.path: consent_problem(p) for p in installed}
+        for why in filter(None, blocked.values()):
+            log.warning("identity auto: a package cannot run now: %s", why)
+        best = min(
+            installed,
+            key=lambda p: (
+                blocked[p.path] is not None,
+                _PURPOSE_RANK[p.manifest.purpose],
+                p.manifest.id,
+            ),
+        )
         log.info("identity auto → %s (%s)", best.manifest.id, best.path)
         return best
     for package in installed:

@@ -123,6 +123,8 @@ def build_package(out_dir: Path, size: int = CROP_SIZE) -> Path:
             "notes": "Magenta tint, green 8x8 grid, template landmark crosses, crop border, "
             "elliptical mask. For checking detection, alignment and paste-back on set.",
         },
+        # Tooling shows no one's likeness, so it runs without a consent record.
+        "consent": None,
     }
     (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
     return out_dir

@@ -1,0 +1,35 @@
+"""Signing in from a token link in a real Chromium."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agecast.api.auth import LinkStore
+
+from .conftest import AgecastServer, wait_painting
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+
+def test_token_link_signs_in_and_leaves_the_address(server: AgecastServer, page: Page) -> None:
+    response = page.goto(server.url + "/")
+    assert response is not None and response.status == 401
+    assert "link" in page.inner_text("body")
+    _, token = LinkStore(server.state_dir).create("viewer", label="director", expires_s=600)
+    page.goto(f"{server.url}/?token={token}")
+    wait_painting(page, 10)
+    assert "token" not in page.url  # a screenshot or a shoulder never shows the token
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["agecast_session"]["httpOnly"] is True
+    assert page.evaluate("document.cookie") == ""  # scripts cannot read the session
+
+
+def test_a_revoked_link_stops_the_page(server: AgecastServer, page: Page) -> None:
+    store = LinkStore(server.state_dir)
+    _, token = store.create("viewer", label="leaver", expires_s=600)
+    page.goto(f"{server.url}/?token={token}")
+    wait_painting(page, 10)
+    store.revoke("leaver")
+    response = page.reload()
+    assert response is not None and response.status == 401
