@@ -265,6 +265,9 @@ def links_create(
     ] = "viewer",
     expires: Annotated[str, typer.Option(help="lifetime: 30m, 12h, 7d")] = "12h",
     label: Annotated[str, typer.Option(help="who it is for (shown in the audit log)")] = "",
+    burn_label: Annotated[
+        bool, typer.Option(help="burn the label into every picture this link's viewers receive")
+    ] = False,
     url: Annotated[str, typer.Option(help="the monitor's address")] = "http://127.0.0.1:8000",
     config: ConfigOpt = None,
 ) -> None:
@@ -277,7 +280,12 @@ def links_create(
         seconds = parse_duration(expires)
     except ValueError as exc:
         raise _fail(exc) from exc
-    link, token = _auth(config).links.create(role, label=label, expires_s=seconds)
+    try:
+        link, token = _auth(config).links.create(
+            role, label=label, expires_s=seconds, burn_label=burn_label
+        )
+    except ValueError as exc:
+        raise _fail(exc) from exc
     sys.stdout.write(f"{url.rstrip('/')}/?token={token}\n")
     console.print(f"link {link.id} ({link.role}, {label or 'no label'}) expires in {expires}")
 

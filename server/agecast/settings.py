@@ -79,6 +79,7 @@ class Settings(BaseSettings):
         0.08, ge=0.0, le=0.5, description="mask edge softness, fraction of crop"
     )
     layout: Layout = Field("side-by-side")
+    ai_mark: bool = Field(True, description='visible "AI" mark on the aged picture')
     # Service
     state_dir: Path = Field(
         default_factory=lambda: (

@@ -114,3 +114,59 @@ def test_a_viewer_that_never_reads_does_not_stall_others(server: Running) -> Non
             return len(pictures)
 
     assert asyncio.run(scenario()) == 60
+
+
+def _decode_last(pictures: list[tuple[PictureHeader, bytes]]) -> tuple[int, np.ndarray]:
+    decoder = av.CodecContext.create("h264", "r")
+    frames = [
+        (h.index, f) for h, data in pictures for p in decoder.parse(data) for f in decoder.decode(p)
+    ]
+    index, frame = frames[-1]
+    return index, frame.to_ndarray(format="rgb24").astype(int)
+
+
+def test_ai_mark_on_the_aged_side_only_and_switchable(server: Running) -> None:
+    headers = server.ws_headers("viewer")
+    url = f"{server.ws}/ws/monitor"
+    _, picture = _decode_last(asyncio.run(_hello_and_pictures(url, 15, headers))[1])
+    raw, aged = picture[:, :640], picture[:, 640:]
+    corner = (slice(0, 40), slice(560, 640))  # top-right of each half
+    assert np.abs(raw[corner] - aged[corner]).sum(axis=2).max() > 100  # the mark is there
+    http = server.client("operator")
+    assert http.post("/api/control", json={"ai_mark": False}).json()["look"]["ai_mark"] is False
+    try:
+        _, picture = _decode_last(asyncio.run(_hello_and_pictures(url, 15, headers))[1])
+        raw, aged = picture[:, :640], picture[:, 640:]
+        assert np.abs(raw[corner] - aged[corner]).sum(axis=2).max() < 60  # only coding noise
+    finally:
+        http.post("/api/control", json={"ai_mark": True})
+
+
+def test_a_labelled_link_gets_its_label_burnt_in(server: Running) -> None:
+    link, _ = server.auth.links.create("viewer", label="CLIENT-7", expires_s=600, burn_label=True)
+    labelled = {"Cookie": f"agecast_session={server.auth.sessions.issue(link)[0]}"}
+    plain = server.ws_headers("viewer")
+    url = f"{server.ws}/ws/monitor"
+
+    async def both() -> tuple[list, list]:
+        a, b = await asyncio.gather(
+            _hello_and_pictures(url, 40, labelled), _hello_and_pictures(url, 40, plain)
+        )
+        return a[1], b[1]
+
+    mine, theirs = asyncio.run(both())
+    assert all(h.index >= 0 for h, _ in mine)
+    decoder_a, decoder_b = av.CodecContext.create("h264", "r"), av.CodecContext.create("h264", "r")
+    frames_a = {
+        h.index: f for h, d in mine for p in decoder_a.parse(d) for f in decoder_a.decode(p)
+    }
+    frames_b = {
+        h.index: f for h, d in theirs for p in decoder_b.parse(d) for f in decoder_b.decode(p)
+    }
+    common = sorted(set(frames_a) & set(frames_b))
+    assert common, "the two viewers saw no frame in common"
+    a = frames_a[common[-1]].to_ndarray(format="rgb24").astype(int)
+    b = frames_b[common[-1]].to_ndarray(format="rgb24").astype(int)
+    diff = np.abs(a - b).sum(axis=2)
+    assert diff[-40:, :200].max() > 100  # the label, bottom-left
+    assert np.median(diff[:300]) < 8  # and nothing else

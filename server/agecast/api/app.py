@@ -57,6 +57,7 @@ class Control(BaseModel):
     mask_feather: float | None = Field(None, ge=0, le=0.5)
     layout: str | None = Field(None, pattern="^(side-by-side|aged|raw)$")
     identity: str | None = None
+    ai_mark: bool | None = None
 
 
 def create_app(
@@ -155,7 +156,8 @@ def create_app(
         if link is None:
             return
         service = svc()
-        viewer = Viewer(codec=codec, label=link.label)
+        mark = link.label if link.burn_label and link.label else None
+        viewer = Viewer(codec=codec, label=link.label, mark=mark)
         await ws.send_text(json.dumps(_hello(service, codec)))
         service.fanout.add(viewer)
         auth.audit.write("viewer_joined", viewer=viewer.id, label=link.label, link=link.id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import threading
@@ -44,6 +45,7 @@ class Link:
     one_time: bool = False
     used: bool = False
     revoked: bool = False
+    burn_label: bool = False  # burn the label into every picture this link's viewers get
 
     def usable(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now
@@ -91,10 +93,18 @@ class LinkStore:
         self._links, self._mtime = links, self.path.stat().st_mtime_ns
 
     def create(
-        self, role: Role, *, label: str = "", expires_s: float | None = None, one_time: bool = False
+        self,
+        role: Role,
+        *,
+        label: str = "",
+        expires_s: float | None = None,
+        one_time: bool = False,
+        burn_label: bool = False,
     ) -> tuple[Link, str]:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if burn_label and not label:
+            raise ValueError("a burnt-in label needs a --label")
         token = secrets.token_urlsafe(24)
         now = time.time()
         link = Link(
@@ -105,6 +115,7 @@ class LinkStore:
             created=now,
             expires=now + expires_s if expires_s else None,
             one_time=one_time,
+            burn_label=burn_label,
         )
         with self._lock:
             links = dict(self._load())
@@ -169,7 +180,7 @@ class Sessions:
 
     def issue(self, link: Link) -> tuple[str, int]:
         """(cookie value, max-age seconds)."""
-        expires = int(min(time.time() + SESSION_S, link.expires or float("inf")))
+        expires = math.ceil(min(time.time() + SESSION_S, link.expires or float("inf")))
         payload = f"{link.id}.{expires}"
         return f"{payload}.{self._sign(payload)}", max(1, expires - int(time.time()))
 

@@ -36,6 +36,7 @@ def look_from(settings: Settings) -> Look:
         blend=settings.blend,
         color_transfer=settings.color_transfer,
         mask_feather=settings.mask_feather,
+        ai_mark=settings.ai_mark,
     )
 
 

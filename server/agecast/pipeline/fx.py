@@ -42,6 +42,7 @@ class Look:
     color_transfer: ColorTransfer = "rct"
     mask_feather: float = 0.08
     bypass: bool = False
+    ai_mark: bool = True  # a visible "AI" on the aged picture whenever a face is replaced
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 
 from agecast.compose.layout import layout_canvas
+from agecast.compose.marks import Marker
 from agecast.errors import AgecastError
 from agecast.frames import Frame
 from agecast.pipeline.fx import FaceFX, FxState
@@ -73,6 +74,7 @@ class Pipeline:
         self.out: Slot[Output] = Slot("device→output", slot_mode)
         self.timings = Timings()
         self.limit = limit
+        self._marker = Marker()  # the device thread's own
         self.frames_in = 0
         self.frames_out = 0
         self.fx_counts: dict[str, int] = {state.value: 0 for state in FxState}
@@ -160,8 +162,11 @@ class Pipeline:
         picture, canvas = layout_canvas(frame.image, layout)
         compose_ms = (time.perf_counter_ns() - t0) / 1e6
         processed = self.fx.process(frame, canvas)
+        t0 = time.perf_counter_ns()
+        if canvas is not None and processed.fx is FxState.ON and self.fx.look.ai_mark:
+            self._marker.burn(canvas, "AI", "top-right")
         timings = dict(processed.timings)
-        timings["compose"] = compose_ms
+        timings["compose"] = compose_ms + (time.perf_counter_ns() - t0) / 1e6
         timings["processing"] = sum(timings.values())
         timings["processing_excl_infer"] = timings["processing"] - timings.get("infer", 0.0)
         timings["wait"] = (picked_ns - frame.capture_ns) / 1e6

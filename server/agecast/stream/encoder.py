@@ -57,6 +57,10 @@ class H264Encoder:
         self._pts = 0
         self._force_key = threading.Event()
 
+    @property
+    def rate_fps(self) -> float:
+        return float(self.rate)
+
     def request_key_frame(self) -> None:
         """Thread-safe: the next picture is encoded as an IDR (a viewer joined or lost sync)."""
         self._force_key.set()

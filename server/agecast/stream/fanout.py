@@ -3,6 +3,9 @@
 Each viewer holds at most one unsent message. If a new picture arrives before the viewer took
 the last, the viewer is behind: its pending picture is dropped and it skips to the next key
 frame (an IDR is requested). A slow viewer never slows the encoder or another viewer.
+
+Viewers whose link asks for a burnt-in label (``mark``) get a stream encoded for that label;
+everyone else shares the one main encode.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ class Message:
     key: bool
     h264: bytes | None  # header + Annex-B access unit
     jpeg: bytes | None  # header + JPEG
+    mark: str | None = None  # the label burnt into these pictures (None: the main stream)
 
 
 @dataclass(eq=False)
 class Viewer:
     codec: str  # "h264" | "jpeg"
     label: str = ""
+    mark: str | None = None  # burn this label into what this viewer receives
     id: int = field(default_factory=itertools.count(1).__next__)
     sent: int = 0
     dropped: int = 0
@@ -41,7 +46,7 @@ class Viewer:
     def offer(self, message: Message) -> bool:
         """Queue ``message``; returns True if this viewer now needs a key frame."""
         payload = message.jpeg if self.codec == "jpeg" else message.h264
-        if payload is None:
+        if payload is None or message.mark != self.mark:
             return False
         if self.codec == "jpeg":  # every JPEG stands alone: newest wins
             if self._pending is not None:
@@ -78,16 +83,21 @@ class Viewer:
 class Fanout:
     """Owned by the event loop; the encoder thread publishes through :meth:`publish_threadsafe`."""
 
-    def __init__(self, request_key_frame: Callable[[], None]) -> None:
+    def __init__(self, request_key_frame: Callable[[str | None], None]) -> None:
+        """``request_key_frame(mark)`` asks the encoder of that stream for an IDR."""
         self._request_key = request_key_frame
         self.viewers: set[Viewer] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
+        # (codec, mark) pairs being watched, replaced whole on every join/leave so the encode
+        # thread can read it while the loop changes the viewer set
+        self._streams: frozenset[tuple[str, str | None]] = frozenset()
 
     def add(self, viewer: Viewer) -> None:
         self.loop = asyncio.get_running_loop()
         self.viewers.add(viewer)
+        self._streams = frozenset((v.codec, v.mark) for v in self.viewers)
         if viewer.codec == "h264":
-            self._request_key()
+            self._request_key(viewer.mark)
         log.info(
             "viewer %d joined (%s %s); %d watching",
             viewer.id,
@@ -99,14 +109,20 @@ class Fanout:
     def remove(self, viewer: Viewer) -> None:
         viewer.close()
         self.viewers.discard(viewer)
+        self._streams = frozenset((v.codec, v.mark) for v in self.viewers)
         log.info("viewer %d left after %d sent, %d dropped", viewer.id, viewer.sent, viewer.dropped)
 
-    def wants(self, codec: str) -> bool:
-        return any(v.codec == codec for v in self.viewers)
+    def wants(self, codec: str, mark: str | None = None) -> bool:
+        """Thread-safe: someone watches this codec of this stream."""
+        return (codec, mark) in self._streams
+
+    def marks(self) -> set[str | None]:
+        """Thread-safe: the streams someone watches: None (main) and each burnt-in label."""
+        return {mark for _, mark in self._streams}
 
     def publish(self, message: Message) -> None:
         if any([v.offer(message) for v in self.viewers]):
-            self._request_key()
+            self._request_key(message.mark)
 
     def publish_threadsafe(self, message: Message) -> None:
         if self.loop is not None and not self.loop.is_closed():

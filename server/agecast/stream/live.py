@@ -5,12 +5,14 @@ capture thread → device thread → (slot) → encode thread → asyncio loop �
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections import deque
 from typing import Any
 
+from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError
 from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
@@ -25,7 +27,7 @@ from agecast.stream.protocol import FX_CODES, LAYOUT_CODES, Flags, FxCode, Pictu
 
 log = logging.getLogger(__name__)
 
-LOOK_KEYS = {"bypass", "blend", "color_transfer", "mask_feather"}
+LOOK_KEYS = {"bypass", "blend", "color_transfer", "mask_feather", "ai_mark"}
 CONTROL_KEYS = LOOK_KEYS | {"layout", "identity"}
 
 
@@ -33,8 +35,10 @@ class LiveService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.built: Built = build(settings, mode="live")
-        self.encoder = H264Encoder(30.0)
-        self.fanout = Fanout(self.encoder.request_key_frame)
+        self.encoder = H264Encoder(30.0)  # the main stream, shared by every unlabelled viewer
+        self._labelled: dict[str, H264Encoder] = {}  # one per burnt-in viewer label
+        self.marker = Marker()  # used on the encode thread only
+        self.fanout = Fanout(self.request_key_frame)
         self.timings = Timings()  # encode ms, frame→packet ms
         self.glass_ms: deque[float] = deque(maxlen=2000)
         self.last_output: Output | None = None
@@ -47,7 +51,6 @@ class LiveService:
         pipeline = self.built.pipeline
         pipeline.start()
         self.encoder = H264Encoder(pipeline.source.fps)
-        self.fanout._request_key = self.encoder.request_key_frame
         self._thread = threading.Thread(
             target=self._encode_loop, name="agecast-encode", daemon=True
         )
@@ -66,34 +69,43 @@ class LiveService:
                 continue
             self.last_output = output
             self.fx_state = output.fx.value
-            if not self.fanout.viewers:
-                continue  # nobody watching: no encode
-            try:
-                self.fanout.publish_threadsafe(self._encode(output))
-            except Exception:  # an encoder failure must not end the live monitor
-                log.exception("encoding frame %d failed", output.index)
+            for mark in self.fanout.marks():  # nobody watching: no encode at all
+                try:
+                    self.fanout.publish_threadsafe(self._encode(output, mark))
+                except Exception:  # an encoder failure must not end the live monitor
+                    log.exception("encoding frame %d (%s) failed", output.index, mark or "main")
+            for gone in set(self._labelled) - self.fanout.marks():
+                del self._labelled[gone]
 
-    def _encode(self, output: Output) -> Message:
+    def request_key_frame(self, mark: str | None = None) -> None:
+        encoder = self.encoder if mark is None else self._labelled.get(mark)
+        if encoder is not None:  # a new labelled encoder starts with an IDR anyway
+            encoder.request_key_frame()
+
+    def _encode(self, output: Output, mark: str | None) -> Message:
         t0 = time.perf_counter_ns()
         h264 = jpeg = None
         key = False
-        flags = Flags(0)
-        if output.fx.value == "error":
-            flags |= Flags.FX_ERROR
-        height, width = output.picture.shape[0], output.picture.shape[1]
-        if self.fanout.wants("h264"):
-            picture = self.encoder.encode(output.picture)
-            key = picture.key
-            h264 = self._header(
-                output, flags | (Flags.KEY if key else 0), width, height, picture.data
-            )
-        if self.fanout.wants("jpeg"):
-            data = encode_jpeg(output.picture)
+        flags = Flags.FX_ERROR if output.fx.value == "error" else Flags(0)
+        picture = output.picture
+        encoder = self.encoder
+        if mark is not None:  # this viewer's own copy, its label burnt in (traceable if leaked)
+            picture = picture.clone()
+            self.marker.burn(picture, mark, "bottom-left")
+            encoder = self._labelled.setdefault(mark, H264Encoder(self.encoder.rate_fps))
+        height, width = picture.shape[0], picture.shape[1]
+        if self.fanout.wants("h264", mark):
+            encoded = encoder.encode(picture)
+            key = encoded.key
+            key_flag = Flags.KEY if key else Flags(0)
+            h264 = self._header(output, flags | key_flag, width, height, encoded.data)
+        if self.fanout.wants("jpeg", mark):
+            data = encode_jpeg(picture)
             jpeg = self._header(output, flags | Flags.KEY | Flags.JPEG, width, height, data)
-        done = time.perf_counter_ns()
-        self.timings.add("encode", (done - t0) / 1e6)
-        self.timings.add("frame_to_packet", (time.monotonic_ns() - output.capture_ns) / 1e6)
-        return Message(output.index, key, h264, jpeg)
+        if mark is None:
+            self.timings.add("encode", (time.perf_counter_ns() - t0) / 1e6)
+            self.timings.add("frame_to_packet", (time.monotonic_ns() - output.capture_ns) / 1e6)
+        return Message(output.index, key, h264, jpeg, mark)
 
     @staticmethod
     def _header(output: Output, flags: Flags, width: int, height: int, payload: bytes) -> bytes:
@@ -180,12 +192,7 @@ class LiveService:
             },
             "fx": fx,
             "fx_errors": stats["fx_errors"],
-            "look": {
-                "bypass": look.bypass,
-                "blend": look.blend,
-                "color_transfer": look.color_transfer,
-                "mask_feather": look.mask_feather,
-            },
+            "look": dataclasses.asdict(look),
             "layout": pipeline.layout,
             "backend": self.built.backend.name,
             "device": str(self.built.device),
