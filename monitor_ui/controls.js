@@ -90,6 +90,7 @@ export class ControlPanel {
       blend: doc.getElementById("c-blend"),
       blendValue: doc.getElementById("c-blend-value"),
       colour: doc.getElementById("c-colour"),
+      aiMark: doc.getElementById("c-aimark"),
       feather: doc.getElementById("c-feather"),
       featherValue: doc.getElementById("c-feather-value"),
       layout: doc.getElementById("c-layout"),
@@ -101,8 +102,9 @@ export class ControlPanel {
     const e = this.el;
     e.bypass.addEventListener("click", () => this.toggleBypass());
     e.colour.addEventListener("click", () =>
-      this.send({ color_transfer: this.look().color_transfer === "rct" ? "none" : "rct" }),
+      this.send({ color_transfer: this.look().color_transfer === "none" ? "rct" : "none" }),
     );
+    e.aiMark.addEventListener("click", () => this.send({ ai_mark: !this.look().ai_mark }));
     e.layout.addEventListener("change", () => this.send({ layout: e.layout.value }));
     this.slider(e.blend, "blend", e.blendValue, (v) => `${Math.round(v * 100)}%`);
     this.slider(e.feather, "mask_feather", e.featherValue, (v) => v.toFixed(2));
@@ -158,9 +160,14 @@ export class ControlPanel {
     e.bypass.setAttribute("aria-pressed", String(bypass));
     e.bypass.textContent = bypass ? "FX OFF — bypassed" : "FX ON";
     e.bypass.dataset.tone = bypass ? "warn" : "ok";
-    const rct = look.color_transfer === "rct";
-    e.colour.setAttribute("aria-pressed", String(rct));
-    e.colour.textContent = rct ? "Colour match ON (RCT)" : "Colour match OFF";
+    const matched = look.color_transfer !== "none";
+    e.colour.setAttribute("aria-pressed", String(matched));
+    e.colour.textContent = matched
+      ? `Colour match ON (${look.color_transfer === "rct-lab" ? "Lab" : "RCT"})`
+      : "Colour match OFF";
+    const marked = look.ai_mark !== false;
+    e.aiMark.setAttribute("aria-pressed", String(marked));
+    e.aiMark.textContent = marked ? "AI mark ON" : "AI mark OFF";
     if (Number.isFinite(look.blend) && !this.editing.has(e.blend)) {
       e.blend.value = String(look.blend);
       e.blendValue.textContent = `${Math.round(look.blend * 100)}%`;

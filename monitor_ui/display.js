@@ -20,6 +20,7 @@ const STATE_TEXT = {
   reconnecting: ["RECONNECTING", "warn"],
   "no signal": ["NO SIGNAL", "bad"],
   "main closed": ["MAIN WINDOW CLOSED", "bad"],
+  "signed out": ["SIGNED OUT", "bad"],
 };
 
 const $ = (root, sel) => root.querySelector(sel);
@@ -366,6 +367,8 @@ export class Display {
     set("#m-format", model.format || "–");
     d.body.dataset.state = model.state;
     d.body.dataset.fx = model.fx || "";
+    // A revoked viewer keeps nothing on screen: not even the last frame.
+    this.canvas.style.visibility = model.state === "signed out" ? "hidden" : "";
     const notice = STATE_NOTICE[model.state];
     this.notice.hidden = !notice;
     if (notice) {
@@ -380,4 +383,5 @@ const STATE_NOTICE = {
   reconnecting: ["RECONNECTING", "The agecast server is not answering — retrying"],
   "no signal": ["NO SIGNAL", (m) => (m.sourceUri ? `No pictures from ${m.sourceUri}` : "No pictures from the camera")],
   "main closed": ["MAIN WINDOW CLOSED", "Continuing on this screen alone in a moment"],
+  "signed out": ["SIGNED OUT", "This link has expired or was revoked — ask the operator for a new one"],
 };

@@ -124,7 +124,7 @@ function startMain() {
       : codec === "jpeg"
         ? "JPEG"
         : "H.264";
-    const connected = state !== "reconnecting" && state !== "connecting";
+    const connected = !["reconnecting", "connecting", "signed out"].includes(state);
     // While the server is away the effect's state is unknown, not "error".
     const fx =
       !connected || state === "no signal"

@@ -135,7 +135,15 @@ export class MonitorStream {
     this.setState("reconnecting");
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
     this.attempt += 1;
-    setTimeout(() => this.connect(), delay);
+    setTimeout(async () => {
+      // Refused again and again: a revoked or expired link, not a server that is down.
+      if (this.attempt >= 2 && (await signedOut())) {
+        this.stopped = true;
+        this.setState("signed out");
+        return;
+      }
+      this.connect();
+    }, delay);
   }
 
   switchCodec(codec) {
@@ -343,5 +351,15 @@ export class MonitorStream {
       .finally(() => {
         this.jpegInFlight -= 1;
       });
+  }
+}
+
+/** True when the server answers but no longer lets this browser in. */
+async function signedOut() {
+  try {
+    const res = await fetch("/api/status", { cache: "no-store" });
+    return res.status === 401;
+  } catch {
+    return false; // the server is not answering: keep trying
   }
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agecast.api.auth import LinkStore
@@ -33,3 +34,19 @@ def test_a_revoked_link_stops_the_page(server: AgecastServer, page: Page) -> Non
     store.revoke("leaver")
     response = page.reload()
     assert response is not None and response.status == 401
+
+
+def test_revoking_a_link_signs_a_watching_page_out(
+    server: AgecastServer, page: Page, shots: Path
+) -> None:
+    store = LinkStore(server.state_dir)
+    _, token = store.create("viewer", label="temp", expires_s=600)
+    page.goto(f"{server.url}/?token={token}")
+    wait_painting(page, 10)
+    store.revoke("temp")
+    page.wait_for_function("agecast.state === 'signed out'", timeout=15_000)
+    assert "SIGNED OUT" in page.inner_text("#notice")
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('#video')).visibility") == "hidden"
+    )
+    page.screenshot(path=str(shots / "signed-out.png"))

@@ -162,7 +162,9 @@ def create_app(
         service.fanout.add(viewer)
         auth.audit.write("viewer_joined", viewer=viewer.id, label=link.label, link=link.id)
         sender = asyncio.create_task(_send_pictures(ws, viewer))
-        status_task = asyncio.create_task(_send_status(ws, service))
+        status_task = asyncio.create_task(
+            _send_status(ws, service, lambda: auth.links.still_usable(link.id))
+        )
         try:
             async for text in _texts(ws):
                 reply = _viewer_message(service, text)
@@ -280,10 +282,14 @@ async def _send_pictures(ws: WebSocket, viewer: Viewer) -> None:
         log.exception("sending to viewer %d failed", viewer.id)
 
 
-async def _send_status(ws: WebSocket, service: LiveService) -> None:
+async def _send_status(ws: WebSocket, service: LiveService, allowed: Callable[[], bool]) -> None:
+    """Status every second; a socket whose link was revoked or expired is closed at once."""
     try:
         while True:
             await asyncio.sleep(1.0)
+            if not allowed():
+                await ws.close(code=4401, reason="link revoked or expired")
+                return
             await ws.send_text(json.dumps({"type": "status", **service.status()}))
     except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
         pass

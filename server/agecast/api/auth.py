@@ -131,6 +131,10 @@ class LinkStore:
         with self._lock:
             return self._load().get(link_id)
 
+    def still_usable(self, link_id: str) -> bool:
+        link = self.get(link_id)
+        return link is not None and link.usable()
+
     def revoke(self, id_or_label: str) -> list[Link]:
         """Revoke the link with this id, or every link with this label."""
         with self._lock:

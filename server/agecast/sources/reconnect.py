@@ -3,6 +3,14 @@
 A capture thread owns the connection (it is the only thread touching the decoder) and hands
 pictures to ``read`` through a one-picture slot: live, the newest picture wins and the older one
 is counted as dropped; in render mode the thread waits for the consumer instead.
+
+On set, "no signal" must show within half a second of a feed stopping, long before FFmpeg's
+read timeout gives up on the connection: a live source whose last picture is older than
+:func:`stall_after` reads as NO_SIGNAL at once (the stall detector), and LIVE again with the
+next picture, on the same connection or a new one. Retries are spaced from the start of the
+previous attempt, so an attempt that spent seconds listening (UDP) is followed by the next at
+once, and capped at :data:`RECENT_BACKOFF_MAX_S` for the first minute of an outage so a feed
+that returns is back within a couple of seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +28,14 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.25
 BACKOFF_MAX_S = 2.0
+# For the first RECENT_OUTAGE_S of an outage retries come at least this often: a camera or
+# encoder rebooting on set comes back within seconds and should be on screen at once.
+RECENT_BACKOFF_MAX_S = 0.5
+RECENT_OUTAGE_S = 60.0
+# A live feed with no picture for this long (or 2.5 frame periods, if longer) reads NO_SIGNAL.
+STALL_S = 0.4
+# How often a consumer waiting in read() wakes to notice a stall (and log it).
+WAKE_S = 0.1
 # How long close() waits for the capture thread; a thread stuck in a network call leaves on its
 # own once FFmpeg's timeout fires (it is a daemon and closes its own connection).
 JOIN_WAIT_S = 0.2
@@ -60,16 +76,24 @@ class _Slot:
             self._item = item
             self._cond.notify_all()
 
-    def take(self, closing: threading.Event) -> Decoded | None:
-        """The waiting picture; blocks until one comes, the feed finishes, or ``closing``."""
-        with self._cond:
-            while self._item is None and not self._finished and not closing.is_set():
-                self._cond.wait(0.1)
-            if closing.is_set():
-                return None
-            item, self._item = self._item, None
-            self._cond.notify_all()
-            return item
+    def take(
+        self, closing: threading.Event, idle: Callable[[], None] | None = None
+    ) -> Decoded | None:
+        """The waiting picture; blocks until one comes, the feed finishes, or ``closing``.
+
+        ``idle`` is called (outside the lock) each time :data:`WAKE_S` passes with nothing."""
+        while True:
+            with self._cond:
+                if self._item is None and not self._finished and not closing.is_set():
+                    self._cond.wait(WAKE_S)
+                if closing.is_set():
+                    return None
+                if self._item is not None or self._finished:
+                    item, self._item = self._item, None
+                    self._cond.notify_all()
+                    return item
+            if idle is not None:
+                idle()
 
     @property
     def finished(self) -> bool:
@@ -85,13 +109,27 @@ class _Slot:
             self._cond.notify_all()
 
 
+def stall_after(fps: float) -> float:
+    """Seconds without a picture after which a live feed at ``fps`` reads NO_SIGNAL."""
+    return max(STALL_S, 2.5 / fps) if fps > 0 else STALL_S
+
+
+def retry_cap(outage_s: float | None) -> float:
+    """The longest wait between attempts ``outage_s`` into an outage (None: not in one)."""
+    if outage_s is None or outage_s < RECENT_OUTAGE_S:
+        return min(BACKOFF_MAX_S, RECENT_BACKOFF_MAX_S)
+    return BACKOFF_MAX_S
+
+
 class ReconnectingSource(Source):
     """A network stream or camera that may drop out and come back.
 
     ``connect`` opens one connection (raising :class:`SourceError` when it cannot); ``preflight``
     checks what no retry can fix (a camera device that does not exist) and raises from
     :meth:`open`. With ``strict_open`` a failing first connection raises too; otherwise it is an
-    outage like any other. While the feed is down ``state`` is NO_SIGNAL and ``read`` waits.
+    outage like any other. While the feed is down ``state`` is NO_SIGNAL and ``read`` waits; a
+    live feed is also NO_SIGNAL while its connection is up but no picture came for
+    :func:`stall_after` seconds.
     """
 
     def __init__(
@@ -105,6 +143,8 @@ class ReconnectingSource(Source):
         preflight: Callable[[], None] | None = None,
         strict_open: bool = False,
     ) -> None:
+        self._state = SourceState.CONNECTING
+        self._last_picture: float | None = None  # monotonic s of the newest decoded picture
         super().__init__(uri, live=live, paced=False)
         self._connect = connect
         self._label = label
@@ -117,6 +157,27 @@ class ReconnectingSource(Source):
         self._slot = _Slot(drop_oldest=live)
         self._thread: threading.Thread | None = None
         self._outage_since: float | None = None
+        self._note_lock = threading.Lock()
+
+    @property
+    def state(self) -> SourceState:
+        """LIVE only while pictures keep coming: a stalled live feed reads NO_SIGNAL at once."""
+        state = self._state
+        if state is SourceState.LIVE and self.stalled_s() is not None:
+            return SourceState.NO_SIGNAL
+        return state
+
+    @state.setter
+    def state(self, value: SourceState) -> None:
+        self._state = value
+
+    def stalled_s(self) -> float | None:
+        """Seconds since the last picture when that is past :func:`stall_after`; else None."""
+        last = self._last_picture
+        if not self.live or last is None or self._closing.is_set():
+            return None
+        age = time.monotonic() - last
+        return age if age > stall_after(self.fps) else None
 
     @property
     def dropped(self) -> int:
@@ -140,7 +201,7 @@ class ReconnectingSource(Source):
         self._first_attempt.wait(self._open_timeout_s)
 
     def _grab(self) -> Decoded | None:
-        return self._slot.take(self._closing)
+        return self._slot.take(self._closing, idle=self._check_stall)
 
     def _interrupt(self) -> None:
         self._slot.wake()
@@ -161,6 +222,7 @@ class ReconnectingSource(Source):
     def _run(self, reader: FrameReader | None) -> None:
         delay = BACKOFF_START_S
         while not self._closing.is_set():
+            attempt_at = time.monotonic()
             if reader is None:
                 reader = self._try_connect()
             if reader is not None:
@@ -170,9 +232,10 @@ class ReconnectingSource(Source):
                     delay = BACKOFF_START_S
                 if self._slot_finished():
                     return
-            if self._closing.wait(delay):
+            # Spaced from the attempt's start: one that listened for seconds waits no more.
+            if self._closing.wait(max(0.0, delay - (time.monotonic() - attempt_at))):
                 break
-            delay = min(delay * 2.0, BACKOFF_MAX_S)
+            delay = min(delay * 2.0, retry_cap(self._outage_age()))
         self._slot.finish()
 
     def _try_connect(self) -> FrameReader | None:
@@ -202,7 +265,8 @@ class ReconnectingSource(Source):
                     else:
                         self._note_outage(SourceLost(f"{self._label} ended its stream"))
                     break
-                if delivered == 0:
+                self._last_picture = time.monotonic()
+                if delivered == 0 or self._outage_since is not None:
                     self._note_signal()
                 delivered += 1
                 self._slot.put(decoded, self._closing)
@@ -221,25 +285,41 @@ class ReconnectingSource(Source):
     def _slot_finished(self) -> bool:
         return self._end_at_eof and self._slot.finished
 
+    # -- outages ------------------------------------------------------------------------------
+
+    def _check_stall(self) -> None:
+        """From a waiting reader: log a stalled feed as an outage (``state`` already says so)."""
+        stalled = self.stalled_s()
+        if stalled is not None and self._outage_since is None:
+            self._begin_outage(SourceLost(f"no picture for {stalled:.1f} s"), stalled)
+
+    def _outage_age(self) -> float | None:
+        since = self._outage_since
+        return None if since is None else time.monotonic() - since
+
     def _note_outage(self, exc: BaseException) -> None:
         """NO_SIGNAL, with one log line per outage."""
         if self._closing.is_set():
             return
         self.state = SourceState.NO_SIGNAL
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            log.warning(
-                "%s: no signal (%s); retrying every %s–%s s until it returns",
-                self._label,
-                exc,
-                BACKOFF_START_S,
-                BACKOFF_MAX_S,
-            )
+        self._begin_outage(exc, 0.0)
+
+    def _begin_outage(self, exc: BaseException, ago_s: float) -> None:
+        with self._note_lock:
+            if self._outage_since is not None or self._closing.is_set():
+                return
+            self._outage_since = time.monotonic() - ago_s
+        log.warning(
+            "%s: no signal (%s); retrying every %s–%s s until it returns",
+            self._label,
+            exc,
+            BACKOFF_START_S,
+            retry_cap(0.0),
+        )
 
     def _note_signal(self) -> None:
-        if self._outage_since is not None:
-            log.info(
-                "%s: signal back after %.1f s", self._label, time.monotonic() - self._outage_since
-            )
-            self._outage_since = None
-        self.state = SourceState.LIVE
+        with self._note_lock:
+            since, self._outage_since = self._outage_since, None
+            self.state = SourceState.LIVE
+        if since is not None:
+            log.info("%s: signal back after %.1f s", self._label, time.monotonic() - since)
