@@ -102,6 +102,14 @@ def create_app(
         response = await call_next(request)
         return response
 
+    def audit_change(link: Link, values: dict[str, Any]) -> None:
+        auth.audit.write("settings", by=link.label, link=link.id, values=values)
+        if "identity" in values:
+            manifest = svc().built.fx.identity.manifest
+            auth.audit.write(
+                "identity_loaded", identity=manifest.id, actor=manifest.actor, by=link.label
+            )
+
     def operator(request: Request) -> Link:
         link: Link = request.state.link
         if not link.allows("operator"):
@@ -143,7 +151,7 @@ def create_app(
             status = svc().control(values)
         except AgecastError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        auth.audit.write("settings", by=link.label, link=link.id, values=values)
+        audit_change(link, values)
         return status
 
     @app.websocket("/ws/monitor")
@@ -190,9 +198,7 @@ def create_app(
             async for text in _texts(ws):
                 reply = await asyncio.to_thread(_control_message, svc(), text)
                 if reply["type"] == "ack":
-                    auth.audit.write(
-                        "settings", by=link.label, link=link.id, values=reply["values"]
-                    )
+                    audit_change(link, reply["values"])
                 await ws.send_text(json.dumps(reply))
         except (WebSocketDisconnect, RuntimeError):
             pass

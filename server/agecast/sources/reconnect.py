@@ -256,6 +256,7 @@ class ReconnectingSource(Source):
     def _serve(self, reader: FrameReader) -> int:
         """Pump pictures from one connection into the slot; how many were delivered."""
         delivered = 0
+        previous: tuple[float, float | None] | None = None  # (monotonic s, pts s) of the last
         try:
             while not self._closing.is_set():
                 decoded = reader.next()
@@ -265,7 +266,12 @@ class ReconnectingSource(Source):
                     else:
                         self._note_outage(SourceLost(f"{self._label} ended its stream"))
                     break
-                self._last_picture = time.monotonic()
+                now = time.monotonic()
+                stale = self.live and self._stale(previous, now, decoded.pts_s)
+                previous = (now, decoded.pts_s)
+                if stale:
+                    continue
+                self._last_picture = now
                 if delivered == 0 or self._outage_since is not None:
                     self._note_signal()
                 delivered += 1
@@ -281,6 +287,24 @@ class ReconnectingSource(Source):
             except Exception:
                 log.debug("%s: closing the connection failed", self._label, exc_info=True)
         return delivered
+
+    def _stale(
+        self, previous: tuple[float, float | None] | None, now: float, pts: float | None
+    ) -> bool:
+        """Whether a picture is the feed's last one, flushed out late as the connection dies.
+
+        MPEG-TS ends a picture only when the next one starts, so when a sender stops, its last
+        picture comes out of the demuxer with FFmpeg's read timeout, seconds late: a picture
+        that follows its predecessor closely in stream time but not in arrival time is that
+        one, not the feed coming back (which jumps in stream time, or starts a new stream)."""
+        if previous is None or pts is None or previous[1] is None:
+            return False
+        limit = stall_after(self.fps)
+        pts_gap, wall_gap = pts - previous[1], now - previous[0]
+        if 0.0 <= pts_gap < limit and wall_gap - pts_gap > limit:
+            log.debug("%s: dropped a picture %.1f s late (stream ending)", self._label, wall_gap)
+            return True
+        return False
 
     def _slot_finished(self) -> bool:
         return self._end_at_eof and self._slot.finished
