@@ -6,9 +6,13 @@ file (``--config``); ``agecast COMMAND --help`` lists them.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import sys
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,30 +42,71 @@ app.add_typer(identity_app, name="identity")
 console = Console(stderr=True)
 log = logging.getLogger("agecast")
 
-# Shared settings flags (None = not given: env, TOML or default decides).
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file", exists=True)]
-SourceOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="demo | FILE | testpattern[:WxH@FPS] | v4l2:///dev/videoN | rtsp:// | udp:// | rtmp://"
-    ),
-]
-IdentityOpt = Annotated[
-    str | None, typer.Option(help="identity id or package folder (auto = best)")
-]
 BackendOpt = Annotated[str | None, typer.Option(help="auto | onnxruntime | onnxruntime-cuda | …")]
-DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda")]
-LayoutOpt = Annotated[str | None, typer.Option(help="side-by-side | aged | raw")]
-DetectEveryOpt = Annotated[int | None, typer.Option(help="detect every N frames, track between")]
-FacesOpt = Annotated[str | None, typer.Option(help="largest | all")]
-BlendOpt = Annotated[float | None, typer.Option(help="0 = raw face … 1 = fully replaced")]
-ColourOpt = Annotated[
-    str | None, typer.Option("--color-transfer", help="rct (fast) | rct-lab | none")
-]
-ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads per model (0 = default)")]
-InsightfaceOpt = Annotated[
-    Path | None, typer.Option(help="local insightface pack with det_10g.onnx (used over YuNet)")
-]
+
+# The settings every pipeline command takes as flags (None = not given: env, TOML or default).
+_SETTINGS_FLAGS: dict[str, tuple[type, typer.models.OptionInfo]] = {
+    "source": (
+        str,
+        typer.Option(
+            help="demo | FILE | testpattern[:WxH@FPS] | v4l2:///dev/videoN | rtsp:// | udp://"
+        ),
+    ),
+    "identity": (str, typer.Option(help="identity id or package folder (auto = best)")),
+    "backend": (str, typer.Option(help="auto | onnxruntime | onnxruntime-cuda | …")),
+    "device": (str, typer.Option(help="auto | cpu | cuda")),
+    "layout": (str, typer.Option(help="side-by-side | aged | raw")),
+    "detect_every": (int, typer.Option(help="detect every N frames, track between")),
+    "faces": (str, typer.Option(help="largest | all")),
+    "blend": (float, typer.Option(help="0 = raw face … 1 = fully replaced")),
+    "color_transfer": (str, typer.Option(help="rct (fast) | rct-lab | none")),
+    "threads": (int, typer.Option(help="CPU threads per model (0 = default)")),
+    "insightface_dir": (
+        Path,
+        typer.Option(help="local insightface pack (det_10g.onnx, 2d106det.onnx)"),
+    ),
+}
+
+
+def settings_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the shared settings flags (and --config); it receives ``settings``.
+
+    One table of flags instead of the same dozen parameters on every command.
+    """
+    hints = typing.get_type_hints(command, include_extras=True)
+    own = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[p.name])
+        for p in inspect.signature(command).parameters.values()
+        if p.name != "settings"
+    ]
+    extra = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[kind | None, option],
+        )
+        for name, (kind, option) in _SETTINGS_FLAGS.items()
+    ]
+    config = inspect.Parameter(
+        "config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt
+    )
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        flags = {name: kwargs.pop(name) for name in _SETTINGS_FLAGS}
+        try:
+            settings = Settings.load(kwargs.pop("config"), **flags)
+        except AgecastError as exc:
+            raise _fail(exc) from exc
+        command(settings=settings, **kwargs)
+
+    parameters = [*own, config, *extra]
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    del wrapper.__wrapped__  # typer must read the new signature, not the original's
+    return wrapper
 
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
@@ -87,37 +132,22 @@ def main(
 
 
 @app.command()
+@settings_flags
 def render(
+    settings: Settings,
     out: Annotated[Path, typer.Option(help="output MP4 (H.264)")] = Path("out/render.mp4"),
     report: Annotated[
         Path | None, typer.Option(help="write per-stage timings as JSON here")
     ] = None,
     frames: Annotated[int | None, typer.Option(help="stop after N frames")] = None,
-    config: ConfigOpt = None,
-    source: SourceOpt = None,
-    identity: IdentityOpt = None,
-    backend: BackendOpt = None,
-    device: DeviceOpt = None,
-    layout: LayoutOpt = None,
-    detect_every: DetectEveryOpt = None,
-    faces: FacesOpt = None,
-    blend: BlendOpt = None,
-    color_transfer: ColourOpt = None,
-    threads: ThreadsOpt = None,
-    insightface_dir: InsightfaceOpt = None,
 ) -> None:
     """Run every frame of a source through the pipeline into an MP4 (no frame dropped)."""
     from rich.progress import Progress
 
     from agecast.pipeline.render import render as run_render
 
+    settings = settings.model_copy(update={"loop": False})  # a render reads a file once
     try:
-        settings = _settings(
-            config, source=source, identity=identity, backend=backend, device=device,
-            layout=layout, detect_every=detect_every, faces=faces, blend=blend,
-            color_transfer=color_transfer, threads=threads, insightface_dir=insightface_dir,
-            loop=False,
-        )  # fmt: skip
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"rendering {settings.source}", total=frames)
             result = run_render(
@@ -135,31 +165,20 @@ def render(
 
 
 @app.command()
+@settings_flags
 def bench(
+    settings: Settings,
     seconds: Annotated[float, typer.Option(help="measured seconds (after warm-up)")] = 10.0,
     live: Annotated[
         bool, typer.Option("--live/--max", help="paced source with drops, or every frame flat out")
     ] = True,
     warmup: Annotated[float, typer.Option(help="seconds before measuring")] = 2.0,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the results here")] = None,
-    config: ConfigOpt = None,
-    source: SourceOpt = None,
-    identity: IdentityOpt = None,
-    backend: BackendOpt = None,
-    device: DeviceOpt = None,
-    layout: LayoutOpt = None,
-    detect_every: DetectEveryOpt = None,
-    faces: FacesOpt = None,
-    threads: ThreadsOpt = None,
 ) -> None:
     """Measure fps, drops, per-stage and frame→output latency, jitter and memory."""
     from agecast.pipeline.bench import bench as run_bench
 
     try:
-        settings = _settings(
-            config, source=source, identity=identity, backend=backend, device=device,
-            layout=layout, detect_every=detect_every, faces=faces, threads=threads,
-        )  # fmt: skip
         result = run_bench(settings, seconds=seconds, live=live, warmup=warmup)
     except AgecastError as exc:
         raise _fail(exc) from exc
@@ -182,7 +201,9 @@ def bench(
 
 
 @app.command()
+@settings_flags
 def serve(
+    settings: Settings,
     host: Annotated[
         str, typer.Option(help="address to listen on (127.0.0.1 = this machine only)")
     ] = "127.0.0.1",
@@ -191,18 +212,6 @@ def serve(
         Path | None, typer.Option(help="TLS certificate (PEM): serve https", exists=True)
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM)", exists=True)] = None,
-    config: ConfigOpt = None,
-    source: SourceOpt = None,
-    identity: IdentityOpt = None,
-    backend: BackendOpt = None,
-    device: DeviceOpt = None,
-    layout: LayoutOpt = None,
-    detect_every: DetectEveryOpt = None,
-    faces: FacesOpt = None,
-    blend: BlendOpt = None,
-    color_transfer: ColourOpt = None,
-    threads: ThreadsOpt = None,
-    insightface_dir: InsightfaceOpt = None,
 ) -> None:
     """Start the live monitor; open the printed sign-in URL in Chromium, Chrome or Edge.
 
@@ -219,11 +228,6 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise _fail(ValueError("give both --tls-cert and --tls-key, or neither"))
     try:
-        settings = _settings(
-            config, source=source, identity=identity, backend=backend, device=device,
-            layout=layout, detect_every=detect_every, faces=faces, blend=blend,
-            color_transfer=color_transfer, threads=threads, insightface_dir=insightface_dir,
-        )  # fmt: skip
         service = LiveService(settings)  # load and check everything before listening
     except AgecastError as exc:
         raise _fail(exc) from exc
