@@ -51,13 +51,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+def _wait_ready(
+    base: str, proc: subprocess.Popen[bytes], headers: dict[str, str], timeout: float = 120
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("agecast serve exited during start-up")
         try:
-            if httpx.get(f"{base}/api/status", timeout=2).json()["frames_out"] > 0:
+            status = httpx.get(f"{base}/api/status", headers=headers, timeout=2).json()
+            if status["frames_out"] > 0:
                 return
         except (httpx.HTTPError, KeyError, ValueError):
             pass
@@ -68,10 +71,11 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) 
 _READERS = """
 import asyncio, sys
 from websockets.asyncio.client import connect
+HEADERS = {"Authorization": f"Bearer {sys.argv[3]}"}
 async def read(url):
     while True:
         try:
-            async with connect(url, max_size=None, compression=None) as ws:
+            async with connect(url, max_size=None, additional_headers=HEADERS) as ws:
                 async for _ in ws:
                     pass
         except Exception:
@@ -87,8 +91,13 @@ def run_one(
 ) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
+    from agecast.api.auth import LinkStore
+
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
+    state = Path(tempfile.mkdtemp(prefix="agecast-bench-"))
+    _, token = LinkStore(state).create("operator", label="bench", expires_s=3600)
+    auth = {"Authorization": f"Bearer {token}"}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -101,27 +110,29 @@ def run_one(
             source,
             "--port",
             str(port),
-        ]
+        ],
+        env={**os.environ, "AGECAST_STATE_DIR": str(state)},
     )
     readers = None
     try:
-        _wait_ready(base, proc)
+        _wait_ready(base, proc, auth)
         if ws_viewers:
             url = f"ws://127.0.0.1:{port}/ws/monitor"
-            readers = subprocess.Popen([sys.executable, "-c", _READERS, url, str(ws_viewers)])
+            readers = subprocess.Popen(
+                [sys.executable, "-c", _READERS, url, str(ws_viewers), token]
+            )
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
             context = pw.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, args=ARGS
             )
             pages = [context.new_page() for _ in range(viewers)]
             for page in pages:
-                page.goto(base + "/")
+                page.goto(f"{base}/?token={token}")
             time.sleep(warmup)
-            httpx.post(f"{base}/api/control", json={})  # no-op: server is answering
             cpu0, t0 = _cpu_seconds(proc.pid), time.monotonic()
-            start = httpx.get(f"{base}/api/status").json()
+            start = httpx.get(f"{base}/api/status", headers=auth).json()
             time.sleep(seconds)
-            status = httpx.get(f"{base}/api/status").json()
+            status = httpx.get(f"{base}/api/status", headers=auth).json()
             cpu1, t1 = _cpu_seconds(proc.pid), time.monotonic()
             painted = [
                 page.evaluate("window.agecast ? window.agecast.painted : 0") for page in pages

@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import logging
+import signal
 import sys
 import typing
 from collections.abc import Callable
@@ -242,6 +243,13 @@ def serve(
     console.print(
         "one-time operator sign-in; `agecast links create --role viewer` makes links for others"
     )
+
+    def _sigterm(signum: int, frame: object) -> None:
+        # uvicorn re-raises the signal it stopped on, killing the process (exit -15) after a
+        # clean shutdown; ending as on Ctrl-C gives exit 0.
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _sigterm)
     try:
         # permessage-deflate costs ~200 ms per large message and gains nothing on H.264.
         uvicorn.run(

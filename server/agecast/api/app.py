@@ -50,13 +50,13 @@ _SIGN_IN = """<!doctype html><meta charset=utf-8><title>agecast</title>
 class Control(BaseModel):
     """Operator controls; every field optional, unknown fields rejected."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not "false"
     bypass: bool | None = None
     blend: float | None = Field(None, ge=0, le=1)
     color_transfer: str | None = Field(None, pattern="^(rct|rct-lab|none)$")
     mask_feather: float | None = Field(None, ge=0, le=0.5)
     layout: str | None = Field(None, pattern="^(side-by-side|aged|raw)$")
-    identity: str | None = None
+    identity: str | None = Field(None, min_length=1)
     ai_mark: bool | None = None
 
 
@@ -304,7 +304,10 @@ async def _send_status(ws: WebSocket, service: LiveService, allowed: Callable[[]
 def _parse(text: str) -> dict[str, Any]:
     if len(text) > MAX_MESSAGE:
         raise ValueError(f"message of {len(text)} bytes is over the {MAX_MESSAGE}-byte limit")
-    message = json.loads(text)
+    try:
+        message = json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("message nested too deeply") from exc
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ValueError('messages are JSON objects with a "type"')
     return message

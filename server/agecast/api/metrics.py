@@ -37,6 +37,12 @@ def render_metrics(status: dict[str, Any]) -> str:
         lines.append(f"# TYPE agecast_{name} gauge")
         for q in ("p50", "p95"):
             lines.append(_line(f"agecast_{name}", status[name][q], quantile=q))
+    watchdog = status.get("watchdog") or {}
+    lines.append("# HELP agecast_device_stalled 1 while the device thread is stuck on a frame.")
+    lines.append("# TYPE agecast_device_stalled gauge")
+    lines.append(_line("agecast_device_stalled", 1 if watchdog.get("stalled") else 0))
+    lines.append("# TYPE agecast_device_stalls_total counter")
+    lines.append(_line("agecast_device_stalls_total", watchdog.get("stalls", 0)))
     lines.append("# TYPE agecast_source_live gauge")
     lines.append(_line("agecast_source_live", 1 if status["source"]["state"] == "live" else 0))
     return "\n".join(lines) + "\n"

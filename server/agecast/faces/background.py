@@ -74,6 +74,9 @@ class BackgroundDetector:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        # a detection still inside onnxruntime while the process exits aborts it (SIGABRT)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
 
     def _run(self) -> None:
         while True:

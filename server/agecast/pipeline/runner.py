@@ -5,6 +5,10 @@ capture (source.read) ─slot─▶ device thread (faces → infer → paste bac
 In ``live`` mode the slots keep only the newest frame and count what they drop; in ``render``
 mode they are lossless and every frame goes through. The consumer (encoder, file writer, bench)
 takes :class:`Output` records from :attr:`Pipeline.out`.
+
+A watchdog thread watches the device thread's heartbeat (:mod:`agecast.pipeline.watchdog`) and
+``stats()["watchdog"]`` says whether a frame is stuck in it, where and for how long. A failure
+outside the face stages (which fail open themselves) costs that frame, not the device thread.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from agecast.frames import Frame
 from agecast.pipeline.fx import FaceFX, FxState
 from agecast.pipeline.metrics import Timings, percentiles
 from agecast.pipeline.slot import Slot, SlotClosed
+from agecast.pipeline.watchdog import WATCHDOG_S, Watchdog
 from agecast.settings import Layout
 from agecast.sources import Source
 
@@ -62,8 +67,10 @@ class Pipeline:
         mode: Literal["live", "render"] = "live",
         device: torch.device | None = None,
         limit: int | None = None,
+        watchdog_s: float = WATCHDOG_S,
     ) -> None:
-        """``limit``: stop reading the source after this many frames (None: until it ends)."""
+        """``limit``: stop reading the source after this many frames (None: until it ends);
+        ``watchdog_s``: a frame in the device thread for longer than this is reported stalled."""
         self.source = source
         self.fx = fx
         self.layout: Layout = layout
@@ -79,8 +86,12 @@ class Pipeline:
         self.frames_out = 0
         self.fx_counts: dict[str, int] = {state.value: 0 for state in FxState}
         self.error: AgecastError | None = None
+        self.watchdog = Watchdog("device thread", watchdog_s)
+        self.device_errors = 0  # frames lost to a failure outside the face stages
+        self._error_burst = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._watcher: threading.Thread | None = None
         self._started_ns = 0
         self._last_in_ns = 0
         self._last_out_ns = 0
@@ -95,6 +106,13 @@ class Pipeline:
         ]
         for thread in self._threads:
             thread.start()
+        self._watcher = threading.Thread(
+            target=self.watchdog.watch,
+            args=(self._stop, self._threads[1].is_alive),
+            name="agecast-watchdog",
+            daemon=True,
+        )
+        self._watcher.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -103,6 +121,8 @@ class Pipeline:
         self.out.close()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self._watcher is not None:
+            self._watcher.join(timeout=1)
 
     def outputs(self, poll_s: float = 0.5) -> Iterator[Output | None]:
         """Outputs as they come, and None after ``poll_s`` without one (so a consumer can look
@@ -112,6 +132,9 @@ class Pipeline:
                 yield self.out.get(timeout=poll_s)
             except SlotClosed:
                 return
+
+    def _device_alive(self) -> bool:
+        return len(self._threads) > 1 and self._threads[1].is_alive()
 
     @property
     def running(self) -> bool:
@@ -136,16 +159,47 @@ class Pipeline:
             self._in.close()
 
     def _device_loop(self) -> None:
+        watchdog = self.watchdog
         try:
             while True:
+                watchdog.idle()
                 frame = self._in.get(timeout=0.5)
                 if frame is None:
                     continue
-                self.out.put(self._process(frame))
+                watchdog.begin(frame.index, "to device")
+                output: Output | None
+                try:
+                    output = self._process(frame)
+                except Exception as exc:  # the face stages fail open; this is everything else
+                    output = self._failed(frame, exc)
+                finally:
+                    watchdog.end()
+                if output is not None:
+                    self.out.put(output)
         except SlotClosed:
             pass
         finally:
             self.out.close()
+
+    def _failed(self, frame: Frame, exc: Exception) -> Output | None:
+        """Count and log (once per burst) a frame the device thread could not finish; the raw
+        frame flagged FX ERROR in its place where even that can be made."""
+        self.device_errors += 1
+        self._error_burst += 1
+        if self._error_burst == 1:
+            log.error("frame %d failed outside the face stages: %s", frame.index, exc, exc_info=exc)
+        try:
+            picture, _ = layout_canvas(frame.image, self.layout)
+        except Exception:
+            return None
+        self.fx_counts[FxState.ERROR.value] += 1
+        self.frames_out += 1
+        self._last_out_ns = ready_ns = time.monotonic_ns()
+        error = f"{type(exc).__name__}: {exc}"
+        return Output(
+            frame.index, frame.capture_ns, frame.wall_ns, picture, frame.image, frame.image,
+            self.layout, FxState.ERROR, 0, error, ready_ns,
+        )  # fmt: skip
 
     def _process(self, frame: Frame) -> Output:
         picked_ns = time.monotonic_ns()
@@ -157,11 +211,14 @@ class Pipeline:
                 frame.wall_ns,
                 frame.pts_s,
             )
+        self.watchdog.stage("compose")
         t0 = time.perf_counter_ns()
         layout = self.layout
         picture, canvas = layout_canvas(frame.image, layout)
         compose_ms = (time.perf_counter_ns() - t0) / 1e6
+        self.watchdog.stage("fx")  # faces → align → infer → paste back
         processed = self.fx.process(frame, canvas)
+        self.watchdog.stage("mark")
         t0 = time.perf_counter_ns()
         if canvas is not None and processed.fx is FxState.ON and self.fx.look.ai_mark:
             self._marker.burn(canvas, "AI", "top-right")
@@ -176,6 +233,9 @@ class Pipeline:
         self.fx_counts[processed.fx.value] += 1
         self.frames_out += 1
         self._last_out_ns = ready_ns
+        if self._error_burst:
+            log.info("device thread recovered after %d failed frame(s)", self._error_burst)
+            self._error_burst = 0
         return Output(
             frame.index,
             frame.capture_ns,
@@ -214,6 +274,8 @@ class Pipeline:
             "dropped": {"capture→device": self._in.dropped, "device→output": self.out.dropped},
             "fx": dict(self.fx_counts),
             "fx_errors": self.fx.errors,
+            "device_errors": self.device_errors,
+            "watchdog": {**self.watchdog.report(), "alive": self._device_alive()},
             "stages_ms": summary,
             "frame_to_output_ms": total,
         }

@@ -33,7 +33,7 @@ BACKOFF_MAX_S = 2.0
 RECENT_BACKOFF_MAX_S = 0.5
 RECENT_OUTAGE_S = 60.0
 # A live feed with no picture for this long (or 2.5 frame periods, if longer) reads NO_SIGNAL.
-STALL_S = 0.4
+STALL_S = 0.35
 # How often a consumer waiting in read() wakes to notice a stall (and log it).
 WAKE_S = 0.1
 # How long close() waits for the capture thread; a thread stuck in a network call leaves on its
@@ -256,7 +256,8 @@ class ReconnectingSource(Source):
     def _serve(self, reader: FrameReader) -> int:
         """Pump pictures from one connection into the slot; how many were delivered."""
         delivered = 0
-        previous: tuple[float, float | None] | None = None  # (monotonic s, pts s) of the last
+        # (monotonic s, pts s) of the last picture delivered
+        previous: tuple[float, float | None] | None = None
         try:
             while not self._closing.is_set():
                 decoded = reader.next()
@@ -267,10 +268,9 @@ class ReconnectingSource(Source):
                         self._note_outage(SourceLost(f"{self._label} ended its stream"))
                     break
                 now = time.monotonic()
-                stale = self.live and self._stale(previous, now, decoded.pts_s)
-                previous = (now, decoded.pts_s)
-                if stale:
+                if self.live and self._stale(previous, now, decoded.pts_s):
                     continue
+                previous = (now, decoded.pts_s)
                 self._last_picture = now
                 if delivered == 0 or self._outage_since is not None:
                     self._note_signal()
@@ -291,12 +291,12 @@ class ReconnectingSource(Source):
     def _stale(
         self, previous: tuple[float, float | None] | None, now: float, pts: float | None
     ) -> bool:
-        """Whether a picture is the feed's last one, flushed out late as the connection dies.
+        """Whether a picture is one of the feed's last, flushed out late as the connection dies.
 
         MPEG-TS ends a picture only when the next one starts, so when a sender stops, its last
-        picture comes out of the demuxer with FFmpeg's read timeout, seconds late: a picture
-        that follows its predecessor closely in stream time but not in arrival time is that
-        one, not the feed coming back (which jumps in stream time, or starts a new stream)."""
+        pictures come out of the demuxer with FFmpeg's read timeout, seconds late: a picture
+        that follows the last one delivered closely in stream time but not in arrival time is
+        one of those, not the feed coming back (which jumps in stream time, or restarts it)."""
         if previous is None or pts is None or previous[1] is None:
             return False
         limit = stall_after(self.fps)

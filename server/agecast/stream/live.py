@@ -192,6 +192,8 @@ class LiveService:
             },
             "fx": fx,
             "fx_errors": stats["fx_errors"],
+            "watchdog": stats["watchdog"],
+            "device_errors": stats["device_errors"],
             "look": dataclasses.asdict(look),
             "layout": pipeline.layout,
             "backend": self.built.backend.name,
