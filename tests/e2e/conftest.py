@@ -153,7 +153,7 @@ class AgecastServer:
             return dict(json.loads(res.read()))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgecastServer]:
     folder = tmp_path_factory.mktemp("agecast-serve")
     srv = AgecastServer(free_port(), folder / "serve.log", folder / "state")
@@ -172,7 +172,9 @@ def _default_look(request: pytest.FixtureRequest) -> Iterator[None]:
             srv.control(bypass=False, layout="side-by-side")
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in the main
+# thread while it lives, and asyncio.run() in the tests that come after would refuse to start.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     assert sync_playwright is not None
     pw = sync_playwright().start()
