@@ -6,8 +6,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,10 +47,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    settings = Settings.load(source="testpattern:640x360@30", identity="testpattern")
-    auth = Auth.at(tmp_path_factory.mktemp("state"))
+START_S = 60.0
+
+
+@contextmanager
+def running_server(tmp: Path, *, wait_frames: int = 3, **flags: Any) -> Iterator[Running]:
+    """A live server for ``Settings.load(**flags)``; waits for ``wait_frames`` processed frames
+    (0: only for the server to listen, e.g. when the feed is not there yet)."""
+    settings = Settings.load(**flags)
+    auth = Auth.at(tmp / "state")
     holder: list[LiveService] = []
 
     def factory() -> LiveService:
@@ -64,18 +71,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         log_level="warning",
     )
     srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
+    thread = threading.Thread(target=srv.run, name="uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("agecast server did not start")
-        time.sleep(0.05)
-    while holder[0].built.pipeline.frames_out < 3:  # frames are flowing before tests begin
-        if time.monotonic() > deadline:
-            raise RuntimeError("agecast server started but processed no frames")
-        time.sleep(0.05)
-    artifacts = tmp_path_factory.mktemp("api")
-    yield Running(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", holder[0], artifacts, auth)
-    srv.should_exit = True
-    thread.join(10)
+    try:
+        deadline = time.monotonic() + START_S
+        while not srv.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("agecast server did not start")
+            time.sleep(0.05)
+        while holder[0].built.pipeline.frames_out < wait_frames:
+            if time.monotonic() > deadline:
+                raise RuntimeError("agecast server started but processed no frames")
+            time.sleep(0.05)
+        artifacts = tmp / "artifacts"
+        artifacts.mkdir(exist_ok=True)
+        yield Running(
+            f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", holder[0], artifacts, auth
+        )
+    finally:
+        srv.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with running_server(
+        tmp_path_factory.mktemp("api"), source="testpattern:640x360@30", identity="testpattern"
+    ) as srv:
+        yield srv
