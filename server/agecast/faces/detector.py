@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from agecast.faces.boxes import Letterbox, nms
+from agecast.faces.boxes import Letterbox, letterbox, nms
 from agecast.frames import FaceBox
-from agecast.inference.base import Backend
+from agecast.inference.base import Backend, Model
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,48 @@ def finish_detections(
         FaceBox(box=corners[i].clone(), score=float(values[i]), landmarks5=points[i].clone())
         for i in range(len(values))
     ]
+
+
+class LetterboxDetector(FaceDetector):
+    """A single-stage detector on a square letterboxed input (YuNet, SCRFD): letterbox →
+    :meth:`prepare` → run → :meth:`decode` → NMS. Subclasses set the attributes and decode."""
+
+    model: Model
+    input_name: str
+    size: int
+    bgr: bool = False
+    score_threshold: float
+    nms_threshold: float
+    max_faces: int
+    _input: torch.Tensor | None = None  # the reused model-input buffer
+
+    def prepare(self, blob: torch.Tensor) -> torch.Tensor:
+        """The model's own normalisation of the 0–255 input, in place (default: none)."""
+        return blob
+
+    @abstractmethod
+    def decode(
+        self, outputs: dict[str, torch.Tensor], min_score: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Model outputs → (boxes N×4, scores N, landmarks N×5×2) in letterbox pixels."""
+
+    def detect(self, image: torch.Tensor) -> list[FaceBox]:
+        boxed = letterbox(image, self.size, bgr=self.bgr, out=self._input)
+        self._input = boxed.tensor
+        outputs = self.model.run({self.input_name: self.prepare(boxed.tensor)})
+        boxes, scores, points = self.decode(outputs, self.score_threshold)
+        return finish_detections(
+            boxes,
+            scores,
+            points,
+            boxed,
+            score_threshold=self.score_threshold,
+            nms_threshold=self.nms_threshold,
+            max_faces=self.max_faces,
+        )
+
+    def close(self) -> None:
+        self.model.close()
 
 
 def find_scrfd(folder: Path) -> Path | None:

@@ -18,9 +18,7 @@ from pathlib import Path
 import torch
 
 from agecast.errors import BackendError, DetectorError
-from agecast.faces.boxes import letterbox
-from agecast.faces.detector import FaceDetector, finish_detections
-from agecast.frames import FaceBox
+from agecast.faces.detector import LetterboxDetector
 from agecast.inference.base import Backend
 
 log = logging.getLogger(__name__)
@@ -30,7 +28,7 @@ SCRFD_SIZE = 640
 _LAYOUTS = {9: ((8, 16, 32), 2), 15: ((8, 16, 32, 64, 128), 1)}
 
 
-class ScrfdDetector(FaceDetector):
+class ScrfdDetector(LetterboxDetector):
     """SCRFD on any backend; pre-processing and decode in torch."""
 
     name = "scrfd"
@@ -78,7 +76,6 @@ class ScrfdDetector(FaceDetector):
         self.nms_threshold = nms_threshold
         self.max_faces = max_faces
         self._centres: dict[tuple[int, str], torch.Tensor] = {}
-        self._input: torch.Tensor | None = None  # reused model-input buffer
 
     def _anchor_centres(self, stride: int, device: torch.device) -> torch.Tensor:
         """Anchor centres (x, y) in input pixels, anchors of one location consecutive, N×2."""
@@ -118,21 +115,5 @@ class ScrfdDetector(FaceDetector):
             all_points.append(centres[:, None, :] + kps)
         return torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_points)
 
-    def detect(self, image: torch.Tensor) -> list[FaceBox]:
-        boxed = letterbox(image, self.size, out=self._input)
-        self._input = boxed.tensor
-        blob = boxed.tensor.sub_(127.5).div_(128.0)
-        outputs = self.model.run({self.input_name: blob})
-        boxes, scores, points = self.decode(outputs, self.score_threshold)
-        return finish_detections(
-            boxes,
-            scores,
-            points,
-            boxed,
-            score_threshold=self.score_threshold,
-            nms_threshold=self.nms_threshold,
-            max_faces=self.max_faces,
-        )
-
-    def close(self) -> None:
-        self.model.close()
+    def prepare(self, blob: torch.Tensor) -> torch.Tensor:
+        return blob.sub_(127.5).div_(128.0)  # SCRFD's training normalisation

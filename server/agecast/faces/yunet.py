@@ -20,10 +20,8 @@ from pathlib import Path
 import torch
 
 from agecast.errors import BackendError, DetectorError
-from agecast.faces.boxes import letterbox
-from agecast.faces.detector import FaceDetector, finish_detections
+from agecast.faces.detector import LetterboxDetector
 from agecast.faces.onnx_fixups import folded_model_bytes
-from agecast.frames import FaceBox
 from agecast.inference.base import Backend
 
 log = logging.getLogger(__name__)
@@ -62,7 +60,7 @@ def read_verified(path: Path, expected_sha256: str | None) -> bytes:
     return data
 
 
-class YuNetDetector(FaceDetector):
+class YuNetDetector(LetterboxDetector):
     """YuNet on any backend; pre-processing and decode in torch."""
 
     name = "yunet"
@@ -102,7 +100,7 @@ class YuNetDetector(FaceDetector):
         self.nms_threshold = nms_threshold
         self.max_faces = max_faces
         self._grids: dict[tuple[int, str], torch.Tensor] = {}
-        self._input: torch.Tensor | None = None  # reused model-input buffer
+        self.input_name, self.size, self.bgr = "input", YUNET_SIZE, True
 
     def _grid(self, stride: int, device: torch.device) -> torch.Tensor:
         """(col, row) of every cell of one stride's row-major grid, N×2 float32."""
@@ -139,21 +137,3 @@ class YuNetDetector(FaceDetector):
             all_scores.append(scores[keep])
             all_points.append((kps + grid[:, None, :]) * stride)
         return torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_points)
-
-    def detect(self, image: torch.Tensor) -> list[FaceBox]:
-        boxed = letterbox(image, YUNET_SIZE, bgr=True, out=self._input)
-        self._input = boxed.tensor
-        outputs = self.model.run({"input": boxed.tensor})
-        boxes, scores, points = self.decode(outputs, self.score_threshold)
-        return finish_detections(
-            boxes,
-            scores,
-            points,
-            boxed,
-            score_threshold=self.score_threshold,
-            nms_threshold=self.nms_threshold,
-            max_faces=self.max_faces,
-        )
-
-    def close(self) -> None:
-        self.model.close()
