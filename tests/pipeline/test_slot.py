@@ -65,3 +65,15 @@ def test_percentiles_and_timings() -> None:
     summary = t.summary()
     assert summary["a"]["count"] == 2 and summary["b"]["p50"] == 2.0
     assert percentiles([])["count"] == 0
+
+
+def test_timings_summary_is_reused_within_cache_s() -> None:
+    t = Timings(cache_s=60.0)
+    t.add("a", 1.0)
+    first = t.summary()
+    t.add("a", 100.0)
+    assert t.summary() is first  # reused
+    t.clear()
+    t.add("a", 5.0)
+    assert t.summary()["a"]["max"] == 5.0  # clear() drops the cached summary
+    assert Timings().summary() is not Timings().summary()

@@ -39,7 +39,9 @@ class LiveService:
         self._labelled: dict[str, H264Encoder] = {}  # one per burnt-in viewer label
         self.marker = Marker()  # used on the encode thread only
         self.fanout = Fanout(self.request_key_frame)
-        self.timings = Timings()  # encode ms, frame→packet ms
+        self.timings = Timings(cache_s=1.0)  # encode ms, frame→packet ms
+        # every viewer's socket asks for status each second: summarise timings once a second
+        self.built.pipeline.timings.cache_s = 1.0
         self.glass_ms: deque[float] = deque(maxlen=2000)
         self.last_output: Output | None = None
         self.fx_state = "on"
