@@ -61,6 +61,7 @@ _SETTINGS_FLAGS: dict[str, tuple[type, typer.models.OptionInfo]] = {
     "detect_every": (int, typer.Option(help="detect every N frames, track between")),
     "faces": (str, typer.Option(help="largest | all")),
     "blend": (float, typer.Option(help="0 = raw face … 1 = fully replaced")),
+    "age": (float, typer.Option(help="target age in years (identities with an age control)")),
     "color_transfer": (str, typer.Option(help="rct (fast) | rct-lab | none")),
     "threads": (int, typer.Option(help="CPU threads per model (0 = default)")),
     "insightface_dir": (

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     mask_feather: float = Field(
         0.08, ge=0.0, le=0.5, description="mask edge softness, fraction of crop"
     )
+    age: float | None = Field(
+        None,
+        ge=0,
+        le=130,
+        description="target age in years for identities with an age control (default: theirs)",
+    )
     layout: Layout = Field("side-by-side")
     ai_mark: bool = Field(True, description='visible "AI" mark on the aged picture')
     # Service

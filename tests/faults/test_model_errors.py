@@ -36,11 +36,11 @@ def test_a_model_raising_every_nth_frame(
     real_infer = identity.infer
     calls = {"n": 0}
 
-    def flaky(crops: torch.Tensor) -> SwapResult:
+    def flaky(crops: torch.Tensor, age: float | None = None) -> SwapResult:
         calls["n"] += 1
         if calls["n"] % EVERY == 0:
             raise RuntimeError("CUDA error: an illegal memory access was encountered (simulated)")
-        return real_infer(crops)
+        return real_infer(crops, age)
 
     with server.client("viewer") as client:
         before = status(client)

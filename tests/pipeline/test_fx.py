@@ -98,7 +98,7 @@ def test_fail_open_when_the_model_raises_every_third_frame(
     real_infer = fx.identity.infer
     calls = {"n": 0}
 
-    def flaky(crops: torch.Tensor):  # type: ignore[no-untyped-def]
+    def flaky(crops: torch.Tensor, age: float | None = None):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] % 3 == 0:
             raise RuntimeError("CUDA error: an illegal memory access (simulated)")

@@ -58,6 +58,7 @@ class Control(BaseModel):
     layout: str | None = Field(None, pattern="^(side-by-side|aged|raw)$")
     identity: str | None = Field(None, min_length=1)
     ai_mark: bool | None = None
+    age: float | None = Field(None, ge=0, le=130)
 
 
 def create_app(

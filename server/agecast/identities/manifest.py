@@ -35,12 +35,17 @@ class _Strict(BaseModel):
 
 
 class TensorDecl(_Strict):
-    """One model input or output. ``shape`` uses -1 (or a name) for a dynamic axis."""
+    """One model input or output. ``shape`` uses -1 (or a name) for a dynamic axis.
+
+    ``value`` fixes an input to a constant fed on every call (a source embedding computed at
+    import, a DFM morph factor), flattened; it must fill the input's shape without the batch.
+    """
 
     name: str
     shape: list[int | str]
     dtype: Literal["float32", "float16", "uint8"] = "float32"
     role: TensorRole = "other"
+    value: list[float] | None = None
 
 
 class ModelDecl(_Strict):
@@ -62,6 +67,18 @@ class ModelDecl(_Strict):
             raise ValueError("inputs need one tensor with role 'face'")
         if not any(t.role == "face" for t in self.outputs):
             raise ValueError("outputs need one tensor with role 'face'")
+        for t in self.inputs:
+            if t.value is None:
+                continue
+            fixed = [d for d in t.shape[1:] if isinstance(d, int) and d > 0]
+            need = 1
+            for d in fixed:
+                need *= d
+            if len(fixed) == len(t.shape) - 1 and len(t.value) != need:
+                raise ValueError(
+                    f"input {t.name!r}: value has {len(t.value)} numbers, shape {t.shape} "
+                    f"needs {need} per item"
+                )
         return self
 
     def tensor(self, side: Literal["inputs", "outputs"], role: TensorRole) -> TensorDecl | None:
@@ -164,6 +181,30 @@ class Manifest(_Strict):
     preview: str | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _age_range_for_age_input(self) -> Manifest:
+        age_in = self.model.tensor("inputs", "age")
+        if age_in is not None and age_in.value is None:
+            if self.age_range is None:
+                raise ValueError(
+                    f"model input {age_in.name!r} takes an age: set age_range [youngest, oldest]"
+                )
+            lo, hi = self.age_range
+            if hi <= lo:
+                raise ValueError(f"age_range {list(self.age_range)}: oldest must exceed youngest")
+            if self.target_age is not None and not lo <= self.target_age <= hi:
+                raise ValueError(f"target_age {self.target_age} is outside age_range")
+        return self
+
+    @property
+    def age_control(self) -> tuple[int, int, int] | None:
+        """(youngest, oldest, default) when the model takes a continuous age, else None."""
+        age_in = self.model.tensor("inputs", "age")
+        if age_in is None or age_in.value is not None or self.age_range is None:
+            return None
+        lo, hi = self.age_range
+        return lo, hi, self.target_age if self.target_age is not None else hi
 
     @field_validator("id")
     @classmethod

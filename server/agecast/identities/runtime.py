@@ -37,11 +37,33 @@ class IdentityModel:
         batch = model.input_spec(self._face_in).shape[0]
         # A model with a fixed batch of 1 runs once per face; a dynamic one takes all at once.
         self._max_batch = batch if isinstance(batch, int) and batch > 0 else 64
-        self._extra = {
-            spec.name: torch.zeros([d if isinstance(d, int) and d > 0 else 1 for d in spec.shape])
-            for spec in model.inputs
-            if spec.name != self._face_in
-        }
+        age_in = decl.tensor("inputs", "age")
+        self._age_in = age_in.name if age_in is not None and age_in.value is None else None
+        self._age_control = self.manifest.age_control
+        declared = {t.name: t for t in decl.inputs}
+        self._extra: dict[str, torch.Tensor] = {}
+        for spec in model.inputs:
+            if spec.name in (self._face_in, self._age_in):
+                continue
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape]
+            if not shape:
+                shape = [1]
+            d = declared.get(spec.name)
+            if d is not None and d.value is not None:
+                value = torch.tensor(d.value, dtype=torch.float32).reshape(1, *shape[1:])
+            elif d is not None and d.role == "morph":
+                value = torch.ones(shape)  # a DFM's morph factor: the full swap unless given
+            else:
+                value = torch.zeros(shape)
+            self._extra[spec.name] = value
+        self._age_shape = next(
+            (
+                [d if isinstance(d, int) and d > 0 else 1 for d in s.shape]
+                for s in model.inputs
+                if s.name == self._age_in
+            ),
+            [1, 1],
+        )
 
     @classmethod
     def load(cls, package: IdentityPackage, backend: Backend) -> IdentityModel:
@@ -51,16 +73,33 @@ class IdentityModel:
     def crop_size(self) -> int:
         return self.manifest.crop.size
 
-    def infer(self, crops: torch.Tensor) -> SwapResult:
-        """``crops``: (N,3,S,S) float 0–1 RGB on any device; results on the same device."""
+    @property
+    def age_control(self) -> tuple[int, int, int] | None:
+        """(youngest, oldest, default) years when this identity takes a continuous age."""
+        return self._age_control
+
+    def age_value(self, age: float | None) -> float:
+        """The model's 0–1 age input for ``age`` years (None: the identity's default age),
+        clamped to the ages it was trained on."""
+        if self._age_control is None:
+            return 0.0
+        lo, hi, default = self._age_control
+        years = default if age is None else min(max(float(age), lo), hi)
+        return (years - lo) / (hi - lo)
+
+    def infer(self, crops: torch.Tensor, age: float | None = None) -> SwapResult:
+        """``crops``: (N,3,S,S) float 0–1 RGB on any device; results on the same device.
+        ``age``: target age in years for identities with an age control (ignored otherwise)."""
         faces: list[torch.Tensor] = []
         masks: list[torch.Tensor] = []
         for start in range(0, crops.shape[0], self._max_batch):
             chunk = crops[start : start + self._max_batch]
+            n = chunk.shape[0]
             feeds = {self._face_in: _to_model(chunk, self.manifest.normalisation)}
-            feeds.update(
-                {n: t.expand(chunk.shape[0], *t.shape[1:]) for n, t in self._extra.items()}
-            )
+            feeds.update({k: t.expand(n, *t.shape[1:]) for k, t in self._extra.items()})
+            if self._age_in is not None:
+                shape = [n, *self._age_shape[1:]]
+                feeds[self._age_in] = torch.full(shape, self.age_value(age))
             out = self.model.run(feeds)
             faces.append(_from_model(out[self._face_out], self.manifest.normalisation))
             if self._mask_out:

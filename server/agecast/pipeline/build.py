@@ -37,6 +37,7 @@ def look_from(settings: Settings) -> Look:
         color_transfer=settings.color_transfer,
         mask_feather=settings.mask_feather,
         ai_mark=settings.ai_mark,
+        age=settings.age,
     )
 
 

@@ -43,6 +43,7 @@ class Look:
     mask_feather: float = 0.08
     bypass: bool = False
     ai_mark: bool = True  # a visible "AI" on the aged picture whenever a face is replaced
+    age: float | None = None  # target age (years) for identities with an age control
 
 
 @dataclass(slots=True)
@@ -156,7 +157,7 @@ class FaceFX:
         affines = [estimate_affine(f.landmarks5.to(template.device), template) for f in faces]
         crops = torch.stack([warp_crop(frame.image, a, size) for a in affines])
         clock.lap("align")
-        swap = identity.infer(crops)
+        swap = identity.infer(crops, look.age)
         clock.lap("infer")
         shape = swap.masks
         if shape is None and self.landmarks106 is not None:

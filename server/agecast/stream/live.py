@@ -27,7 +27,7 @@ from agecast.stream.protocol import FX_CODES, LAYOUT_CODES, Flags, FxCode, Pictu
 
 log = logging.getLogger(__name__)
 
-LOOK_KEYS = {"bypass", "blend", "color_transfer", "mask_feather", "ai_mark"}
+LOOK_KEYS = {"bypass", "blend", "color_transfer", "mask_feather", "ai_mark", "age"}
 CONTROL_KEYS = LOOK_KEYS | {"layout", "identity"}
 
 
@@ -191,6 +191,7 @@ class LiveService:
                 "actor": manifest.actor,
                 "age_label": manifest.age_label,
                 "purpose": manifest.purpose,
+                "age_control": self.built.fx.identity.age_control,
             },
             "fx": fx,
             "fx_errors": stats["fx_errors"],
