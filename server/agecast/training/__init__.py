@@ -1,0 +1,1 @@
+"""Identity training: facesets from footage, the model family, the trainer and export."""
