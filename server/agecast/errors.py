@@ -31,3 +31,7 @@ class IdentityError(AgecastError):
 
 class DetectorError(AgecastError):
     """The face detector's model file is missing or not the expected one."""
+
+
+class TakeError(AgecastError):
+    """A take name is invalid, a take is unknown or exists, or a recording cannot go on."""

@@ -93,6 +93,18 @@ class Settings(BaseSettings):
         ),
         description="links, session secret and audit log",
     )
+    # Takes
+    takes_dir: Path | None = Field(
+        None, description="where takes are recorded (default: <state_dir>/takes)"
+    )
+    min_free_gb: float = Field(
+        2.0, ge=0.0, description="refuse or stop a recording when less disk than this is free"
+    )
+
+    @property
+    def resolved_takes_dir(self) -> Path:
+        """The takes folder: ``takes_dir`` or ``<state_dir>/takes``."""
+        return self.takes_dir if self.takes_dir is not None else self.state_dir / "takes"
 
     @classmethod
     def settings_customise_sources(
