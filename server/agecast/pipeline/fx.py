@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -53,6 +54,9 @@ class Processed:
     fx: FxState
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    # what made this frame's aged picture (a take's sidecar records them per frame)
+    look: Look | None = None
+    identity: IdentityModel | None = None
 
 
 class _Clock:
@@ -88,6 +92,8 @@ class FaceFX:
         )
         self.errors = 0
         self._burst = 0
+        # A re-render replays a take's recorded faces: frame → its faces, or None (track it).
+        self.replay: Callable[[Frame], list[FaceBox] | None] | None = None
 
     def set_identity(self, identity: IdentityModel) -> IdentityModel:
         """Swap the identity between frames; returns the old one (the caller closes it)."""
@@ -108,18 +114,21 @@ class FaceFX:
         """Faces of ``frame`` replaced. ``canvas`` (a copy of the frame's pixels, e.g. the aged
         half of the output picture) is pasted into in place; without one a copy is made."""
         look = self.look  # one snapshot per frame
+        active = self._active
         clock = _Clock()
         try:
-            result = self._process(frame, look, clock, canvas)
+            result = self._process(frame, look, active, clock, canvas)
         except Exception as exc:  # fail open on anything a stage raises
             self._failed(frame, exc)
             if canvas is not None:
                 canvas.copy_(frame.image)  # undo a half-done paste
             aged = frame.image if canvas is None else canvas
-            return Processed(aged, [], FxState.ERROR, clock.timings, f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            return Processed(aged, [], FxState.ERROR, clock.timings, error, look, active[0])
         if self._burst:
             log.info("FX recovered at frame %d after %d failed frame(s)", frame.index, self._burst)
             self._burst = 0
+        result.look, result.identity = look, active[0]
         return result
 
     def _hull_masks(
@@ -142,16 +151,23 @@ class FaceFX:
         self._burst += 1
 
     def _process(
-        self, frame: Frame, look: Look, clock: _Clock, canvas: torch.Tensor | None
+        self,
+        frame: Frame,
+        look: Look,
+        active: tuple[IdentityModel, torch.Tensor],
+        clock: _Clock,
+        canvas: torch.Tensor | None,
     ) -> Processed:
-        faces = self.tracker.update(frame.image, frame.capture_ns / 1e9)
+        faces = self.replay(frame) if self.replay is not None else None
+        if faces is None:
+            faces = self.tracker.update(frame.image, frame.capture_ns / 1e9)
         clock.lap("detect")
         unchanged = frame.image if canvas is None else canvas
         if look.bypass:
             return Processed(unchanged, faces, FxState.BYPASS, clock.timings)
         if not faces:
             return Processed(unchanged, faces, FxState.NO_FACE, clock.timings)
-        identity, template = self._active
+        identity, template = active
         size = identity.crop_size
         template = template.to(frame.image.device)
         affines = [estimate_affine(f.landmarks5.to(template.device), template) for f in faces]

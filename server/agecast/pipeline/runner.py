@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -25,8 +25,9 @@ import torch
 from agecast.compose.layout import layout_canvas
 from agecast.compose.marks import Marker
 from agecast.errors import AgecastError
-from agecast.frames import Frame
-from agecast.pipeline.fx import FaceFX, FxState
+from agecast.frames import FaceBox, Frame
+from agecast.identities.runtime import IdentityModel
+from agecast.pipeline.fx import FaceFX, FxState, Look
 from agecast.pipeline.metrics import Timings, percentiles
 from agecast.pipeline.slot import Slot, SlotClosed
 from agecast.pipeline.watchdog import WATCHDOG_S, Watchdog
@@ -51,6 +52,11 @@ class Output:
     faces: int
     error: str | None
     ready_ns: int
+    # what made the aged picture: the look and identity used and the faces replaced
+    look: Look | None = None
+    identity: IdentityModel | None = None
+    face_boxes: list[FaceBox] = field(default_factory=list)
+    pts_s: float | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -95,6 +101,9 @@ class Pipeline:
         self._started_ns = 0
         self._last_in_ns = 0
         self._last_out_ns = 0
+        # Called on the device thread with each frame just before its face stages (a re-render
+        # sets the look a take recorded for that frame).
+        self.before_frame: Callable[[Frame], None] | None = None
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -198,7 +207,8 @@ class Pipeline:
         error = f"{type(exc).__name__}: {exc}"
         return Output(
             frame.index, frame.capture_ns, frame.wall_ns, picture, frame.image, frame.image,
-            self.layout, FxState.ERROR, 0, error, ready_ns,
+            self.layout, FxState.ERROR, 0, error, ready_ns, self.fx.look, self.fx.identity,
+            pts_s=frame.pts_s,
         )  # fmt: skip
 
     def _process(self, frame: Frame) -> Output:
@@ -217,6 +227,8 @@ class Pipeline:
         picture, canvas = layout_canvas(frame.image, layout)
         compose_ms = (time.perf_counter_ns() - t0) / 1e6
         self.watchdog.stage("fx")  # faces → align → infer → paste back
+        if self.before_frame is not None:
+            self.before_frame(frame)
         processed = self.fx.process(frame, canvas)
         self.watchdog.stage("mark")
         t0 = time.perf_counter_ns()
@@ -248,6 +260,10 @@ class Pipeline:
             len(processed.faces),
             processed.error,
             ready_ns,
+            processed.look,
+            processed.identity,
+            processed.faces,
+            frame.pts_s,
         )
 
     # reporting -------------------------------------------------------------------------------
