@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agecast import __version__
 from agecast.api.auth import COOKIE, Auth, Link, Role
 from agecast.api.metrics import render_metrics
+from agecast.api.review import include_review
 from agecast.errors import AgecastError
 from agecast.stream.fanout import Viewer
 from agecast.stream.live import LiveService
@@ -203,6 +204,8 @@ def create_app(
                 await ws.send_text(json.dumps(reply))
         except (WebSocketDisconnect, RuntimeError):
             pass
+
+    include_review(app, admit, auth, lambda: svc().settings.resolved_takes_dir)
 
     if ui_dir.is_dir():
         app.mount("/ui", StaticFiles(directory=ui_dir), name="ui")

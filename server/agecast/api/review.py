@@ -1,0 +1,324 @@
+"""Review routes: a take's thumbnail and ``/ws/review``, a take played back in the monitor.
+
+``/ws/review?take=ID&a=raw&b=v1&codec=h264|jpeg`` speaks the ``/ws/monitor`` wire format (hello,
+binary pictures, ping/pong, keyframe) with its own player and encoder per socket, so reviews
+never touch the live stream. It is admitted like ``/ws/monitor`` (session, role viewer, Origin,
+message size and rate). Transport, viewer → server, one JSON object per message::
+
+    {"type": "play"} | {"type": "pause"} | {"type": "seek", "frame": N}
+    {"type": "step", "by": ±N} | {"type": "speed", "speed": 0.25…2}
+    {"type": "loop", "in": N | null, "out": N | null} | {"type": "compare", "a": "v1", "b": "v2"}
+
+Each is answered with ``{"type": "position", "frame", "frames", "timecode", "playing", "speed",
+"in", "out", "a", "b"}`` (also sent while playing, a few times a second); a malformed one with
+``{"type": "error", "error": …}`` and the socket stays open. An error with ``"fatal": true``
+(unknown take, too many reviews) is followed by the socket closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from agecast import __version__
+from agecast.api.auth import Auth, Link, Role
+from agecast.errors import TakeError
+from agecast.stream.fanout import Fanout, Viewer
+from agecast.takes.player import MAX_SPEED, MIN_SPEED, PICTURE_RE, ReviewPlayer, thumbnail
+from agecast.takes.store import Take, TakeStore
+
+log = logging.getLogger(__name__)
+
+MAX_REVIEWS = 4  # review sockets at once: each decodes two files and encodes its own stream
+POSITION_EVERY_S = 0.2
+Admit = Callable[[WebSocket, Role], Awaitable[Link | None]]
+
+_PICTURE = PICTURE_RE.pattern
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Play(_Command):
+    type: Literal["play"]
+
+
+class Pause(_Command):
+    type: Literal["pause"]
+
+
+class Seek(_Command):
+    type: Literal["seek"]
+    frame: int = Field(ge=0)
+
+
+class Step(_Command):
+    type: Literal["step"]
+    by: int = Field(ge=-1000, le=1000)
+
+
+class Speed(_Command):
+    type: Literal["speed"]
+    speed: float = Field(ge=MIN_SPEED, le=MAX_SPEED)
+
+
+class Loop(_Command):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    type: Literal["loop"]
+    loop_in: int | None = Field(None, alias="in", ge=0)
+    loop_out: int | None = Field(None, alias="out", ge=0)
+
+
+class Compare(_Command):
+    type: Literal["compare"]
+    a: str = Field(pattern=_PICTURE)
+    b: str = Field(pattern=_PICTURE)
+
+
+class Ping(_Command):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["ping"]
+
+
+class Keyframe(_Command):
+    type: Literal["keyframe"]
+
+
+Command = Play | Pause | Seek | Step | Speed | Loop | Compare | Ping | Keyframe
+_COMMAND: TypeAdapter[Command] = TypeAdapter(Annotated[Command, Field(discriminator="type")])
+KINDS = ("play", "pause", "seek", "step", "speed", "loop", "compare", "ping", "keyframe")
+
+
+class ReviewLimit:
+    """At most ``most`` reviews at once; the next one is refused with a clear message."""
+
+    def __init__(self, most: int = MAX_REVIEWS) -> None:
+        self.most = most
+        self.open = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self.open >= self.most:
+                return False
+            self.open += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.open = max(0, self.open - 1)
+
+
+def include_review(app: FastAPI, admit: Admit, auth: Auth, takes_dir: Callable[[], Path]) -> None:
+    """Add the review routes to ``app``; ``admit`` is the app's WebSocket admission check."""
+    # Imported here: app.py imports this module to include it.
+    from agecast.api.app import _parse, _send_pictures, _texts
+
+    limit = ReviewLimit()
+    app.state.reviews = limit
+
+    def get_take(take_id: str) -> Take:
+        try:
+            return TakeStore(takes_dir()).get(take_id)
+        except TakeError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+
+    @app.get("/api/takes/{take_id}/thumbnail.jpg", response_class=FileResponse)
+    def take_thumbnail(take_id: str) -> FileResponse:
+        take = get_take(take_id)
+        try:
+            path = thumbnail(take)
+        except TakeError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
+
+    @app.websocket("/ws/review")
+    async def review(ws: WebSocket) -> None:
+        query = ws.query_params
+        codec = query.get("codec", "h264")
+        if codec not in ("h264", "jpeg"):
+            await ws.close(code=1008, reason="codec must be h264 or jpeg")
+            return
+        link = await admit(ws, "viewer")
+        if link is None:
+            return
+        if not limit.acquire():
+            await _refuse(
+                ws, 1013, f"{limit.most} takes are being reviewed already (the most at once): "
+                "close a review, then try again",
+            )  # fmt: skip
+            return
+        try:
+            await _review(ws, link, codec, query.get("take", ""), query.get("a", "raw"),
+                          query.get("b", "v1"))  # fmt: skip
+        finally:
+            limit.release()
+
+    async def _review(ws: WebSocket, link: Link, codec: str, take_id: str, a: str, b: str) -> None:
+        mark = link.label if link.burn_label and link.label else None
+        viewer = Viewer(codec=codec, label=link.label, mark=mark)
+        holder: list[ReviewPlayer] = []
+        fanout = Fanout(lambda _mark: holder[0].request_key_frame() if holder else None)
+        try:
+            take = TakeStore(takes_dir()).get(take_id)
+            player = await asyncio.to_thread(
+                _open_player, take, a, b, codec, mark, fanout.publish_threadsafe
+            )
+        except TakeError as exc:
+            await _refuse(ws, 4404, str(exc))
+            return
+        holder.append(player)
+        auth.audit.write("review_opened", take=take.id, a=a, b=b, label=link.label, link=link.id)
+        await ws.send_text(json.dumps(_hello(player, codec)))
+        await ws.send_text(json.dumps(player.position().to_json()))
+        fanout.add(viewer)
+        player.start()
+        sender = asyncio.create_task(_send_pictures(ws, viewer))
+        reporter = asyncio.create_task(
+            _report(ws, player, lambda: auth.links.still_usable(link.id))
+        )
+        try:
+            async for text in _texts(ws):
+                reply = await asyncio.to_thread(_command, player, text, _parse)
+                if reply is not None:
+                    await ws.send_text(json.dumps(reply))
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            fanout.remove(viewer)
+            sender.cancel()
+            reporter.cancel()
+            await asyncio.to_thread(player.close)
+            auth.audit.write(
+                "review_closed", take=take.id, label=link.label, link=link.id, sent=viewer.sent,
+                dropped=viewer.dropped,
+            )  # fmt: skip
+
+
+def _open_player(
+    take: Take, a: str, b: str, codec: str, mark: str | None, publish: Callable[..., None]
+) -> ReviewPlayer:
+    player = ReviewPlayer(
+        take, a, b, codec="jpeg" if codec == "jpeg" else "h264", mark=mark, publish=publish
+    )
+    player.render(0)  # before anyone listens: the encoder now knows its codec string
+    return player
+
+
+def _hello(player: ReviewPlayer, codec: str) -> dict[str, Any]:
+    info = player.take.info
+    width, height = player.size
+    return {
+        "type": "hello",
+        "codec": player.encoder.codec or "avc1.42C028",
+        "transport": codec,
+        "width": width,
+        "height": height,
+        "fps": player.fps,
+        "server_time_ms": time.time_ns() / 1e6,
+        "version": __version__,
+        "review": {
+            "take": info.model_dump(mode="json"),
+            "versions": player.take.versions(),
+            "frames": player.frames,
+            "fps": player.fps,
+            "timecode_start": player.timecode_start,
+            "a": player.a,
+            "b": player.b,
+        },
+    }
+
+
+async def _refuse(ws: WebSocket, code: int, error: str) -> None:
+    """Say why on the socket (the page shows it and stops retrying), then close it."""
+    try:
+        await ws.send_text(json.dumps({"type": "error", "error": error, "fatal": True}))
+        await ws.close(code=code, reason=error[:120])
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+
+
+async def _report(ws: WebSocket, player: ReviewPlayer, allowed: Callable[[], bool]) -> None:
+    """The position whenever it moved; a socket whose link was revoked is closed at once."""
+    last = None
+    try:
+        while True:
+            await asyncio.sleep(POSITION_EVERY_S)
+            if not allowed():
+                await ws.close(code=4401, reason="link revoked or expired")
+                return
+            position = player.position()
+            if position != last:
+                last = position
+                await ws.send_text(json.dumps(position.to_json()))
+    except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
+        pass
+
+
+def _command(
+    player: ReviewPlayer, text: str, parse: Callable[[str], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Apply one transport message; the reply (position, pong or error) or None."""
+    try:
+        message = parse(text)
+        if message["type"] not in KINDS:
+            raise ValueError(
+                f"unknown message type {message['type']!r}; expected {', '.join(KINDS)}"
+            )
+        command = _COMMAND.validate_python(message)
+    except ValidationError as exc:
+        return {"type": "error", "error": _explain(exc)}
+    except (ValueError, TypeError) as exc:
+        return {"type": "error", "error": str(exc)}
+    try:
+        match command:
+            case Ping():
+                return {
+                    "type": "pong",
+                    "t": message.get("t"),
+                    "server_time_ms": time.time_ns() / 1e6,
+                }
+            case Keyframe():
+                player.request_key_frame()
+                return None
+            case Play():
+                player.play()
+            case Pause():
+                player.pause()
+            case Seek(frame=frame):
+                player.seek(frame)
+            case Step(by=by):
+                player.step(by)
+            case Speed(speed=speed):
+                player.set_speed(speed)
+            case Loop(loop_in=loop_in, loop_out=loop_out):
+                player.set_loop(loop_in, loop_out)
+            case Compare(a=a, b=b):
+                player.compare(a, b)
+    except TakeError as exc:
+        return {"type": "error", "error": str(exc)}
+    return player.position().to_json()
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "message"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown field {loc!r}")
+        elif err["type"] == "missing":
+            parts.append(f"{loc} is missing")
+        else:
+            parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return "bad transport message: " + "; ".join(parts)
