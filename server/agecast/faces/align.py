@@ -38,6 +38,34 @@ def _about_centre(points: torch.Tensor, scale: float, shift: tuple[float, float]
 
 _ARCFACE = _normalised(_ARCFACE_112_PX, 112.0)
 
+# DeepFaceLab's mean face (its 68-point layout in a unit square, brows at the top edge, mouth
+# corners at 0.78) reduced to our five points: eye centres (mean of each eye's six points), nose
+# tip, mouth corners.
+_DFL_MEAN_FACE5 = torch.tensor(
+    [
+        (0.225492, 0.215990),
+        (0.754761, 0.215990),
+        (0.490127, 0.515625),
+        (0.254149, 0.780233),
+        (0.726104, 0.780233),
+    ],
+    dtype=torch.float64,
+)
+
+
+def _dfl_face_type(padding: float, lift: float) -> torch.Tensor:
+    """Five points of a DeepFaceLab face type: its crop is a square of side ``1 + 2√2·padding``
+    mean-face units around the mean face's centre, raised by ``lift`` units (more forehead).
+
+    DeepFaceLab fits 33 of its 68 landmarks to the mean face; fitting our five to these points
+    gives the same crop for a typical face, near enough for its models (yaw-dependent shifts
+    of its head type are left out).
+    """
+    side = 1.0 + 2.0 * math.sqrt(2.0) * padding
+    corner = torch.tensor((0.5, 0.5 - lift), dtype=torch.float64) - side / 2
+    return (_DFL_MEAN_FACE5 - corner) / side
+
+
 # Declarative table: name → 5×2 landmark positions as fractions (0–1) of the crop.
 TEMPLATES: dict[str, torch.Tensor] = {
     name: points.float()
@@ -50,6 +78,12 @@ TEMPLATES: dict[str, torch.Tensor] = {
         # ArcFace layout at 0.75 scale puts the eyes ≈ 0.24 of the crop apart, as in FFHQ
         # alignment; moved up 1 % so the chin has room.
         "ffhq": _about_centre(_ARCFACE, 0.75, (0.0, -0.01)),
+        # DeepFaceLab / DeepFaceLive face types (DFM models): full_face (padding 0.2109375),
+        # whole_face (0.40, raised 7 % for the forehead; DeepFaceLab's default), head (0.70,
+        # raised 50 %)
+        "dfl_full_face": _dfl_face_type(0.2109375, 0.0),
+        "dfl_whole_face": _dfl_face_type(0.40, 0.07),
+        "dfl_head": _dfl_face_type(0.70, 0.5),
     }.items()
 }
 
