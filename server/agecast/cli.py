@@ -10,7 +10,6 @@ import functools
 import inspect
 import json
 import logging
-import shlex
 import signal
 import sys
 import typing
@@ -428,190 +427,98 @@ def identity_build_testpattern(
     console.print(f"wrote testpattern identity to {out}")
 
 
-# Consent for imported likenesses (see models/README.md); the same options on every import.
-ConsentByOpt = Annotated[
-    str | None, typer.Option("--consent-granted-by", help="who granted the actor's consent")
-]
-ConsentProductionOpt = Annotated[
-    str | None, typer.Option("--consent-production", help="production the consent covers")
-]
-ConsentPurposeOpt = Annotated[
-    list[str] | None,
-    typer.Option("--consent-purpose", help="a consented use, e.g. 'on-set monitoring' (repeat)"),
-]
-ConsentFromOpt = Annotated[
-    str | None, typer.Option("--consent-from", help="first valid day, YYYY-MM-DD")
-]
-ConsentUntilOpt = Annotated[
-    str | None, typer.Option("--consent-until", help="last valid day, YYYY-MM-DD")
-]
-ConsentRefOpt = Annotated[
-    str | None, typer.Option("--consent-reference", help="contract or release reference")
-]
-ConsentFileOpt = Annotated[
-    Path | None,
-    typer.Option("--consent-file", help="consent record as JSON instead", exists=True),
-]
-ForceOpt = Annotated[bool, typer.Option("--force", help="replace a package already in --out")]
+faceset_app = typer.Typer(
+    help="Facesets: aligned face crops from footage, the training data of an identity.",
+    no_args_is_help=True,
+)
+app.add_typer(faceset_app, name="faceset")
 
 
-def _imported(out: Path, consent: Any) -> None:
-    from agecast.identities.package import read_package
-
-    m = read_package(out).manifest
-    console.print(f"[green]wrote[/] identity {m.id} ({m.display_name}) to {out}")
-    if consent is None:
-        console.print(
-            f"[yellow]no consent recorded:[/] {m.id} is the likeness of {m.actor} and will not "
-            "load (serve, render, identity validate) until their consent is in its manifest — "
-            "re-run with --consent-granted-by/--consent-production/--consent-purpose/"
-            "--consent-from/--consent-until or --consent-file (see models/README.md)"
-        )
-
-
-@identity_app.command("import-dfm")
-def identity_import_dfm(
-    file: Annotated[Path, typer.Argument(help="DeepFaceLab/DeepFaceLive .dfm model", exists=True)],
-    out: Annotated[Path | None, typer.Option(help="package folder (default models/ID)")] = None,
-    id: Annotated[str | None, typer.Option("--id", help="identity id (default from FILE)")] = None,
-    actor: Annotated[str | None, typer.Option(help="whose likeness (default from FILE)")] = None,
-    display_name: Annotated[str | None, typer.Option(help="name shown to the crew")] = None,
-    template: Annotated[
-        str | None, typer.Option(help="crop template: dfl_whole_face (default) | dfl_full_face …")
-    ] = None,
-    morph: Annotated[
-        float | None, typer.Option(help="morph_value 0–1 (default 0.75, DeepFaceLive's)")
-    ] = None,
-    consent_by: ConsentByOpt = None,
-    consent_production: ConsentProductionOpt = None,
-    consent_purpose: ConsentPurposeOpt = None,
-    consent_from: ConsentFromOpt = None,
-    consent_until: ConsentUntilOpt = None,
-    consent_reference: ConsentRefOpt = None,
-    consent_file: ConsentFileOpt = None,
-    backend: BackendOpt = None,
-    force: ForceOpt = False,
-) -> None:
-    """Wrap a DeepFaceLive .dfm model as an identity package (tensor names checked)."""
-    from agecast.identities.dfm import consent_record, dfm_names, import_dfm
-    from agecast.inference.registry import get_backend
-
-    try:
-        default_id, default_name, default_actor = dfm_names(file)
-        identity = id or default_id
-        actor = actor or default_actor
-        consent = consent_record(
-            actor,
-            granted_by=consent_by,
-            production=consent_production,
-            purposes=consent_purpose or (),
-            valid_from=consent_from,
-            valid_until=consent_until,
-            reference=consent_reference,
-            consent_file=consent_file,
-        )
-        target = out or Path("models") / identity
-        command = ["agecast", "identity", "import-dfm", str(file), "--out", str(target)]
-        command += [f"--morph={morph}"] if morph is not None else []
-        command += [f"--template={template}"] if template else []
-        import_dfm(
-            file,
-            target,
-            id=identity,
-            actor=actor,
-            display_name=display_name or default_name,
-            template=template,
-            morph=morph,
-            consent=consent,
-            backend=get_backend(backend or "auto"),
-            overwrite=force,
-            command=shlex.join(command),
-        )
-    except AgecastError as exc:
-        raise _fail(exc) from exc
-    _imported(target, consent)
-
-
-@identity_app.command("import-inswapper")
-def identity_import_inswapper(
-    model: Annotated[Path, typer.Argument(help="inswapper_128.onnx", exists=True)],
-    arcface: Annotated[
-        Path, typer.Option(help="ArcFace recognition model (w600k_r50.onnx)", exists=True)
+@faceset_app.command("extract")
+def faceset_extract(
+    source: Annotated[
+        str,
+        typer.Option(
+            help="video file, folder of .jpg/.png pictures, or source URI "
+            "(demo, testpattern:WxH, file:///…, rtsp://…)"
+        ),
     ],
-    face: Annotated[Path, typer.Option(help="photo of the face to swap in", exists=True)],
-    out: Annotated[Path | None, typer.Option(help="package folder (default models/ID)")] = None,
-    id: Annotated[
-        str | None, typer.Option("--id", help="identity id (default from --face)")
+    out: Annotated[Path, typer.Option(help="faceset folder (an existing one is continued)")],
+    size: Annotated[int, typer.Option(help="crop size in pixels")] = 256,
+    template: Annotated[
+        str, typer.Option(help="alignment template: ffhq | arcface_112 | arcface_128 | dfl_…")
+    ] = "ffhq",
+    every: Annotated[int, typer.Option(help="look at every Nth frame")] = 1,
+    max_faces: Annotated[int, typer.Option(help="keep the N largest faces of a frame")] = 1,
+    min_sharpness: Annotated[
+        float, typer.Option(help="drop blurrier crops (variance of Laplacian; 0 = off)")
+    ] = 10.0,
+    max_yaw: Annotated[float, typer.Option(help="drop faces turned further (degrees)")] = 45.0,
+    max_pitch: Annotated[float, typer.Option(help="drop faces tilted further (degrees)")] = 40.0,
+    dedupe: Annotated[
+        float, typer.Option(help="drop faces this close to one just kept (0 = keep all)")
+    ] = 0.03,
+    limit: Annotated[
+        int | None, typer.Option(help="stop at source frame N (needed for testpattern)")
     ] = None,
-    actor: Annotated[str | None, typer.Option(help="whose likeness (default from --face)")] = None,
-    display_name: Annotated[str | None, typer.Option(help="name shown to the crew")] = None,
-    consent_by: ConsentByOpt = None,
-    consent_production: ConsentProductionOpt = None,
-    consent_purpose: ConsentPurposeOpt = None,
-    consent_from: ConsentFromOpt = None,
-    consent_until: ConsentUntilOpt = None,
-    consent_reference: ConsentRefOpt = None,
-    consent_file: ConsentFileOpt = None,
-    backend: BackendOpt = None,
+    backend: Annotated[str, typer.Option(help="auto | onnxruntime | onnxruntime-cuda")] = "auto",
     insightface_dir: Annotated[
-        Path | None, typer.Option(help="local insightface pack: detect with its SCRFD")
+        Path | None, typer.Option(help="local insightface pack: SCRFD instead of YuNet")
     ] = None,
-    force: ForceOpt = False,
+    detector_threshold: Annotated[float, typer.Option(help="face detector score threshold")] = 0.6,
 ) -> None:
-    """Wrap inswapper_128 as an identity package; the face's embedding is computed once here."""
-    from agecast.identities.dfm import consent_record, slug
-    from agecast.identities.inswapper import import_inswapper
-    from agecast.inference.registry import get_backend
+    """Detect, align and crop faces from footage into a faceset for `agecast train`.
 
-    name = display_name or face.stem.replace("_", " ").strip()
-    identity = id or slug(f"inswapper-{face.stem}")
-    actor = actor or name
-    target = out or Path("models") / identity
-    try:
-        consent = consent_record(
-            actor,
-            granted_by=consent_by,
-            production=consent_production,
-            purposes=consent_purpose or (),
-            valid_from=consent_from,
-            valid_until=consent_until,
-            reference=consent_reference,
-            consent_file=consent_file,
-        )
-        command = ["agecast", "identity", "import-inswapper", str(model)]
-        command += ["--arcface", str(arcface), "--face", str(face), "--out", str(target)]
-        import_inswapper(
-            model,
-            arcface,
-            face,
-            target,
-            id=identity,
-            actor=actor,
-            display_name=name,
-            consent=consent,
-            backend=get_backend(backend or "auto"),
-            insightface_dir=insightface_dir,
-            overwrite=force,
-            command=shlex.join(command),
-        )
-    except AgecastError as exc:
-        raise _fail(exc) from exc
-    _imported(target, consent)
+    Every frame goes through the live path's detector and alignment; faces that are blurred,
+    turned too far, or near-duplicates of the last ones kept are dropped (and counted). Writes
+    OUT/f<frame>_<face>.png and OUT/faceset.json. Interrupted? Run the same command again: it
+    continues after the last frame done. Example:
+    `agecast faceset extract --source take.mp4 --out facesets/actor`.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from agecast.training.faceset import extract
 
-@identity_app.command("export-dfm")
-def identity_export_dfm(
-    package: Annotated[Path, typer.Argument(help="identity package folder")],
-    out: Annotated[Path, typer.Option(help=".dfm file to write")],
-) -> None:
-    """Write an identity package as a DeepFaceLive .dfm (morph_value = age for aged models)."""
-    from agecast.identities.dfm import write_dfm
+    done = [0]
+    with Progress(
+        TextColumn("[bold]faceset"),
+        BarColumn(),
+        TextColumn("{task.completed} frames"),
+        TextColumn("{task.fields[kept]} faces kept"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("extract", total=None, kept=0)
 
-    try:
-        write_dfm(package, out)
-    except AgecastError as exc:
-        raise _fail(exc) from exc
-    console.print(f"[green]wrote[/] {out}")
+        def shown(frames: int, total: int | None, kept: int) -> None:
+            done[0] = frames
+            bar.update(task, completed=frames, total=total, kept=kept)
+
+        try:
+            report = extract(
+                source, out, size=size, template=template, every=every, max_faces=max_faces,
+                min_sharpness=min_sharpness, max_yaw=max_yaw, max_pitch=max_pitch,
+                dedupe=dedupe, limit=limit, backend=backend, insightface_dir=insightface_dir,
+                detector_threshold=detector_threshold, progress=shown,
+            )  # fmt: skip
+        except AgecastError as exc:
+            raise _fail(exc) from exc
+        except KeyboardInterrupt:
+            console.print(
+                f"interrupted after frame {done[0]}; faceset {out} is saved: run the same "
+                "command to continue"
+            )
+            raise typer.Exit(code=130) from None
+    if report.nothing_to_do:
+        state = "complete" if report.complete else f"done up to frame {report.frames_done}"
+        console.print(f"faceset {out} is already {state}: nothing to do")
+    dropped = ", ".join(f"{reason} {count}" for reason, count in report.dropped.items())
+    console.print(
+        f"[green]faceset[/] {out}: kept {report.kept} faces from {report.frames_done} frames"
+        f"{'' if report.complete else ' (not finished: run again to continue)'}; "
+        f"dropped {dropped}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,5 +33,9 @@ class DetectorError(AgecastError):
     """The face detector's model file is missing or not the expected one."""
 
 
+class FacesetError(AgecastError):
+    """A faceset folder is missing, malformed or empty, or an extraction cannot go on."""
+
+
 class TakeError(AgecastError):
     """A take name is invalid, a take is unknown or exists, or a recording cannot go on."""

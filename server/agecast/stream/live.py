@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any
 
 from agecast.compose.marks import Marker
-from agecast.errors import AgecastError, SettingsError
+from agecast.errors import AgecastError, SettingsError, TakeError
 from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
 from agecast.pipeline.build import Built, build
@@ -24,6 +24,8 @@ from agecast.sources import SourceState
 from agecast.stream.encoder import H264Encoder, encode_jpeg
 from agecast.stream.fanout import Fanout, Message
 from agecast.stream.protocol import FX_CODES, LAYOUT_CODES, Flags, FxCode, PictureHeader
+from agecast.takes.recorder import Recorder
+from agecast.takes.store import Take, TakeInfo, TakeStore
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class LiveService:
         self.fx_state = "on"
         self._thread: threading.Thread | None = None
         self._control_lock = threading.Lock()
+        self.recorder: Recorder | None = None  # the take being (or last) recorded
+        self.preset: str | None = None  # the preset last applied
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -59,6 +63,8 @@ class LiveService:
         self._thread.start()
 
     def stop(self) -> None:
+        if self.recorder is not None and self.recorder.active:
+            self.recorder.stop("the monitor was shut down")
         self.fanout.close()
         self.built.close()
         if self._thread is not None:
@@ -71,6 +77,9 @@ class LiveService:
                 continue
             self.last_output = output
             self.fx_state = output.fx.value
+            recorder = self.recorder
+            if recorder is not None and recorder.active:
+                recorder.offer(output)  # a reference on a queue: never blocks the live path
             for mark in self.fanout.marks():  # nobody watching: no encode at all
                 try:
                     self.fanout.publish_threadsafe(self._encode(output, mark))
@@ -152,6 +161,9 @@ class LiveService:
             if "layout" in values:
                 self.built.pipeline.layout = checked.layout
             self.settings = checked
+            recorder = self.recorder
+            if recorder is not None and recorder.active:  # look changes are logged per frame
+                recorder.note({k: v for k, v in values.items() if k not in LOOK_KEYS})
             log.info("operator changed %s", ", ".join(f"{k}={v!r}" for k, v in values.items()))
         return self.status()
 
@@ -161,6 +173,29 @@ class LiveService:
         # The old model is not closed here: the device thread may be mid-frame with it.
         self.built.fx.set_identity(identity)
         self.built.identity = identity
+
+    # takes -----------------------------------------------------------------------------------
+    def start_recording(self, scene: str, take: str, camera: str | None = None) -> Take:
+        """Start recording a take of the live pictures (TakeError: bad name, exists, disk)."""
+        with self._control_lock:
+            if self.recorder is not None and self.recorder.active:
+                raise TakeError(
+                    f"already recording take {self.recorder.take.id}; stop it before the next"
+                )
+            pipeline = self.built.pipeline
+            self.recorder = Recorder.begin(
+                TakeStore(self.settings.resolved_takes_dir), scene, take, camera,
+                settings=self.settings, look=self.built.fx.look, identity=self.built.fx.identity,
+                source_uri=pipeline.source.uri, fps=pipeline.source.fps, preset=self.preset,
+            )  # fmt: skip
+            return self.recorder.take
+
+    def stop_recording(self) -> TakeInfo:
+        """Finish the take being recorded (queued frames are written first)."""
+        recorder = self.recorder
+        if recorder is None or not recorder.active:
+            raise TakeError("not recording: start a take first")
+        return recorder.stop()
 
     # status ----------------------------------------------------------------------------------
     def record_glass(self, values: list[float]) -> None:
@@ -221,4 +256,6 @@ class LiveService:
             "height": int(last.picture.shape[0]) if last is not None else None,
             "codec": self.encoder.codec,
             "error": str(pipeline.error) if isinstance(pipeline.error, AgecastError) else None,
+            "recording": self.recorder.status() if self.recorder is not None else None,
+            "preset": self.preset,
         }

@@ -34,6 +34,7 @@ RAW = "raw.mp4"
 AGED = "aged.mp4"
 SIDECAR = "sidecar.jsonl"
 RENDER_JSON = "render.json"
+OWNER = ".recorder.pid"  # the recording process; gone when the take is finished
 
 TakeStatus = str  # "recording" | "complete" | "interrupted" | "stopped: <reason>"
 
@@ -133,11 +134,35 @@ class Take:
     def info(self) -> TakeInfo:
         """take.json, read fresh each time (a recording updates it)."""
         try:
-            return TakeInfo.model_validate_json(self.info_path.read_text())
+            info = TakeInfo.model_validate_json(self.info_path.read_text())
         except FileNotFoundError as exc:
             raise TakeError(f"take {self.id}: {self.info_path} is missing") from exc
         except ValueError as exc:
             raise TakeError(f"take {self.id}: {self.info_path} is not valid: {exc}") from exc
+        if info.status == "recording" and not self.recorder_alive():
+            # the recording process died mid-take (kill -9, power): what is on disk plays
+            info = info.model_copy(update={"status": "interrupted"})
+        return info
+
+    def recorder_alive(self) -> bool:
+        """Whether the process that records this take is still running."""
+        try:
+            pid = int((self.path / OWNER).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return False
+        if pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def release(self) -> None:
+        """The recording is over (its final status is in take.json)."""
+        (self.path / OWNER).unlink(missing_ok=True)
 
     def write_info(self, info: TakeInfo) -> None:
         write_json_atomic(self.info_path, info.model_dump(mode="json"))
@@ -269,6 +294,7 @@ class TakeStore:
                 f"overwritten — use take {_next_take_hint(take)}"
             ) from exc
         result = Take(path)
+        (path / OWNER).write_text(f"{os.getpid()}\n")
         result.write_info(
             TakeInfo(
                 id=take_id,

@@ -1,0 +1,149 @@
+"""Named presets: an identity, an age and a look, saved under a name and switched live.
+
+Stored as one JSON file, ``<state_dir>/presets.json`` (written atomically). Applying a preset
+is an ordinary operator control change; its name is remembered by the live service, written
+into the next take's take.json and, while a take records, logged in its sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agecast.errors import SettingsError
+from agecast.settings import ColorTransfer, Settings
+from agecast.takes.store import NAME_RE, NAME_RULE, now_iso, write_json_atomic
+
+if TYPE_CHECKING:
+    from agecast.stream.live import LiveService
+
+PRESETS_FILE = "presets.json"
+VALUE_KEYS = ("identity", "age", "blend", "color_transfer", "mask_feather")
+
+
+class Preset(BaseModel):
+    """Actor × identity × age × look. Unset fields leave the live value as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME_RE.pattern)
+    actor: str | None = None
+    identity: str | None = Field(None, min_length=1)
+    age: float | None = Field(None, ge=0, le=130)
+    blend: float | None = Field(None, ge=0, le=1)
+    color_transfer: ColorTransfer | None = None
+    mask_feather: float | None = Field(None, ge=0, le=0.5)
+    created: str = Field(default_factory=now_iso)
+
+    def values(self) -> dict[str, Any]:
+        """The settings this preset sets (as a control change)."""
+        data = self.model_dump()
+        return {k: data[k] for k in VALUE_KEYS if data[k] is not None}
+
+    def applied_to(self, settings: Settings) -> Settings:
+        return Settings.model_validate({**settings.model_dump(), **self.values()})
+
+
+def make_preset(name: str, **values: Any) -> Preset:
+    """A checked preset; :class:`SettingsError` naming the bad field."""
+    if not NAME_RE.match(name or "") or ".." in name:
+        raise SettingsError(f"preset name {name!r} is not allowed; use {NAME_RULE}")
+    try:
+        preset = Preset(name=name, **values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        raise SettingsError(f"preset {name!r}: {problems}") from exc
+    if not preset.values():
+        raise SettingsError(
+            f"preset {name!r} sets nothing: give at least one of {', '.join(VALUE_KEYS)}"
+        )
+    return preset
+
+
+class PresetStore:
+    """All presets in ``<state_dir>/presets.json``."""
+
+    _lock = threading.Lock()  # one writer at a time in this process
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / PRESETS_FILE
+
+    def _load(self) -> dict[str, Preset]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise SettingsError(f"{self.path} is not valid JSON ({exc}); fix or remove it") from exc
+        try:
+            return {name: Preset.model_validate(p) for name, p in data["presets"].items()}
+        except (KeyError, TypeError, AttributeError, ValidationError) as exc:
+            raise SettingsError(
+                f"{self.path} is not a presets file ({exc}); fix or remove it"
+            ) from exc
+
+    def _save(self, presets: dict[str, Preset]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"presets": {n: p.model_dump(mode="json") for n, p in sorted(presets.items())}}
+        write_json_atomic(self.path, data)
+
+    def list(self) -> list[Preset]:
+        return sorted(self._load().values(), key=lambda p: p.name)
+
+    def get(self, name: str) -> Preset:
+        presets = self._load()
+        if name not in presets:
+            known = ", ".join(sorted(presets)) or "none saved"
+            raise SettingsError(
+                f"no preset {name!r} (presets: {known}); save one with `agecast presets save`"
+            )
+        return presets[name]
+
+    def save(self, preset: Preset) -> Preset:
+        """Save (or replace) ``preset``."""
+        with self._lock:
+            presets = self._load()
+            presets[preset.name] = preset
+            self._save(presets)
+        return preset
+
+    def delete(self, name: str) -> Preset:
+        with self._lock:
+            presets = self._load()
+            if name not in presets:
+                known = ", ".join(sorted(presets)) or "none saved"
+                raise SettingsError(f"no preset {name!r} to delete (presets: {known})")
+            gone = presets.pop(name)
+            self._save(presets)
+        return gone
+
+
+def current_preset(service: LiveService, name: str, actor: str | None = None) -> Preset:
+    """A preset of what the live service runs now: its identity, age and look."""
+    look = service.built.fx.look
+    manifest = service.built.fx.identity.manifest
+    return make_preset(
+        name,
+        actor=actor or manifest.actor,
+        identity=manifest.id,
+        age=look.age,
+        blend=look.blend,
+        color_transfer=look.color_transfer,
+        mask_feather=look.mask_feather,
+    )
+
+
+def apply_preset(service: LiveService, preset: Preset) -> dict[str, Any]:
+    """Switch the live service to ``preset``; a recording take logs it. Returns the status."""
+    status = service.control(preset.values())
+    service.preset = preset.name
+    recorder = service.recorder
+    if recorder is not None and recorder.active:
+        recorder.note({"preset": preset.name})
+    return {**status, "preset": preset.name}
