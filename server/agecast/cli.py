@@ -68,6 +68,7 @@ _SETTINGS_FLAGS: dict[str, tuple[type, typer.models.OptionInfo]] = {
         Path,
         typer.Option(help="local insightface pack (det_10g.onnx, 2d106det.onnx)"),
     ),
+    "takes_dir": (Path, typer.Option(help="where takes are recorded (default <state_dir>/takes)")),
 }
 
 
@@ -520,6 +521,11 @@ def faceset_extract(
         f"dropped {dropped}"
     )
 
+
+# agecast record / takes / presets live in their own module (they reuse the flags above)
+from agecast.takes.commands import register as _register_takes  # noqa: E402
+
+_register_takes(app, settings_flags)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
