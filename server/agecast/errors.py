@@ -37,9 +37,5 @@ class FacesetError(AgecastError):
     """A faceset folder is missing, malformed or empty, or an extraction cannot go on."""
 
 
-class FacesetError(AgecastError):
-    """A faceset folder is missing, malformed or empty, or an extraction cannot go on."""
-
-
 class TakeError(AgecastError):
     """A take name is invalid, a take is unknown or exists, or a recording cannot go on."""
