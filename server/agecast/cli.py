@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import logging
+import shlex
 import signal
 import sys
 import typing
@@ -427,6 +428,191 @@ def identity_build_testpattern(
     build_package(out)
     console.print(f"wrote testpattern identity to {out}")
 
+
+# Consent for imported likenesses (see models/README.md); the same options on every import.
+ConsentByOpt = Annotated[
+    str | None, typer.Option("--consent-granted-by", help="who granted the actor's consent")
+]
+ConsentProductionOpt = Annotated[
+    str | None, typer.Option("--consent-production", help="production the consent covers")
+]
+ConsentPurposeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--consent-purpose", help="a consented use, e.g. 'on-set monitoring' (repeat)"),
+]
+ConsentFromOpt = Annotated[
+    str | None, typer.Option("--consent-from", help="first valid day, YYYY-MM-DD")
+]
+ConsentUntilOpt = Annotated[
+    str | None, typer.Option("--consent-until", help="last valid day, YYYY-MM-DD")
+]
+ConsentRefOpt = Annotated[
+    str | None, typer.Option("--consent-reference", help="contract or release reference")
+]
+ConsentFileOpt = Annotated[
+    Path | None,
+    typer.Option("--consent-file", help="consent record as JSON instead", exists=True),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="replace a package already in --out")]
+
+
+def _imported(out: Path, consent: Any) -> None:
+    from agecast.identities.package import read_package
+
+    m = read_package(out).manifest
+    console.print(f"[green]wrote[/] identity {m.id} ({m.display_name}) to {out}")
+    if consent is None:
+        console.print(
+            f"[yellow]no consent recorded:[/] {m.id} is the likeness of {m.actor} and will not "
+            "load (serve, render, identity validate) until their consent is in its manifest — "
+            "re-run with --consent-granted-by/--consent-production/--consent-purpose/"
+            "--consent-from/--consent-until or --consent-file (see models/README.md)"
+        )
+
+
+@identity_app.command("import-dfm")
+def identity_import_dfm(
+    file: Annotated[Path, typer.Argument(help="DeepFaceLab/DeepFaceLive .dfm model", exists=True)],
+    out: Annotated[Path | None, typer.Option(help="package folder (default models/ID)")] = None,
+    id: Annotated[str | None, typer.Option("--id", help="identity id (default from FILE)")] = None,
+    actor: Annotated[str | None, typer.Option(help="whose likeness (default from FILE)")] = None,
+    display_name: Annotated[str | None, typer.Option(help="name shown to the crew")] = None,
+    template: Annotated[
+        str | None, typer.Option(help="crop template: dfl_whole_face (default) | dfl_full_face …")
+    ] = None,
+    morph: Annotated[
+        float | None, typer.Option(help="morph_value 0–1 (default 0.75, DeepFaceLive's)")
+    ] = None,
+    consent_by: ConsentByOpt = None,
+    consent_production: ConsentProductionOpt = None,
+    consent_purpose: ConsentPurposeOpt = None,
+    consent_from: ConsentFromOpt = None,
+    consent_until: ConsentUntilOpt = None,
+    consent_reference: ConsentRefOpt = None,
+    consent_file: ConsentFileOpt = None,
+    backend: BackendOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Wrap a DeepFaceLive .dfm model as an identity package (tensor names checked)."""
+    from agecast.identities.dfm import consent_record, dfm_names, import_dfm
+    from agecast.inference.registry import get_backend
+
+    try:
+        default_id, default_name, default_actor = dfm_names(file)
+        identity = id or default_id
+        actor = actor or default_actor
+        consent = consent_record(
+            actor,
+            granted_by=consent_by,
+            production=consent_production,
+            purposes=consent_purpose or (),
+            valid_from=consent_from,
+            valid_until=consent_until,
+            reference=consent_reference,
+            consent_file=consent_file,
+        )
+        target = out or Path("models") / identity
+        command = ["agecast", "identity", "import-dfm", str(file), "--out", str(target)]
+        command += [f"--morph={morph}"] if morph is not None else []
+        command += [f"--template={template}"] if template else []
+        import_dfm(
+            file,
+            target,
+            id=identity,
+            actor=actor,
+            display_name=display_name or default_name,
+            template=template,
+            morph=morph,
+            consent=consent,
+            backend=get_backend(backend or "auto"),
+            overwrite=force,
+            command=shlex.join(command),
+        )
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    _imported(target, consent)
+
+
+@identity_app.command("import-inswapper")
+def identity_import_inswapper(
+    model: Annotated[Path, typer.Argument(help="inswapper_128.onnx", exists=True)],
+    arcface: Annotated[
+        Path, typer.Option(help="ArcFace recognition model (w600k_r50.onnx)", exists=True)
+    ],
+    face: Annotated[Path, typer.Option(help="photo of the face to swap in", exists=True)],
+    out: Annotated[Path | None, typer.Option(help="package folder (default models/ID)")] = None,
+    id: Annotated[
+        str | None, typer.Option("--id", help="identity id (default from --face)")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="whose likeness (default from --face)")] = None,
+    display_name: Annotated[str | None, typer.Option(help="name shown to the crew")] = None,
+    consent_by: ConsentByOpt = None,
+    consent_production: ConsentProductionOpt = None,
+    consent_purpose: ConsentPurposeOpt = None,
+    consent_from: ConsentFromOpt = None,
+    consent_until: ConsentUntilOpt = None,
+    consent_reference: ConsentRefOpt = None,
+    consent_file: ConsentFileOpt = None,
+    backend: BackendOpt = None,
+    insightface_dir: Annotated[
+        Path | None, typer.Option(help="local insightface pack: detect with its SCRFD")
+    ] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Wrap inswapper_128 as an identity package; the face's embedding is computed once here."""
+    from agecast.identities.dfm import consent_record, slug
+    from agecast.identities.inswapper import import_inswapper
+    from agecast.inference.registry import get_backend
+
+    name = display_name or face.stem.replace("_", " ").strip()
+    identity = id or slug(f"inswapper-{face.stem}")
+    actor = actor or name
+    target = out or Path("models") / identity
+    try:
+        consent = consent_record(
+            actor,
+            granted_by=consent_by,
+            production=consent_production,
+            purposes=consent_purpose or (),
+            valid_from=consent_from,
+            valid_until=consent_until,
+            reference=consent_reference,
+            consent_file=consent_file,
+        )
+        command = ["agecast", "identity", "import-inswapper", str(model)]
+        command += ["--arcface", str(arcface), "--face", str(face), "--out", str(target)]
+        import_inswapper(
+            model,
+            arcface,
+            face,
+            target,
+            id=identity,
+            actor=actor,
+            display_name=name,
+            consent=consent,
+            backend=get_backend(backend or "auto"),
+            insightface_dir=insightface_dir,
+            overwrite=force,
+            command=shlex.join(command),
+        )
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    _imported(target, consent)
+
+
+@identity_app.command("export-dfm")
+def identity_export_dfm(
+    package: Annotated[Path, typer.Argument(help="identity package folder")],
+    out: Annotated[Path, typer.Option(help=".dfm file to write")],
+) -> None:
+    """Write an identity package as a DeepFaceLive .dfm (morph_value = age for aged models)."""
+    from agecast.identities.dfm import write_dfm
+
+    try:
+        write_dfm(package, out)
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    console.print(f"[green]wrote[/] {out}")
 
 faceset_app = typer.Typer(
     help="Facesets: aligned face crops from footage, the training data of an identity.",
