@@ -21,6 +21,7 @@ const STATE_TEXT = {
   "no signal": ["NO SIGNAL", "bad"],
   "main closed": ["MAIN WINDOW CLOSED", "bad"],
   "signed out": ["SIGNED OUT", "bad"],
+  review: ["REVIEW", "review"],
 };
 
 const $ = (root, sel) => root.querySelector(sel);
@@ -78,6 +79,7 @@ export class Display {
     this.plan = null;
     this.model = {};
     this.layout = "side-by-side";
+    this.names = { raw: "RAW", aged: "AGED" }; // what the two halves are (a review: V1, V2 …)
     this.source = { w: 0, h: 0 };
     this.listeners = new Set(); // called with the display after a view/guides change
     const d = this.doc;
@@ -208,14 +210,15 @@ export class Display {
     const plan = this.plan;
     const twoUp = plan && plan.regions.length === 2;
     const missing = plan?.missing;
-    const layoutName = this.layout === "raw" ? "RAW" : "AGED";
+    const names = this.names;
+    const layoutName = this.layout === "raw" ? names.raw : names.aged;
     a.hidden = b.hidden = false;
     a.classList.remove("right");
     b.classList.add("right");
     if (this.view === "side-by-side") {
       if (twoUp) {
-        a.textContent = "RAW";
-        b.textContent = "AGED";
+        a.textContent = names.raw;
+        b.textContent = names.aged;
         a.style.left = "1.2%";
         b.style.left = "51.2%";
         b.classList.remove("right");
@@ -225,12 +228,12 @@ export class Display {
         b.hidden = true;
       }
     } else if (this.view === "wipe" && !missing) {
-      a.textContent = "RAW";
-      b.textContent = "AGED";
+      a.textContent = names.raw;
+      b.textContent = names.aged;
       a.style.left = "1.2%";
       b.style.left = "auto";
     } else {
-      const shown = missing ? layoutName : this.view.toUpperCase();
+      const shown = missing ? layoutName : names[this.view];
       a.textContent = missing ? `${shown} · ${missing.toUpperCase()} NOT IN STREAM` : shown;
       a.style.left = "1.2%";
       b.hidden = true;
@@ -358,7 +361,13 @@ export class Display {
     $(d, "#identity-age").hidden = !id.age_label;
     set("#identity-actor", id.actor && id.actor !== "none" ? id.actor : "");
     badge("#fx-badge", FX_TEXT[model.fx] || FX_TEXT.unknown);
-    badge("#state-badge", STATE_TEXT[model.state] || STATE_TEXT.connecting);
+    const review = model.state === "review" && model.review;
+    badge("#state-badge", review ? [model.review, "review"] : STATE_TEXT[model.state] || STATE_TEXT.connecting);
+    const names = model.names || { raw: "RAW", aged: "AGED" };
+    if (names.raw !== this.names.raw || names.aged !== this.names.aged) {
+      this.names = { raw: names.raw, aged: names.aged };
+      this.placeLabels();
+    }
     set("#m-fps", Number.isFinite(model.fps) ? model.fps.toFixed(1) : "–");
     set("#m-g2g", `${fmtMs(model.glass?.p50)} / ${fmtMs(model.glass?.p95)}`);
     set("#m-server", fmtMs(model.serverLatency?.p50));

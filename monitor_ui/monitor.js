@@ -8,6 +8,7 @@
 import { ControlChannel, ControlPanel } from "./controls.js";
 import { Display, VIEWS } from "./display.js";
 import { MonitorStream, nowMs, webCodecsUsable } from "./stream.js";
+import { TakesPanel } from "./takes.js";
 
 const GLASS_WINDOW = 100; // frames in the shown p50/p95
 const NO_FRAMES_MS = 1000; // no picture for this long while connected: NO SIGNAL
@@ -63,10 +64,11 @@ function startMain() {
   let helloPerf = 0;
   let status = null;
   let second = null;
+  let reviewing = false; // a take is on screen (takes.js) instead of the live picture
 
   const stream = new MonitorStream({
     codec,
-    onPicture: paintAll,
+    onPicture: (source, meta) => reviewing || paintAll(source, meta),
     onHello: () => {
       helloPerf = performance.now();
       fetchStatus(); // the socket's first status comes a second later
@@ -96,7 +98,7 @@ function startMain() {
     }
     const done = nowMs();
     const latency = done + stream.clock.offsetMs - meta.captureMs;
-    if (Number.isFinite(latency) && latency > -1000 && latency < 60000) {
+    if (!reviewing && Number.isFinite(latency) && latency > -1000 && latency < 60000) {
       glass.push(latency);
       if (glass.length > GLASS_WINDOW) glass.shift();
       unsent.push(Math.round(latency * 10) / 10);
@@ -116,7 +118,8 @@ function startMain() {
     const flowing = lastMeta && perf - lastPaintPerf < NO_FRAMES_MS;
     const waitedLong = perf - Math.max(lastPaintPerf, helloPerf) > NO_FRAMES_MS;
     const sourceDown = status?.source?.state === "no signal" || status?.fx === "no signal";
-    let state = stream.state;
+    let state = reviewing ? takes.review.stream.state : stream.state;
+    if (reviewing && state === "live") state = "review";
     if (state === "live" && (sourceDown || (!flowing && waitedLong))) state = "no signal";
     while (paintTimes.length && paintTimes[0] < perf - 1000) paintTimes.shift();
     const fmt = lastMeta
@@ -127,7 +130,7 @@ function startMain() {
     const connected = !["reconnecting", "connecting", "signed out"].includes(state);
     // While the server is away the effect's state is unknown, not "error".
     const fx =
-      !connected || state === "no signal"
+      !connected || state === "no signal" || reviewing
         ? null
         : flowing && lastMeta
           ? lastMeta.fx
@@ -135,14 +138,16 @@ function startMain() {
     return {
       state,
       fx,
-      identity: status?.identity ?? null,
+      identity: (reviewing ? takes.identity() : null) ?? status?.identity ?? null,
       fps: flowing ? paintTimes.length : 0,
       glass: { p50: percentile(sorted, 0.5), p95: percentile(sorted, 0.95) },
-      serverLatency: connected ? (status?.server_latency_ms ?? null) : null,
-      viewers: connected ? (status?.viewers ?? null) : null,
+      serverLatency: connected && !reviewing ? (status?.server_latency_ms ?? null) : null,
+      viewers: connected && !reviewing ? (status?.viewers ?? null) : null,
       index: lastMeta ? lastMeta.index : -1,
       format: fmt,
       sourceUri: status?.source?.uri ?? "",
+      review: reviewing ? takes.label() : null,
+      names: reviewing ? takes.names() : null,
     };
   }
 
@@ -204,6 +209,27 @@ function startMain() {
     onError: (text) => panel.showError(text),
   });
   const panel = new ControlPanel(document, channel);
+  // Reviewing a take: the live socket closes (the server keeps the live picture running for
+  // everyone else) and the review stream's pictures go through the same painter and windows.
+  const takes = new TakesPanel(document, {
+    codec: () => codec,
+    enter: () => {
+      reviewing = true;
+      stream.pause();
+      glass.length = 0;
+      lastMeta = null;
+      pushModel();
+    },
+    leave: () => {
+      reviewing = false;
+      lastMeta = null;
+      helloPerf = performance.now();
+      stream.resume();
+      pushModel();
+    },
+    paint: (source, meta) => paintAll(source, meta),
+    update: () => pushModel(),
+  });
 
   function openSecond() {
     if (second && !second.closed) {
@@ -261,6 +287,7 @@ function startMain() {
       return displays.filter((d) => d.alive()).length;
     },
     display,
+    takes,
     setView: (v) => display.setView(v),
     openSecond,
     toggleBypass: () => panel.toggleBypass(),
@@ -275,7 +302,7 @@ function startMain() {
     _registered: (d) => displays.includes(d),
   };
 
-  bindChrome({ openSecond, toggleBypass: () => panel.toggleBypass() });
+  bindChrome({ openSecond, toggleBypass: () => panel.toggleBypass(), takes });
   stream.start();
   pushModel();
 }
@@ -333,7 +360,7 @@ function startSecond() {
 
 // --- buttons and keys (every window) -----------------------------------------------------
 
-function bindChrome({ openSecond, toggleBypass }) {
+function bindChrome({ openSecond, toggleBypass, takes = null }) {
   const doc = document;
   const panelEl = doc.getElementById("panel");
   const panelButton = doc.querySelector('[data-action="panel"]');
@@ -375,6 +402,7 @@ function bindChrome({ openSecond, toggleBypass }) {
     dual: () => openSecond?.(),
     fullscreen: toggleFullscreen,
     panel: () => togglePanel(),
+    takes: () => takes?.toggle(),
   };
   const onToolClick = (event) => {
     const b = event.target.closest("button");
@@ -411,9 +439,17 @@ function bindChrome({ openSecond, toggleBypass }) {
       b: () => toggleBypass?.(),
       h: toggleChrome,
       o: () => openSecond && togglePanel(),
+      r: () => takes?.toggle(),
+      // reviewing a take: frame step, play/pause, loop in/out
+      ",": () => takes?.reviewing && takes.step(-1),
+      ".": () => takes?.reviewing && takes.step(1),
+      k: () => takes?.reviewing && takes.togglePlay(),
+      "[": () => takes?.reviewing && takes.mark("in"),
+      "]": () => takes?.reviewing && takes.mark("out"),
       Escape: () => {
         toggleMenu(false);
         togglePanel(false);
+        takes?.toggle(false);
       },
     };
     const fn = byKey[k];

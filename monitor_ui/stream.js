@@ -86,7 +86,8 @@ export class MonitorStream {
 
   url() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${location.host}/ws/monitor?codec=${this.codec}`;
+    const path = this.opts.path ?? "/ws/monitor"; // a review: /ws/review?take=…
+    return `${scheme}//${location.host}${path}${path.includes("?") ? "&" : "?"}codec=${this.codec}`;
   }
 
   setState(state, detail = "") {
@@ -95,8 +96,26 @@ export class MonitorStream {
     this.opts.onState?.(state, detail);
   }
 
+  /** Close the socket until resume() (while a take is reviewed); nothing reconnects meanwhile. */
+  pause() {
+    this.stopped = true;
+    const ws = this.ws;
+    this.ws = null; // its close event finds another socket (none) and does not reconnect
+    ws?.close();
+    this.hello = null;
+    this.closeDecoder();
+  }
+
+  resume() {
+    if (!this.stopped || this.state === "signed out") return;
+    this.stopped = false;
+    this.attempt = 0;
+    this.setState("connecting");
+    this.connect();
+  }
+
   connect() {
-    if (this.stopped) return;
+    if (this.stopped || this.ws) return;
     let ws;
     try {
       ws = new WebSocket(this.url());
@@ -171,6 +190,7 @@ export class MonitorStream {
 
   onText(text) {
     const msg = parseText(text);
+    if (this.opts.onMessage?.(msg)) return; // a message the owner handles itself (reviews)
     switch (msg.type) {
       case "hello":
         this.onHello(msg);

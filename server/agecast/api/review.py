@@ -34,7 +34,14 @@ from agecast import __version__
 from agecast.api.auth import Auth, Link, Role
 from agecast.errors import TakeError
 from agecast.stream.fanout import Fanout, Viewer
-from agecast.takes.player import MAX_SPEED, MIN_SPEED, PICTURE_RE, ReviewPlayer, thumbnail
+from agecast.takes.player import (
+    MAX_SPEED,
+    MIN_SPEED,
+    PICTURE_RE,
+    Position,
+    ReviewPlayer,
+    thumbnail,
+)
 from agecast.takes.store import Take, TakeStore
 
 log = logging.getLogger(__name__)
@@ -181,12 +188,13 @@ def include_review(app: FastAPI, admit: Admit, auth: Auth, takes_dir: Callable[[
         holder.append(player)
         auth.audit.write("review_opened", take=take.id, a=a, b=b, label=link.label, link=link.id)
         await ws.send_text(json.dumps(_hello(player, codec)))
-        await ws.send_text(json.dumps(player.position().to_json()))
+        position = player.position()
+        await ws.send_text(json.dumps(position.to_json()))
         fanout.add(viewer)
         player.start()
         sender = asyncio.create_task(_send_pictures(ws, viewer))
         reporter = asyncio.create_task(
-            _report(ws, player, lambda: auth.links.still_usable(link.id))
+            _report(ws, player, position, lambda: auth.links.still_usable(link.id))
         )
         try:
             async for text in _texts(ws):
@@ -249,9 +257,10 @@ async def _refuse(ws: WebSocket, code: int, error: str) -> None:
         pass
 
 
-async def _report(ws: WebSocket, player: ReviewPlayer, allowed: Callable[[], bool]) -> None:
+async def _report(
+    ws: WebSocket, player: ReviewPlayer, last: Position, allowed: Callable[[], bool]
+) -> None:
     """The position whenever it moved; a socket whose link was revoked is closed at once."""
-    last = None
     try:
         while True:
             await asyncio.sleep(POSITION_EVERY_S)
