@@ -38,6 +38,7 @@ def register(app: typer.Typer, settings_flags: Callable[[Command], Command]) -> 
     """Add ``record``, ``takes`` and ``presets`` to ``app``; ``settings_flags`` gives a command
     the shared settings flags (see :func:`agecast.cli.settings_flags`)."""
     app.command("record")(settings_flags(record))
+    takes_app.command("render")(settings_flags(takes_render))
     app.add_typer(takes_app, name="takes")
     app.add_typer(presets_app, name="presets")
 
@@ -149,3 +150,138 @@ def takes_show(
         }
     data = {**_info_row(take.info, take), "raw": str(take.raw_path), "versions": versions}
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def takes_render(
+    settings: Settings,
+    take_id: Annotated[str, typer.Argument(metavar="TAKE", help="take id (see takes list)")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="key=value to change (identity, age, blend, color_transfer, mask_feather, "
+            "ai_mark); repeat",
+        ),
+    ] = None,
+    from_version: Annotated[str, typer.Option("--from", help="version to start from")] = "v1",
+    out: Annotated[Path | None, typer.Option(help="also export the new version here (MP4)")] = None,
+) -> None:
+    """Re-render a take from its raw picture with changed settings into a new version."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from agecast.takes.rerender import export_take, parse_sets, rerender
+
+    store = TakeStore(settings.resolved_takes_dir)
+    take = _get(store, take_id)
+    try:
+        overrides = parse_sets(set_ or [])
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total} frames · {task.fields[fps]} fps"),
+            TimeRemainingColumn(), console=console, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task(f"re-render {take.id}", total=take.info.frames, fps=0.0)
+            version = rerender(
+                take, overrides, settings, from_version=from_version,
+                progress=lambda n, total, fps: bar.update(
+                    task, completed=n, total=total, fps=f"{fps:.1f}"
+                ),
+            )  # fmt: skip
+        if out is not None:
+            export_take(take, version, "mp4", out)
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    done = json.loads(take.render_path(version).read_text())
+    sys.stdout.write(f"{take.id}\t{version}\t{take.aged_path(version)}\n")
+    console.print(
+        f"take {take.id} {version}: {done.get('frames')} frames from {from_version} with "
+        f"{overrides or 'the same settings'} at {done.get('fps')} fps"
+        + (f"; exported to {out}" if out else "")
+    )
+
+
+@takes_app.command("export")
+def takes_export(
+    take_id: Annotated[str, typer.Argument(metavar="TAKE", help="take id (see takes list)")],
+    out: Annotated[Path, typer.Option(help="file to write (.mp4 or .mov)")],
+    version: Annotated[str, typer.Option(help="raw, v1 (as recorded), v2 …")] = "v1",
+    fmt: Annotated[
+        str, typer.Option("--format", help="mp4 (stream copy) | prores (422 HQ)")
+    ] = "mp4",
+    takes_dir: TakesDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export a version of a take to a file, its start timecode kept."""
+    from agecast.takes.rerender import export_take
+
+    if fmt not in ("mp4", "prores"):
+        raise _fail(ValueError(f"--format must be mp4 or prores (got {fmt!r})"))
+    take = _get(_store(config, takes_dir), take_id)
+    try:
+        export_take(take, version, "mp4" if fmt == "mp4" else "prores", out)
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    console.print(f"exported take {take.id} {version} as {fmt} to {out}")
+
+
+# presets -----------------------------------------------------------------------------------------
+def _presets(config: Path | None) -> Any:
+    from agecast.takes.presets import PresetStore
+
+    return PresetStore(_settings(config).state_dir)
+
+
+@presets_app.command("list")
+def presets_list(
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Saved presets."""
+    presets = _presets(config).list()
+    if json_out:
+        sys.stdout.write(json.dumps([p.model_dump(mode="json") for p in presets], indent=2) + "\n")
+        return
+    table = Table(title="presets")
+    for col in ("name", "actor", "identity", "age", "blend", "colour", "feather"):
+        table.add_column(col)
+    for p in presets:
+        cells = (p.actor, p.identity, p.age, p.blend, p.color_transfer, p.mask_feather)
+        table.add_row(p.name, *("" if c is None else str(c) for c in cells))
+    Console().print(table)
+
+
+@presets_app.command("save")
+def presets_save(
+    name: Annotated[str, typer.Argument(help="preset name (letters, digits, . _ -)")],
+    identity: Annotated[str | None, typer.Option(help="identity id")] = None,
+    actor: Annotated[str | None, typer.Option(help="the actor (for the crew)")] = None,
+    age: Annotated[float | None, typer.Option(help="target age in years")] = None,
+    blend: Annotated[float | None, typer.Option(help="0 … 1")] = None,
+    color_transfer: Annotated[str | None, typer.Option(help="rct | rct-lab | none")] = None,
+    mask_feather: Annotated[float | None, typer.Option(help="0 … 0.5")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Save (or replace) a preset: the settings given; the others stay as they are live."""
+    from agecast.takes.presets import make_preset
+
+    try:
+        preset = make_preset(
+            name, identity=identity, actor=actor, age=age, blend=blend,
+            color_transfer=color_transfer, mask_feather=mask_feather,
+        )  # fmt: skip
+        _presets(config).save(preset)
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    console.print(f"saved preset {name}: {preset.values()}")
+
+
+@presets_app.command("delete")
+def presets_delete(
+    name: Annotated[str, typer.Argument(help="preset name")], config: ConfigOpt = None
+) -> None:
+    """Delete a preset."""
+    try:
+        _presets(config).delete(name)
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    console.print(f"deleted preset {name}")
