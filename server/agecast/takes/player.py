@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 PICTURE_RE = re.compile(r"^(raw|v[1-9][0-9]{0,3})$")
 MIN_SPEED, MAX_SPEED = 0.25, 2.0
-CACHE_BYTES = 96 * 1024 * 1024  # decoded frames kept per file (frame-step backward, loops)
+CACHE_BYTES = 64 * 1024 * 1024  # decoded YUV frames kept per file (frame-step back, loops)
 THUMBNAIL = "thumbnail.jpg"  # beside take.json, remade when its picture file is newer
 THUMBNAIL_WIDTH = 320
 MAX_LATE_S = 0.25  # further behind than this while playing: restart the clock (play slower)
@@ -107,7 +107,8 @@ def timecode_at(start: str, fps: float, index: int) -> str:
 
 class FrameReader:
     """Decodes one video file by frame index: seek to the key frame at or before the frame and
-    decode forward; sequential reads continue the decoder; recent frames are cached.
+    decode forward; sequential reads continue the decoder; recent frames are cached as decoded
+    (YUV, no conversion: a seek decodes a whole GOP, and most of it is never shown).
 
     The packet index is read once on open (demux only, no decode). Seeking goes by the key
     frame's *decode* timestamp, since that is what the demuxer's index holds — with B-frames
@@ -144,9 +145,9 @@ class FrameReader:
         self._key_dts = [d for _, d in keys]
         self.width = int(self._stream.codec_context.width)
         self.height = int(self._stream.codec_context.height)
-        frame_bytes = max(1, self.width * self.height * 3)
+        frame_bytes = max(1, self.width * self.height * 3 // 2)  # yuv420p
         self._cache_size = max(4, min(240, cache_bytes // frame_bytes))
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[int, av.VideoFrame] = OrderedDict()
         self._frames: Iterator[av.VideoFrame] | None = None
         self._next = -1  # the index the decoder outputs next, -1: nothing open
         self.decoded = 0  # pictures decoded (for tests and logs)
@@ -163,7 +164,11 @@ class FrameReader:
         return max(0, bisect.bisect_right(self._key_indices, index) - 1)
 
     def get(self, index: int) -> np.ndarray:
-        """Frame ``index`` as HWC uint8 RGB, shared with the cache: do not write into it."""
+        """Frame ``index`` as HWC uint8 RGB."""
+        return self.frame(index).to_ndarray(format="rgb24")
+
+    def frame(self, index: int) -> av.VideoFrame:
+        """Frame ``index`` as decoded."""
         if not 0 <= index < len(self._pts):
             raise TakeError(f"{self.path}: no frame {index} (it has {len(self._pts)})")
         found = self._cache.get(index)
@@ -189,7 +194,7 @@ class FrameReader:
         self._next = self._key_indices[key]
         self.seeks += 1
 
-    def _decode_to(self, index: int) -> np.ndarray:
+    def _decode_to(self, index: int) -> av.VideoFrame:
         assert self._frames is not None
         keep_from = index - self._cache_size + 1
         for frame in self._frames:
@@ -200,7 +205,7 @@ class FrameReader:
                 continue
             self._next = at + 1
             if at >= keep_from:
-                self._put(at, frame.to_ndarray(format="rgb24"))
+                self._put(at, frame)
             if at >= index:
                 break
         found = self._cache.get(index)
@@ -209,8 +214,8 @@ class FrameReader:
             raise TakeError(f"{self.path}: frame {index} did not decode")
         return found
 
-    def _put(self, index: int, array: np.ndarray) -> None:
-        self._cache[index] = array
+    def _put(self, index: int, frame: av.VideoFrame) -> None:
+        self._cache[index] = frame
         self._cache.move_to_end(index)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -511,7 +516,7 @@ class ReviewPlayer:
         """Compose, encode and publish frame ``index`` (decode only when ``send`` is False)."""
         if not send:
             for reader in self._readers.values():
-                reader.get(index)
+                reader.frame(index)
             self.skipped += 1
             return None
         picture = self.compose(index)
