@@ -32,6 +32,8 @@ from agecast import __version__
 from agecast.api.auth import COOKIE, Auth, Link, Role
 from agecast.api.metrics import render_metrics
 from agecast.api.review import include_review
+from agecast.api.takes import control_message as takes_control
+from agecast.api.takes import include_takes
 from agecast.errors import AgecastError
 from agecast.stream.fanout import Viewer
 from agecast.stream.live import LiveService
@@ -201,11 +203,14 @@ def create_app(
                 reply = await asyncio.to_thread(_control_message, svc(), text)
                 if reply["type"] == "ack":
                     audit_change(link, reply["values"])
+                elif reply["type"] in ("take_started", "take_stopped"):
+                    auth.audit.write(reply["type"], take=reply["take"]["id"], by=link.label)
                 await ws.send_text(json.dumps(reply))
         except (WebSocketDisconnect, RuntimeError):
             pass
 
     include_review(app, admit, auth, lambda: svc().settings.resolved_takes_dir)
+    include_takes(app, svc, auth)
 
     if ui_dir.is_dir():
         app.mount("/ui", StaticFiles(directory=ui_dir), name="ui")
@@ -340,8 +345,10 @@ def _viewer_message(service: LiveService, text: str) -> dict[str, Any] | None:
 def _control_message(service: LiveService, text: str) -> dict[str, Any]:
     try:
         message = _parse(text)
+        if message["type"] in ("record", "stop"):  # a take: {"type": "record", "scene", …}
+            return takes_control(service, message)
         if message["type"] != "set" or not isinstance(message.get("values"), dict):
-            raise ValueError('send {"type": "set", "values": {...}}')
+            raise ValueError('send {"type": "set", "values": {...}}, "record" or "stop"')
         values = Control.model_validate(message["values"]).model_dump(exclude_none=True)
         return {"type": "ack", "values": values, "status": service.control(values)}
     except (

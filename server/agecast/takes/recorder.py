@@ -538,10 +538,11 @@ def record(
     """Headless: build the live pipeline, record ``seconds`` of it as a take, return its info."""
     from agecast.pipeline.build import build
 
+    store = TakeStore(settings.resolved_takes_dir)
+    store.check_new(scene, take, camera)  # before minutes of model loading, not after
     built = build(settings, mode="live")
     pipeline = built.pipeline
     pipeline.start()
-    store = TakeStore(settings.resolved_takes_dir)
     try:
         recorder = Recorder.begin(
             store,

@@ -119,6 +119,13 @@ def _next_take_hint(take: str) -> str:
     return take + "2"
 
 
+def _exists(scene: str, take: str, camera: str | None) -> TakeError:
+    return TakeError(
+        f"take {scene}_{take}{'_' + camera if camera else ''} exists; takes are never "
+        f"overwritten — use take {_next_take_hint(take)}"
+    )
+
+
 class Take:
     """One take folder."""
 
@@ -281,6 +288,13 @@ class TakeStore:
     def exists(self, take_id: str) -> bool:
         return (self.root / take_id).exists()
 
+    def check_new(self, scene: str, take: str, camera: str | None = None) -> str:
+        """The id a new take would get; :class:`TakeError` if a name is bad or it exists."""
+        take_id = take_id_for(scene, take, camera)
+        if (self.root / take_id).exists():
+            raise _exists(scene, take, camera)
+        return take_id
+
     def create(self, scene: str, take: str, camera: str | None = None, **info: Any) -> Take:
         """A new take folder with take.json (status "recording"); never overwrites one."""
         take_id = take_id_for(scene, take, camera)
@@ -289,10 +303,7 @@ class TakeStore:
         try:
             path.mkdir()
         except FileExistsError as exc:
-            raise TakeError(
-                f"take {scene}_{take}{'_' + camera if camera else ''} exists; takes are never "
-                f"overwritten — use take {_next_take_hint(take)}"
-            ) from exc
+            raise _exists(scene, take, camera) from exc
         result = Take(path)
         (path / OWNER).write_text(f"{os.getpid()}\n")
         result.write_info(

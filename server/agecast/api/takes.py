@@ -1,0 +1,246 @@
+"""Takes and presets routes: record, stop, list, show, re-render with progress, presets.
+
+Viewers may list and read; operators record, re-render and change presets. Starts, stops,
+re-renders and preset switches go to the audit log. ``/ws/control`` also takes
+``{"type": "record", "scene", "take", "camera"}`` and ``{"type": "stop"}`` (see
+:func:`control_message`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agecast.api.auth import Auth, Link
+from agecast.errors import AgecastError, SettingsError, TakeError
+from agecast.stream.live import LiveService
+from agecast.takes.presets import PresetStore, apply_preset, current_preset, make_preset
+from agecast.takes.rerender import RenderJob, RenderJobs
+from agecast.takes.store import Take, TakeStore
+
+log = logging.getLogger(__name__)
+
+
+class RecordBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scene: str = Field(max_length=64)
+    take: str = Field(max_length=64)
+    camera: str | None = Field(None, max_length=64)
+
+
+class RenderBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    settings: dict[str, Any] = Field(default_factory=dict)
+    from_version: str = Field("v1", alias="from", pattern=r"^v[1-9][0-9]*$")
+
+
+class PresetBody(BaseModel):
+    """A preset; with none of the values given, what runs live now is saved."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=64)
+    actor: str | None = Field(None, max_length=200)
+    identity: str | None = Field(None, max_length=200)
+    age: float | None = None
+    blend: float | None = None
+    color_transfer: str | None = None
+    mask_feather: float | None = None
+
+
+def status_of(exc: AgecastError) -> int:
+    """HTTP status for a takes error: 404 unknown, 409 conflict, 507 no space, else 422."""
+    text = str(exc)
+    if text.startswith("no take") or text.startswith("no render job") or "has no version" in text:
+        return 404
+    if "never overwritten" in text or "already recording" in text or "re-render is running" in text:
+        return 409
+    if "not recording" in text:
+        return 409
+    if "GB free" in text:
+        return 507
+    return 422
+
+
+def take_summary(take: Take) -> dict[str, Any]:
+    info = take.info
+    return {
+        **info.model_dump(mode="json"),
+        "seconds": round(info.seconds, 2),
+        "versions": take.versions(),
+    }
+
+
+def take_detail(take: Take) -> dict[str, Any]:
+    versions: dict[str, Any] = {}
+    for version in take.versions():
+        render = take.render_info(version)
+        versions[version] = render.model_dump(mode="json", by_alias=True) if render else None
+    return {**take_summary(take), "renders": versions}
+
+
+def include_takes(app: FastAPI, svc: Callable[[], LiveService], auth: Auth) -> None:
+    """Add the takes and presets routes to ``app``."""
+    router = APIRouter()
+    jobs = RenderJobs()
+
+    def store() -> TakeStore:
+        return TakeStore(svc().settings.resolved_takes_dir)
+
+    def presets() -> PresetStore:
+        return PresetStore(svc().settings.state_dir)
+
+    def operator(request: Request) -> Link:
+        link: Link = request.state.link
+        if not link.allows("operator"):
+            raise HTTPException(status_code=403, detail="operators only: this link is view-only")
+        return link
+
+    def fail(exc: AgecastError) -> HTTPException:
+        return HTTPException(status_code=status_of(exc), detail=str(exc))
+
+    def get_take(take_id: str) -> Take:
+        try:
+            return store().get(take_id)
+        except TakeError as exc:
+            raise fail(exc) from exc
+
+    @router.post("/api/takes/record")
+    def record(body: RecordBody, request: Request) -> dict[str, Any]:
+        link = operator(request)
+        try:
+            take = svc().start_recording(body.scene, body.take, body.camera)
+        except AgecastError as exc:
+            raise fail(exc) from exc
+        auth.audit.write("take_started", take=take.id, by=link.label, link=link.id)
+        return {**take_summary(take), "recording": svc().status()["recording"]}
+
+    @router.post("/api/takes/stop")
+    def stop(request: Request) -> dict[str, Any]:
+        link = operator(request)
+        try:
+            info = svc().stop_recording()
+        except AgecastError as exc:
+            raise fail(exc) from exc
+        auth.audit.write(
+            "take_stopped", take=info.id, frames=info.frames, status=info.status,
+            by=link.label, link=link.id,
+        )  # fmt: skip
+        return take_summary(store().get(info.id))
+
+    @router.get("/api/takes")
+    def takes() -> dict[str, Any]:
+        found = store()
+        items = []
+        for info in found.list():
+            try:
+                items.append(take_summary(found.get(info.id)))
+            except TakeError:
+                continue
+        return {"takes": items, "recording": svc().status()["recording"]}
+
+    @router.get("/api/takes/{take_id}")
+    def take(take_id: str) -> dict[str, Any]:
+        return take_detail(get_take(take_id))
+
+    @router.post("/api/takes/{take_id}/render", status_code=202)
+    def render(take_id: str, body: RenderBody, request: Request) -> dict[str, Any]:
+        link = operator(request)
+        found = get_take(take_id)
+
+        def done(job: RenderJob) -> None:
+            auth.audit.write(
+                "render_finished", take=job.take, job=job.id, state=job.state,
+                version=job.version, error=job.error, by=link.label, link=link.id,
+            )  # fmt: skip
+
+        try:
+            if body.from_version != "v1":
+                found.require_version(body.from_version)
+            job = jobs.start(found, body.settings, svc().settings, on_done=done)
+        except AgecastError as exc:
+            raise fail(exc) from exc
+        auth.audit.write(
+            "render_started", take=found.id, job=job.id, settings=body.settings,
+            by=link.label, link=link.id,
+        )  # fmt: skip
+        return job.public()
+
+    @router.get("/api/renders/{job_id}")
+    def render_job(job_id: str) -> dict[str, Any]:
+        try:
+            return jobs.get(job_id).public()
+        except TakeError as exc:
+            raise fail(exc) from exc
+
+    @router.get("/api/presets")
+    def list_presets() -> dict[str, Any]:
+        try:
+            saved = presets().list()
+        except AgecastError as exc:
+            raise fail(exc) from exc
+        return {"presets": [p.model_dump(mode="json") for p in saved], "active": svc().preset}
+
+    @router.post("/api/presets")
+    def save_preset(body: PresetBody, request: Request) -> dict[str, Any]:
+        link = operator(request)
+        values = body.model_dump(exclude={"name", "actor"}, exclude_none=True)
+        try:
+            if values:
+                preset = make_preset(body.name, actor=body.actor, **values)
+            else:
+                preset = current_preset(svc(), body.name, body.actor)
+            presets().save(preset)
+        except (AgecastError, ValidationError) as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        auth.audit.write("preset_saved", preset=preset.name, by=link.label, link=link.id)
+        return preset.model_dump(mode="json")
+
+    @router.delete("/api/presets/{name}")
+    def delete_preset(name: str, request: Request) -> dict[str, Any]:
+        link = operator(request)
+        try:
+            gone = presets().delete(name)
+        except SettingsError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        auth.audit.write("preset_deleted", preset=name, by=link.label, link=link.id)
+        return gone.model_dump(mode="json")
+
+    @router.post("/api/presets/{name}/apply")
+    def apply(name: str, request: Request) -> dict[str, Any]:
+        link = operator(request)
+        try:
+            preset = presets().get(name)
+        except SettingsError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        try:
+            status = apply_preset(svc(), preset)
+        except AgecastError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        auth.audit.write(
+            "preset_applied", preset=name, values=preset.values(), by=link.label, link=link.id
+        )
+        if "identity" in preset.values():
+            manifest = svc().built.fx.identity.manifest
+            auth.audit.write(
+                "identity_loaded", identity=manifest.id, actor=manifest.actor, by=link.label
+            )
+        return status
+
+    app.include_router(router)
+
+
+def control_message(service: LiveService, message: dict[str, Any]) -> dict[str, Any]:
+    """``/ws/control`` record/stop: ``{"type": "take_started" | "take_stopped", "take": …}``."""
+    try:
+        if message["type"] == "record":
+            body = RecordBody.model_validate({k: v for k, v in message.items() if k != "type"})
+            take = service.start_recording(body.scene, body.take, body.camera)
+            return {"type": "take_started", "take": take_summary(take)}
+        info = service.stop_recording()
+        return {"type": "take_stopped", "take": info.model_dump(mode="json")}
+    except (AgecastError, ValidationError) as exc:
+        return {"type": "error", "error": str(exc)}
