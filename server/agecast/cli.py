@@ -429,6 +429,100 @@ def identity_build_testpattern(
     console.print(f"wrote testpattern identity to {out}")
 
 
+faceset_app = typer.Typer(
+    help="Facesets: aligned face crops from footage, the training data of an identity.",
+    no_args_is_help=True,
+)
+app.add_typer(faceset_app, name="faceset")
+
+
+@faceset_app.command("extract")
+def faceset_extract(
+    source: Annotated[
+        str,
+        typer.Option(
+            help="video file, folder of .jpg/.png pictures, or source URI "
+            "(demo, testpattern:WxH, file:///…, rtsp://…)"
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="faceset folder (an existing one is continued)")],
+    size: Annotated[int, typer.Option(help="crop size in pixels")] = 256,
+    template: Annotated[
+        str, typer.Option(help="alignment template: ffhq | arcface_112 | arcface_128 | dfl_…")
+    ] = "ffhq",
+    every: Annotated[int, typer.Option(help="look at every Nth frame")] = 1,
+    max_faces: Annotated[int, typer.Option(help="keep the N largest faces of a frame")] = 1,
+    min_sharpness: Annotated[
+        float, typer.Option(help="drop blurrier crops (variance of Laplacian; 0 = off)")
+    ] = 10.0,
+    max_yaw: Annotated[float, typer.Option(help="drop faces turned further (degrees)")] = 45.0,
+    max_pitch: Annotated[float, typer.Option(help="drop faces tilted further (degrees)")] = 40.0,
+    dedupe: Annotated[
+        float, typer.Option(help="drop faces this close to one just kept (0 = keep all)")
+    ] = 0.03,
+    limit: Annotated[
+        int | None, typer.Option(help="stop at source frame N (needed for testpattern)")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="auto | onnxruntime | onnxruntime-cuda")] = "auto",
+    insightface_dir: Annotated[
+        Path | None, typer.Option(help="local insightface pack: SCRFD instead of YuNet")
+    ] = None,
+    detector_threshold: Annotated[float, typer.Option(help="face detector score threshold")] = 0.6,
+) -> None:
+    """Detect, align and crop faces from footage into a faceset for `agecast train`.
+
+    Every frame goes through the live path's detector and alignment; faces that are blurred,
+    turned too far, or near-duplicates of the last ones kept are dropped (and counted). Writes
+    OUT/f<frame>_<face>.png and OUT/faceset.json. Interrupted? Run the same command again: it
+    continues after the last frame done. Example:
+    `agecast faceset extract --source take.mp4 --out facesets/actor`.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from agecast.training.faceset import extract
+
+    done = [0]
+    with Progress(
+        TextColumn("[bold]faceset"),
+        BarColumn(),
+        TextColumn("{task.completed} frames"),
+        TextColumn("{task.fields[kept]} faces kept"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("extract", total=None, kept=0)
+
+        def shown(frames: int, total: int | None, kept: int) -> None:
+            done[0] = frames
+            bar.update(task, completed=frames, total=total, kept=kept)
+
+        try:
+            report = extract(
+                source, out, size=size, template=template, every=every, max_faces=max_faces,
+                min_sharpness=min_sharpness, max_yaw=max_yaw, max_pitch=max_pitch,
+                dedupe=dedupe, limit=limit, backend=backend, insightface_dir=insightface_dir,
+                detector_threshold=detector_threshold, progress=shown,
+            )  # fmt: skip
+        except AgecastError as exc:
+            raise _fail(exc) from exc
+        except KeyboardInterrupt:
+            console.print(
+                f"interrupted after frame {done[0]}; faceset {out} is saved: run the same "
+                "command to continue"
+            )
+            raise typer.Exit(code=130) from None
+    if report.nothing_to_do:
+        state = "complete" if report.complete else f"done up to frame {report.frames_done}"
+        console.print(f"faceset {out} is already {state}: nothing to do")
+    dropped = ", ".join(f"{reason} {count}" for reason, count in report.dropped.items())
+    console.print(
+        f"[green]faceset[/] {out}: kept {report.kept} faces from {report.frames_done} frames"
+        f"{'' if report.complete else ' (not finished: run again to continue)'}; "
+        f"dropped {dropped}"
+    )
+
+
 # Consent for imported likenesses (see models/README.md); the same options on every import.
 ConsentByOpt = Annotated[
     str | None, typer.Option("--consent-granted-by", help="who granted the actor's consent")
@@ -614,98 +708,155 @@ def identity_export_dfm(
         raise _fail(exc) from exc
     console.print(f"[green]wrote[/] {out}")
 
-faceset_app = typer.Typer(
-    help="Facesets: aligned face crops from footage, the training data of an identity.",
-    no_args_is_help=True,
-)
-app.add_typer(faceset_app, name="faceset")
 
-
-@faceset_app.command("extract")
-def faceset_extract(
-    source: Annotated[
-        str,
-        typer.Option(
-            help="video file, folder of .jpg/.png pictures, or source URI "
-            "(demo, testpattern:WxH, file:///…, rtsp://…)"
-        ),
-    ],
-    out: Annotated[Path, typer.Option(help="faceset folder (an existing one is continued)")],
-    size: Annotated[int, typer.Option(help="crop size in pixels")] = 256,
-    template: Annotated[
-        str, typer.Option(help="alignment template: ffhq | arcface_112 | arcface_128 | dfl_…")
-    ] = "ffhq",
-    every: Annotated[int, typer.Option(help="look at every Nth frame")] = 1,
-    max_faces: Annotated[int, typer.Option(help="keep the N largest faces of a frame")] = 1,
-    min_sharpness: Annotated[
-        float, typer.Option(help="drop blurrier crops (variance of Laplacian; 0 = off)")
-    ] = 10.0,
-    max_yaw: Annotated[float, typer.Option(help="drop faces turned further (degrees)")] = 45.0,
-    max_pitch: Annotated[float, typer.Option(help="drop faces tilted further (degrees)")] = 40.0,
-    dedupe: Annotated[
-        float, typer.Option(help="drop faces this close to one just kept (0 = keep all)")
-    ] = 0.03,
-    limit: Annotated[
-        int | None, typer.Option(help="stop at source frame N (needed for testpattern)")
-    ] = None,
-    backend: Annotated[str, typer.Option(help="auto | onnxruntime | onnxruntime-cuda")] = "auto",
-    insightface_dir: Annotated[
-        Path | None, typer.Option(help="local insightface pack: SCRFD instead of YuNet")
-    ] = None,
-    detector_threshold: Annotated[float, typer.Option(help="face detector score threshold")] = 0.6,
+@faceset_app.command("age-synth")
+def faceset_age_synth(
+    footage: Annotated[Path, typer.Option(help="footage faceset (from `faceset extract`)")],
+    out: Annotated[Path, typer.Option(help="new faceset: every face at every age")],
+    base_age: Annotated[int, typer.Option(help="the footage's own (nominal) age, years")],
+    ages: Annotated[str, typer.Option(help="comma-separated target ages, e.g. 38,50,62,75")],
+    seed: Annotated[int, typer.Option(help="places the age spots (same on every face)")] = 7,
 ) -> None:
-    """Detect, align and crop faces from footage into a faceset for `agecast train`.
+    """A synthetic age target: each footage face procedurally aged (grey hair, lines, skin).
 
-    Every frame goes through the live path's detector and alignment; faces that are blurred,
-    turned too far, or near-duplicates of the last ones kept are dropped (and counted). Writes
-    OUT/f<frame>_<face>.png and OUT/faceset.json. Interrupted? Run the same command again: it
-    continues after the last frame done. Example:
-    `agecast faceset extract --source take.mp4 --out facesets/actor`.
+    For demos and tests, where no footage of the actor at the target age can be used; the
+    faces record their age and the footage face they came from, so `agecast train` learns
+    from the pairs. It is stylised ageing, not a prediction of anyone's face.
     """
+    from agecast.training.synthetic_age import synthesize_faceset
+
+    try:
+        wanted = [int(a) for a in ages.split(",") if a.strip()]
+        made = synthesize_faceset(footage, out, wanted, base_age, seed=seed)
+    except ValueError as exc:
+        raise _fail(ValueError(f"--ages {ages!r}: give whole years separated by commas")) from exc
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    console.print(f"[green]wrote[/] {out}: {len(made)} faces at ages {wanted}")
+
+
+@app.command()
+def train(
+    src: Annotated[Path, typer.Option(help="faceset of the identity (the target face/age)")],
+    dst: Annotated[Path, typer.Option(help="faceset of the footage to swap")],
+    out: Annotated[Path, typer.Option(help="run folder: checkpoints, previews, run.json")],
+    resolution: Annotated[int, typer.Option(help="crop size, multiple of 16, 128–320")] = 128,
+    steps: Annotated[int, typer.Option(help="train until this many steps in total")] = 2000,
+    batch: Annotated[int, typer.Option(help="faces per branch per step")] = 8,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 2e-4,
+    encoder_dims: Annotated[int, typer.Option(help="encoder width (first stage)")] = 24,
+    decoder_dims: Annotated[int, typer.Option(help="decoder width (last stage)")] = 16,
+    age: Annotated[
+        bool | None,
+        typer.Option("--age/--no-age", help="age-conditioned (default: if src has ages)"),
+    ] = None,
+    preview_every: Annotated[int, typer.Option(help="write a preview grid every K steps")] = 250,
+    save_every: Annotated[int, typer.Option(help="checkpoint every K steps")] = 250,
+    seed: int = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (0 = default)")] = 0,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+) -> None:
+    """Train an identity model: src = the identity's faces, dst = the footage's faces."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from agecast.training.faceset import extract
+    from agecast.training.train import Progress as Step
+    from agecast.training.train import TrainOptions
+    from agecast.training.train import train as run_training
 
-    done = [0]
+    options = TrainOptions(
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        resolution=resolution,
+        encoder_dims=encoder_dims,
+        decoder_dims=decoder_dims,
+        age=age,
+        save_every=save_every,
+        preview_every=preview_every,
+        seed=seed,
+        device=device,
+        threads=threads,
+    )
     with Progress(
-        TextColumn("[bold]faceset"),
+        TextColumn("[bold]train"),
         BarColumn(),
-        TextColumn("{task.completed} frames"),
-        TextColumn("{task.fields[kept]} faces kept"),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
         TimeRemainingColumn(),
         console=console,
-        transient=True,
     ) as bar:
-        task = bar.add_task("extract", total=None, kept=0)
+        task = bar.add_task("train", total=steps, info="")
 
-        def shown(frames: int, total: int | None, kept: int) -> None:
-            done[0] = frames
-            bar.update(task, completed=frames, total=total, kept=kept)
+        def shown(p: Step) -> None:
+            info = f"loss {p.losses['total']:.3f}  {p.steps_per_s:.2f} it/s"
+            bar.update(task, completed=p.step, info=info)
 
         try:
-            report = extract(
-                source, out, size=size, template=template, every=every, max_faces=max_faces,
-                min_sharpness=min_sharpness, max_yaw=max_yaw, max_pitch=max_pitch,
-                dedupe=dedupe, limit=limit, backend=backend, insightface_dir=insightface_dir,
-                detector_threshold=detector_threshold, progress=shown,
-            )  # fmt: skip
-        except AgecastError as exc:
+            record = run_training(src, dst, out, options, resume=resume, on_progress=shown)
+        except (AgecastError, ValueError) as exc:
             raise _fail(exc) from exc
-        except KeyboardInterrupt:
-            console.print(
-                f"interrupted after frame {done[0]}; faceset {out} is saved: run the same "
-                "command to continue"
-            )
-            raise typer.Exit(code=130) from None
-    if report.nothing_to_do:
-        state = "complete" if report.complete else f"done up to frame {report.frames_done}"
-        console.print(f"faceset {out} is already {state}: nothing to do")
-    dropped = ", ".join(f"{reason} {count}" for reason, count in report.dropped.items())
+    last = record.history[-1]["loss"] if record.history else float("nan")
     console.print(
-        f"[green]faceset[/] {out}: kept {report.kept} faces from {report.frames_done} frames"
-        f"{'' if report.complete else ' (not finished: run again to continue)'}; "
-        f"dropped {dropped}"
+        f"[green]trained[/] {out}: step {record.step}, loss {last:.3f}, "
+        f"{record.seconds / 60:.1f} min on {record.device}; previews in {out / 'previews'}"
     )
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="training run folder")],
+    out: Annotated[Path, typer.Option(help="identity package folder to write, e.g. models/NAME")],
+    id: Annotated[str | None, typer.Option(help="identity id (default: OUT's name)")] = None,
+    actor: Annotated[str, typer.Option(help="whose face this is")] = "unknown",
+    display_name: Annotated[str | None, typer.Option(help="name shown to the crew")] = None,
+    purpose: Annotated[str, typer.Option(help="likeness | demo | tooling")] = "likeness",
+    target_age: Annotated[int | None, typer.Option(help="default age on set (years)")] = None,
+    consent_file: Annotated[
+        Path | None, typer.Option(help="JSON consent record (required to run a likeness)")
+    ] = None,
+    source_footage: Annotated[str, typer.Option(help="what the model was trained on")] = "",
+    notes: Annotated[str, typer.Option(help="what the crew should know")] = "",
+    format: Annotated[str, typer.Option(help="onnx | dfm (also a DeepFaceLive .dfm)")] = "onnx",
+) -> None:
+    """Export a trained run as an identity package, checking onnxruntime against torch."""
+    from agecast.identities.manifest import ConsentRecord
+    from agecast.training.export import export_run
+
+    if purpose not in ("likeness", "demo", "tooling"):
+        raise _fail(ValueError(f"--purpose {purpose!r}: use likeness, demo or tooling"))
+    if format not in ("onnx", "dfm"):
+        raise _fail(ValueError(f"--format {format!r}: use onnx or dfm"))
+    consent = None
+    try:
+        if consent_file is not None:
+            consent = ConsentRecord.model_validate_json(consent_file.read_text())
+        report = export_run(
+            run,
+            out,
+            identity_id=id or out.name,
+            display_name=display_name,
+            actor=actor,
+            purpose=purpose,  # type: ignore[arg-type]
+            target_age=target_age,
+            consent=consent,
+            source_footage=source_footage,
+            notes=notes,
+            fmt=format,  # type: ignore[arg-type]
+        )
+    except (AgecastError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"[green]exported[/] {report.package} ({report.model_bytes / 1e6:.1f} MB model); "
+        f"onnxruntime vs torch max |diff| {report.parity_max_abs_diff:.2e} over "
+        f"{report.parity_crops} held-out crops"
+        + (f"; DeepFaceLive model {report.dfm}" if report.dfm else "")
+    )
+    if purpose == "likeness" and consent is None:
+        console.print(
+            "[yellow]note:[/] no consent recorded: this likeness will not load until "
+            "a consent record is added (see models/README.md)"
+        )
 
 
 # agecast record / takes / presets live in their own module (they reuse the flags above)

@@ -39,3 +39,7 @@ class FacesetError(AgecastError):
 
 class TakeError(AgecastError):
     """A take name is invalid, a take is unknown or exists, or a recording cannot go on."""
+
+
+class TrainError(AgecastError):
+    """A training run cannot start, continue or be exported: bad facesets, a run in the way."""

@@ -127,6 +127,9 @@ class Provenance(_Strict):
     created: str = ""
     source_footage: str = ""
     notes: str = ""
+    # export check: largest |onnxruntime - torch| over held-out crops (0–1 pixel scale)
+    parity_max_abs_diff: float | None = None
+    parity_crops: int | None = None
 
 
 class ConsentRecord(_Strict):
@@ -169,10 +172,16 @@ class Manifest(_Strict):
     id: str
     display_name: str
     actor: str
-    purpose: Literal["likeness", "tooling"] = "likeness"
+    # likeness: an actor's face for production (needs consent); demo: the shipped demonstration
+    # identity (a procedural transform of a public-domain photo, never a production likeness);
+    # tooling: test patterns for placement and latency checks.
+    purpose: Literal["likeness", "demo", "tooling"] = "likeness"
     target_age: int | None = Field(None, ge=0, le=130)
     age_range: tuple[int, int] | None = None
     family: str
+    # the family's own description of the network (e.g. agecast-df's ModelConfig), so a native
+    # backend can rebuild it from the ONNX file's weights
+    family_config: dict[str, int | float | bool | str] | None = None
     model: ModelDecl
     crop: CropDecl
     normalisation: Normalisation = Normalisation()

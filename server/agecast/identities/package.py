@@ -17,8 +17,9 @@ from agecast.inference.base import Backend, Model, TensorSpec
 
 log = logging.getLogger(__name__)
 
-# When several packages are installed and none is asked for, prefer a real likeness over tooling.
-_PURPOSE_RANK = {"likeness": 0, "tooling": 1}
+# When several packages are installed and none is asked for, prefer a real likeness, then the
+# shipped demo identity, then tooling.
+_PURPOSE_RANK = {"likeness": 0, "demo": 1, "tooling": 2}
 _CONSENT_HELP = "see models/README.md (identity consent)"
 
 
@@ -118,8 +119,9 @@ def _shape_problem(decl: TensorDecl, spec: TensorSpec) -> str | None:
 def consent_problem(package: IdentityPackage, today: date | None = None) -> str | None:
     """Why the package may not run on ``today`` (default: the local date), or None if it may.
 
-    Tooling identities (no one's likeness) need no consent. A likeness needs a consent record
-    for its own actor that is in force today. The message names the manifest and the field.
+    Tooling and the shipped demo identity (not production likenesses) need no consent. A likeness
+    needs a consent record for its own actor that is in force today. The message names the
+    manifest and the field.
     """
     m = package.manifest
     if m.purpose != "likeness":

@@ -37,6 +37,18 @@ class IdentityModel:
         batch = model.input_spec(self._face_in).shape[0]
         # A model with a fixed batch of 1 runs once per face; a dynamic one takes all at once.
         self._max_batch = batch if isinstance(batch, int) and batch > 0 else 64
+        # An extra input with a fixed leading size (a DFM's morph_value:0 is (1,)) is not per
+        # face: it is fed as declared, and the model then runs one face at a time.
+        self._fixed = {
+            s.name
+            for s in model.inputs
+            if s.name != self._face_in
+            and s.shape
+            and isinstance(s.shape[0], int)
+            and s.shape[0] > 0
+        }
+        if self._fixed:
+            self._max_batch = 1
         age_in = decl.tensor("inputs", "age")
         self._age_in = age_in.name if age_in is not None and age_in.value is None else None
         self._age_control = self.manifest.age_control
@@ -96,9 +108,16 @@ class IdentityModel:
             chunk = crops[start : start + self._max_batch]
             n = chunk.shape[0]
             feeds = {self._face_in: _to_model(chunk, self.manifest.normalisation)}
-            feeds.update({k: t.expand(n, *t.shape[1:]) for k, t in self._extra.items()})
+            feeds.update(
+                {
+                    k: t if k in self._fixed else t.expand(n, *t.shape[1:])
+                    for k, t in self._extra.items()
+                }
+            )
             if self._age_in is not None:
-                shape = [n, *self._age_shape[1:]]
+                shape = (
+                    self._age_shape if self._age_in in self._fixed else [n, *self._age_shape[1:]]
+                )
                 feeds[self._age_in] = torch.full(shape, self.age_value(age))
             out = self.model.run(feeds)
             faces.append(_from_model(out[self._face_out], self.manifest.normalisation))

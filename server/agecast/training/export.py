@@ -1,0 +1,257 @@
+"""``agecast export``: a trained run → an identity package the live path loads.
+
+The package holds ``manifest.json``, ``model.onnx`` (encoder + inter + src decoder: footage crop
+and age in, face and mask out) and ``preview.png``. Before the manifest is written the package
+is loaded through the same runtime the live path uses (onnxruntime, the manifest's age mapping
+and normalisation) and compared with the torch model on held-out crops at several ages; the
+largest difference is printed and stored in the manifest. ``--format dfm`` also writes a
+DeepFaceLive-compatible ``.dfm`` beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shlex
+import sys
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from agecast import __version__
+from agecast.errors import TrainError
+from agecast.identities.manifest import MANIFEST_NAME, ConsentRecord, Manifest
+from agecast.identities.package import check_contract, read_package
+from agecast.identities.runtime import IdentityModel
+from agecast.inference import get_backend
+from agecast.training.data import load_faces
+from agecast.training.faceset import Faceset
+from agecast.training.model import FAMILY, SwapNet
+from agecast.training.train import RunRecord, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+PARITY_LIMIT = 2e-3  # on the 0–1 pixel scale: far below one 8-bit level (0.0039)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    package: Path
+    parity_max_abs_diff: float
+    parity_crops: int
+    model_bytes: int
+    dfm: Path | None = None
+
+
+def _write_onnx(net: SwapNet, path: Path) -> bytes:
+    r = net.config.resolution
+    args: tuple[torch.Tensor, ...] = (torch.rand(1, 3, r, r),)
+    inputs, dynamic = ["face"], {"face": {0: "N"}, "face_out": {0: "N"}, "mask_out": {0: "N"}}
+    if net.config.age:
+        args = (*args, torch.rand(1, 1))
+        inputs.append("age")
+        dynamic["age"] = {0: "N"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            net,
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=["face_out", "mask_out"],
+            dynamic_axes=dynamic,
+            opset_version=17,
+            dynamo=False,
+        )
+    return path.read_bytes()
+
+
+def _held_out(record: RunRecord, resolution: int) -> torch.Tensor:
+    """The run's held-out footage crops (N,3,R,R), falling back to the first faces."""
+    try:
+        faceset = Faceset.load(Path(record.dst))
+    except Exception as exc:
+        raise TrainError(
+            f"export checks the model on the run's held-out faces from {record.dst}, which "
+            f"cannot be read ({exc}); restore the faceset or retrain"
+        ) from exc
+    faces = load_faces(faceset, resolution)
+    idx = [i for i, f in enumerate(faces.files) if f in set(record.held_out)] or [0]
+    return faces.subset(idx[:16]).images
+
+
+def _manifest(
+    record: RunRecord,
+    net: SwapNet,
+    onnx_sha: str,
+    *,
+    identity_id: str,
+    display_name: str,
+    actor: str,
+    purpose: Literal["likeness", "demo", "tooling"],
+    target_age: int | None,
+    consent: ConsentRecord | None,
+    source_footage: str,
+    notes: str,
+    command: str,
+) -> dict[str, Any]:
+    r = net.config.resolution
+    inputs: list[dict[str, Any]] = [{"name": "face", "shape": ["N", 3, r, r], "role": "face"}]
+    age_range: list[int] | None = None
+    if net.config.age:
+        if record.age_range is None:
+            raise TrainError("the model takes an age but its run records no age range")
+        lo, hi = record.age_range
+        if lo != int(lo) or hi != int(hi):
+            raise TrainError(f"age range {lo}–{hi}: give faceset ages in whole years")
+        age_range = [int(lo), int(hi)]
+        inputs.append({"name": "age", "shape": ["N", 1], "role": "age"})
+    manifest: dict[str, Any] = {
+        "schema": 1,
+        "id": identity_id,
+        "display_name": display_name,
+        "actor": actor,
+        "purpose": purpose,
+        "target_age": target_age,
+        "age_range": age_range,
+        "family": FAMILY,
+        "family_config": net.config.to_dict(),
+        "model": {
+            "file": "model.onnx",
+            "sha256": onnx_sha,
+            "inputs": inputs,
+            "outputs": [
+                {"name": "face_out", "shape": ["N", 3, r, r], "role": "face"},
+                {"name": "mask_out", "shape": ["N", 1, r, r], "role": "mask"},
+            ],
+        },
+        "crop": {"size": r, "template": record.template},
+        "provenance": {
+            "trained_by": f"agecast {__version__} train ({record.step} steps, "
+            f"{record.seconds / 60:.0f} min on {record.device})",
+            "command": f"{record.command}\n{command}",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "source_footage": source_footage,
+            "notes": notes,
+        },
+        "consent": consent.model_dump(mode="json") if consent else None,
+        "preview": "preview.png",
+    }
+    return manifest
+
+
+def export_run(
+    run: Path,
+    out: Path,
+    *,
+    identity_id: str,
+    display_name: str | None = None,
+    actor: str,
+    purpose: Literal["likeness", "demo", "tooling"] = "likeness",
+    target_age: int | None = None,
+    consent: ConsentRecord | None = None,
+    source_footage: str = "",
+    notes: str = "",
+    fmt: Literal["onnx", "dfm"] = "onnx",
+) -> ExportReport:
+    record = RunRecord.load(run)
+    full, _ = load_checkpoint(run, "cpu")
+    net = SwapNet(full).eval()
+    if out.exists() and any(out.iterdir()):
+        raise TrainError(f"{out} exists and is not empty: export to a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    data = _write_onnx(net, out / "model.onnx")
+    command = shlex.join(["agecast", *sys.argv[1:]]) if sys.argv else ""
+    manifest = _manifest(
+        record,
+        net,
+        hashlib.sha256(data).hexdigest(),
+        identity_id=identity_id,
+        display_name=display_name or identity_id,
+        actor=actor,
+        purpose=purpose,
+        target_age=target_age,
+        consent=consent,
+        source_footage=source_footage,
+        notes=notes,
+        command=command,
+    )
+    Manifest.model_validate(manifest)  # fail before anything else is written
+    crops = _held_out(record, net.config.resolution)
+    preview = _preview(net, crops[:1])
+    Image.fromarray(preview).save(out / "preview.png", optimize=True)
+    worst = _parity(out, manifest, net, crops)
+    if not worst <= PARITY_LIMIT:
+        raise TrainError(
+            f"onnxruntime and torch disagree by {worst:.2e} on held-out crops (limit "
+            f"{PARITY_LIMIT:.0e}): the exported model is not the trained one; report this"
+        )
+    manifest["provenance"]["parity_max_abs_diff"] = float(f"{worst:.3g}")
+    manifest["provenance"]["parity_crops"] = int(crops.shape[0])
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    read_package(out)  # the written package reads back
+    log.info(
+        "exported %s → %s: onnxruntime vs torch max |diff| %.2e over %d held-out crops",
+        run,
+        out,
+        worst,
+        crops.shape[0],
+    )
+    dfm: Path | None = None
+    if fmt == "dfm":
+        from agecast.identities.dfm import write_dfm
+
+        dfm = out / f"{identity_id}.dfm"
+        write_dfm(out, dfm)
+    return ExportReport(out, worst, int(crops.shape[0]), len(data), dfm)
+
+
+def _ages(net: SwapNet) -> list[float | None]:
+    return [0.0, 0.5, 1.0] if net.config.age else [None]
+
+
+@torch.no_grad()
+def _preview(net: SwapNet, crop: torch.Tensor) -> np.ndarray:
+    tiles = [crop[0]]
+    for a in _ages(net):
+        age = None if a is None else torch.full((1, 1), a)
+        tiles.append(net(crop, age)[0][0])
+    grid = torch.cat(tiles, dim=2)
+    return (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+
+
+@torch.no_grad()
+def _parity(out: Path, manifest: dict[str, Any], net: SwapNet, crops: torch.Tensor) -> float:
+    """Largest |runtime - torch| over faces and masks at the youngest, middle and oldest age,
+    through the live runtime (manifest age mapping, normalisation, onnxruntime)."""
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    package = read_package(out)
+    # Not load_model: a likeness exported before its consent is recorded is still checked.
+    model = get_backend("onnxruntime").load(package.model_path, label="export parity")
+    check_contract(package, model)
+    identity = IdentityModel(package, model)
+    try:
+        worst = 0.0
+        for a in _ages(net):
+            years = None
+            age_t = None
+            if a is not None:
+                lo, hi = manifest["age_range"]
+                years = lo + a * (hi - lo)
+                age_t = torch.full((crops.shape[0], 1), a)
+            face, mask = net(crops, age_t)
+            got = identity.infer(crops, years)
+            worst = max(worst, float((got.faces - face).abs().max()))
+            if got.masks is not None:
+                worst = max(worst, float((got.masks - mask).abs().max()))
+        return worst if math.isfinite(worst) else math.inf
+    finally:
+        identity.close()

@@ -1,0 +1,405 @@
+"""``agecast train``: fit an identity model to a src faceset (the identity) and a dst faceset
+(the footage), with checkpoints, resume, preview grids and a run record export reads.
+
+A run folder holds:
+- ``run.json``: options, model config, facesets, age range, held-out faces, loss history;
+- ``checkpoint.pt``: model, optimiser, step and random state (written atomically);
+- ``previews/step_NNNNNN.png``: rows of held-out footage faces | swapped at each age, and a row
+  of identity faces | their reconstruction.
+
+Two losses per step (each DSSIM + L1 on the face region, plus the mask's error):
+- dst → dst decoder: the shared latent must describe the footage;
+- src → src decoder (at the src face's age): the src decoder must draw the identity; or, when
+  the src faceset was derived from the dst faceset face by face (``pair_of``, as with a
+  synthetic age target), paired: dst face → src decoder must give its own aged counterpart,
+  which teaches the swap directly instead of leaving it to the shared latent.
+
+A tenth of the footage faces (every 10th) is held out of training: previews and export's parity
+check use faces the model has never fitted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from agecast.errors import TrainError
+from agecast.training.data import Augment, FaceTensors, load_faces
+from agecast.training.faceset import Faceset
+from agecast.training.losses import face_loss, mask_loss
+from agecast.training.model import AgeNet, ModelConfig
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+CHECKPOINT = "checkpoint.pt"
+HELD_OUT_EVERY = 10
+
+
+@dataclass(frozen=True, slots=True)
+class TrainOptions:
+    steps: int = 2000
+    batch: int = 8
+    lr: float = 2e-4
+    resolution: int = 128
+    encoder_dims: int = 24
+    decoder_dims: int = 16
+    age: bool | None = None  # None: age-conditioned when the src faceset has several ages
+    save_every: int = 250
+    preview_every: int = 250
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0  # CPU threads for torch (0 = torch's default)
+
+
+@dataclass(slots=True)
+class Progress:
+    step: int
+    steps: int
+    losses: dict[str, float]
+    steps_per_s: float
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """``run.json``."""
+
+    src: str
+    dst: str
+    template: str
+    options: dict[str, Any]
+    config: dict[str, Any]
+    age_range: list[float] | None
+    held_out: list[str]
+    paired: bool
+    command: str
+    device: str
+    created: str
+    step: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def save(self, run: Path) -> None:
+        tmp = run / (RUN_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, run / RUN_FILE)
+
+    @classmethod
+    def load(cls, run: Path) -> RunRecord:
+        path = run / RUN_FILE
+        if not path.is_file():
+            raise TrainError(
+                f"{run} is not a training run ({RUN_FILE} missing): run `agecast train`"
+            )
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise TrainError(f"{path} is damaged ({exc}); start a new run") from exc
+
+
+def pick_train_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    if name not in ("cpu", "cuda"):
+        raise TrainError(f"--device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+@dataclass(slots=True)
+class _Data:
+    src: FaceTensors
+    dst: FaceTensors
+    held_out: FaceTensors
+    pairs: torch.Tensor | None  # for each src face, the index of its dst face in ``dst``
+    age_range: tuple[float, float] | None
+
+
+def _prepare(src_set: Faceset, dst_set: Faceset, resolution: int, want_age: bool | None) -> _Data:
+    if src_set.template != dst_set.template:
+        raise TrainError(
+            f"facesets are aligned differently: {src_set.path} uses template "
+            f"{src_set.template!r}, {dst_set.path} uses {dst_set.template!r}; extract both with "
+            "the same --template"
+        )
+    for fs in (src_set, dst_set):
+        if fs.size < resolution:
+            raise TrainError(
+                f"{fs.path} holds {fs.size}px crops, smaller than --resolution {resolution}; "
+                f"extract with --size {resolution} or more, or train at a lower resolution"
+            )
+    dst_all = load_faces(dst_set, resolution)
+    if len(dst_all) < 2:
+        raise TrainError(f"{dst_set.path} has {len(dst_all)} face(s); training needs at least 2")
+    held = [i for i in range(len(dst_all)) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
+    train_idx = [i for i in range(len(dst_all)) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
+    if not held:
+        held = [len(dst_all) - 1]
+        train_idx = train_idx[:-1] or train_idx
+    dst = dst_all.subset(train_idx)
+    held_out = dst_all.subset(held)
+    src = load_faces(src_set, resolution)
+    known = ~torch.isnan(src.ages)
+    age_range: tuple[float, float] | None = None
+    if want_age is not False:
+        if bool(known.any()) and not bool(known.all()):
+            missing = src.files[int((~known).nonzero()[0])]
+            raise TrainError(
+                f"{src_set.path}: some faces have an age and some do not (e.g. {missing}); "
+                "give every face an age or none"
+            )
+        if bool(known.all()) and float(src.ages.max() - src.ages.min()) > 0:
+            age_range = (float(src.ages.min()), float(src.ages.max()))
+        elif want_age:
+            raise TrainError(
+                f"--age asks for an age-conditioned model, but {src_set.path} does not record "
+                "at least two different ages"
+            )
+    # Paired training when every src face names the dst face it was made from.
+    pairs: torch.Tensor | None = None
+    records = src_set.records
+    if all(r.pair_of for r in records):
+        where = {f: i for i, f in enumerate(dst.files)}
+        keep = [i for i, r in enumerate(records) if r.pair_of in where]
+        if keep:  # src faces made from held-out dst faces stay out of training too
+            src = src.subset(keep)
+            pairs = torch.tensor([where[records[i].pair_of or ""] for i in keep])
+    if len(src) < 1:
+        raise TrainError(f"{src_set.path} has no faces left to train on")
+    return _Data(src, dst, held_out, pairs, age_range)
+
+
+def _age01(ages: torch.Tensor, age_range: tuple[float, float] | None) -> torch.Tensor | None:
+    if age_range is None:
+        return None
+    lo, hi = age_range
+    return ((ages - lo) / (hi - lo)).clamp(0, 1).reshape(-1, 1)
+
+
+def _branch(
+    pred: tuple[torch.Tensor, torch.Tensor], target: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
+    face, pred_mask = pred
+    parts = face_loss(face, target, mask)
+    m = mask_loss(pred_mask, mask)
+    total = 10 * parts["dssim"] + 10 * parts["l1"] + 5 * m
+    return total, {"dssim": parts["dssim"].item(), "l1": parts["l1"].item(), "mask": m.item()}
+
+
+def _save_checkpoint(
+    run: Path, net: AgeNet, opt: torch.optim.Optimizer, step: int, gen: torch.Generator
+) -> None:
+    tmp = run / (CHECKPOINT + ".tmp")
+    torch.save(
+        {
+            "step": step,
+            "config": net.config.to_dict(),
+            "model": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "generator": gen.get_state(),
+        },
+        tmp,
+    )
+    os.replace(tmp, run / CHECKPOINT)
+
+
+def load_checkpoint(run: Path, device: torch.device | str = "cpu") -> tuple[AgeNet, dict[str, Any]]:
+    path = run / CHECKPOINT
+    if not path.is_file():
+        raise TrainError(f"{run} has no {CHECKPOINT}: train it first (`agecast train`)")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise TrainError(f"{path} cannot be read ({exc}); resume from an earlier copy") from exc
+    net = AgeNet(ModelConfig.from_dict(state["config"])).to(device)
+    net.load_state_dict(state["model"])
+    return net, state
+
+
+@torch.no_grad()
+def preview_grid(net: AgeNet, data: _Data, device: torch.device, rows: int = 4) -> np.ndarray:
+    """HWC uint8: held-out footage | swapped (youngest, middle, oldest age) per row, then a row of
+    identity faces | their reconstruction."""
+    net.eval()
+    n = min(rows, len(data.held_out))
+    dst = data.held_out.images[:n].to(device)
+    cols = [dst]
+    if data.age_range is not None:
+        for a in (0.0, 0.5, 1.0):
+            cols.append(net.swap(dst, torch.full((n, 1), a, device=device))[0])
+    else:
+        cols.append(net.swap(dst)[0])
+    grid_rows = [torch.cat(list(c), dim=2) for c in zip(*cols, strict=True)]
+    src = data.src.images[: len(cols) // 2 + 1].to(device)
+    recon = net.src(net.latent(src), _age01(data.src.ages[: src.shape[0]], data.age_range))[0]
+    bottom = torch.cat([*src, *recon], dim=2)
+    width = grid_rows[0].shape[2]
+    bottom = torch.nn.functional.pad(bottom[:, :, :width], (0, max(0, width - bottom.shape[2])))
+    grid = torch.cat([*grid_rows, bottom], dim=1)
+    net.train()
+    return (grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def train(
+    src: Path,
+    dst: Path,
+    run: Path,
+    options: TrainOptions,
+    *,
+    resume: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunRecord:
+    """Train (or resume) the run in ``run``; returns its record. Checkpoints every
+    ``save_every`` steps and at the end, so an interrupted run loses at most that much."""
+    device = pick_train_device(options.device)
+    if options.threads > 0:
+        torch.set_num_threads(options.threads)
+    if resume:
+        record = RunRecord.load(run)
+        opts = TrainOptions(**{**record.options, "steps": options.steps, "device": options.device})
+        if Path(record.src) != src or Path(record.dst) != dst:
+            raise TrainError(
+                f"{run} was trained on {record.src} and {record.dst}; resume with the same "
+                "facesets or start a new run"
+            )
+    else:
+        if (run / RUN_FILE).exists():
+            raise TrainError(f"{run} already holds a run: pass --resume, or choose a new --out")
+        opts = options
+    src_set, dst_set = Faceset.load(src), Faceset.load(dst)
+    data = _prepare(src_set, dst_set, opts.resolution, opts.age)
+    config = ModelConfig(
+        resolution=opts.resolution,
+        encoder_dims=opts.encoder_dims,
+        decoder_dims=opts.decoder_dims,
+        age=data.age_range is not None,
+    )
+    gen = torch.Generator().manual_seed(opts.seed)
+    torch.manual_seed(opts.seed)
+    if resume:
+        net, state = load_checkpoint(run, device)
+        if net.config != config:
+            raise TrainError(f"{run}'s checkpoint has model {net.config}, the run expects {config}")
+    else:
+        run.mkdir(parents=True, exist_ok=True)
+        net, state = AgeNet(config).to(device), {}
+        record = RunRecord(
+            src=str(src),
+            dst=str(dst),
+            template=dst_set.template,
+            options=asdict(opts),
+            config=config.to_dict(),
+            age_range=list(data.age_range) if data.age_range else None,
+            held_out=data.held_out.files,
+            paired=data.pairs is not None,
+            command=shlex.join(["agecast", *sys.argv[1:]]) if sys.argv else "",
+            device=str(device),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+    opt = torch.optim.AdamW(net.parameters(), lr=opts.lr, betas=(0.5, 0.999), weight_decay=0.0)
+    if state:
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+    step = record.step
+    log.info(
+        "training %s: %d src, %d dst (%d held out) faces at %dpx on %s%s%s",
+        run,
+        len(data.src),
+        len(data.dst),
+        len(data.held_out),
+        opts.resolution,
+        device,
+        f", ages {data.age_range[0]:g}–{data.age_range[1]:g}" if data.age_range else "",
+        ", paired" if data.pairs is not None else "",
+    )
+    (run / "previews").mkdir(exist_ok=True)
+    aug = Augment()
+    images = {k: getattr(data, k).images.to(device) for k in ("src", "dst")}
+    masks = {k: getattr(data, k).masks.to(device) for k in ("src", "dst")}
+    src_ages = _age01(data.src.ages, data.age_range)
+    net.train()
+    t0 = time.perf_counter()
+    window: list[float] = []
+    last_save = step
+    while step < opts.steps:
+        if should_stop is not None and should_stop():
+            break
+        si = torch.randint(len(data.src), (opts.batch,), generator=gen)
+        di = torch.randint(len(data.dst), (opts.batch,), generator=gen)
+        res = opts.resolution
+        src_draw = aug.draw(opts.batch, res, gen)
+        dst_draw = aug.draw(opts.batch, res, gen)
+        s_in, s_t, s_m = aug.apply(src_draw, images["src"][si], masks["src"][si])  # s_in: unpaired
+        d_in, d_t, d_m = aug.apply(dst_draw, images["dst"][di], masks["dst"][di])
+        age = src_ages[si].to(device) if src_ages is not None else None
+        loss_d, _ = _branch(net.dst(net.latent(d_in)), d_t, d_m)
+        losses = {"dst": loss_d.item()}
+        if data.pairs is None:
+            loss_s, parts_s = _branch(net.src(net.latent(s_in), age), s_t, s_m)
+            losses["src"] = loss_s.item()
+        else:
+            # Paired: the src face's own footage face, augmented exactly like it, must decode to
+            # it. This trains the src decoder on the same targets as the src branch would, from
+            # the inputs the swap will see, so it replaces that branch.
+            pd = data.pairs[si]
+            p_in, _, _ = aug.apply(src_draw, images["dst"][pd], masks["dst"][pd])
+            loss_s, parts_s = _branch(net.src(net.latent(p_in), age), s_t, s_m)
+            losses["paired"] = loss_s.item()
+        loss = loss_s + loss_d
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if not math.isfinite(float(loss)):
+            raise TrainError(
+                f"loss became {float(loss)} at step {step}; lower --lr and resume from the last "
+                "checkpoint"
+            )
+        losses["total"] = loss.item()
+        losses.update({f"src_{k}": v for k, v in parts_s.items()})
+        window.append(float(loss))
+        elapsed = time.perf_counter() - t0
+        rate = (step - record.step) / elapsed if elapsed > 0 else 0.0
+        if on_progress is not None:
+            on_progress(Progress(step, opts.steps, losses, rate))
+        if step % 25 == 0 or step == opts.steps:
+            record.history.append({"step": float(step), "loss": float(np.mean(window))})
+            window = []
+        if step % opts.preview_every == 0 or step == opts.steps:
+            Image.fromarray(preview_grid(net, data, device)).save(
+                run / "previews" / f"step_{step:06d}.png"
+            )
+        if step - last_save >= opts.save_every or step == opts.steps:
+            record.seconds += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            base = step
+            record.step = step
+            _save_checkpoint(run, net, opt, step, gen)
+            record.save(run)
+            last_save = base
+    if step != record.step:  # stopped early: keep what was learnt
+        record.seconds += time.perf_counter() - t0
+        record.step = step
+        _save_checkpoint(run, net, opt, step, gen)
+        record.save(run)
+    elif not (run / CHECKPOINT).exists():
+        _save_checkpoint(run, net, opt, step, gen)
+        record.save(run)
+    log.info("run %s at step %d (%.0f s of training)", run, record.step, record.seconds)
+    return record
