@@ -16,7 +16,7 @@ from agecast.takes import recorder as recorder_module
 from agecast.takes.store import TakeStore
 
 from ..api.conftest import Running, running_server
-from .conftest import SOURCE, decode
+from .conftest import SOURCE, decode, psnr
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,19 @@ def test_record_stop_list_show_and_render_over_http(server: Running) -> None:
     assert shown["versions"] == ["v1", "v2"]
     assert shown["renders"]["v2"]["settings"] == {"blend": 0.3}
     assert len(decode(take.aged_path("v2"))) == stopped.json()["frames"]
+    # unchanged settings: the blend change recorded mid-take is made again at its frame
+    same = operator.post("/api/takes/api_1/render", json={}).json()["id"]
+    _until(lambda: viewer.get(f"/api/renders/{same}").json()["state"] != "running", 120)
+    assert viewer.get(f"/api/renders/{same}").json()["version"] == "v3"
+    recorded = [(r["i"], r["values"]["blend"]) for r in sets if "blend" in r["values"]]
+    replayed = [
+        (r["i"], r["values"]["blend"])
+        for r in take.read_sidecar("v3")
+        if r["type"] == "set" and "blend" in r["values"]
+    ]
+    assert replayed == recorded
+    v1, v3 = decode(take.aged_path("v1")), decode(take.aged_path("v3"))
+    assert min(psnr(a, b) for a, b in zip(v1, v3, strict=True)) > 40.0
     events = [e["event"] for e in _audit(server)]
     for event in ("take_started", "take_stopped", "render_started", "render_finished"):
         assert event in events
