@@ -145,6 +145,14 @@ export class Display {
     if (this.source.w) this.replan();
     this.placeLabels();
     this.drawGuides();
+    if (this.kept) this.draw(this.kept, this.keptMeta); // paused review: no next picture comes
+  }
+
+  /** Keep a copy of each picture (reviewing a take: it may sit paused on one frame), so a view
+   * change or a wipe drag redraws it; live pictures replace themselves 30 times a second. */
+  keepPictures(on) {
+    this.keep = on;
+    if (!on) this.kept = this.keptMeta = null;
   }
 
   replan() {
@@ -174,12 +182,23 @@ export class Display {
     } else if (!this.plan) {
       this.replan();
     }
+    this.draw(source, meta);
+    this.painted += 1;
+    this.lastPainted = { index: meta.index, at };
+    if (this.keep) {
+      this.kept ??= this.doc.createElement("canvas");
+      if (this.kept.width !== w || this.kept.height !== h) Object.assign(this.kept, { width: w, height: h });
+      this.kept.getContext("2d").drawImage(source, 0, 0);
+      this.keptMeta = meta;
+    }
+  }
+
+  draw(source, meta) {
+    if (!this.plan || meta.layout !== this.layout) return;
     const ctx = this.ctx;
     for (const { src, dx } of this.plan.parts) {
       ctx.drawImage(source, src.x, src.y, src.w, src.h, dx, 0, src.w, src.h);
     }
-    this.painted += 1;
-    this.lastPainted = { index: meta.index, at };
   }
 
   // --- geometry ---------------------------------------------------------------------------
@@ -363,6 +382,7 @@ export class Display {
     badge("#fx-badge", FX_TEXT[model.fx] || FX_TEXT.unknown);
     const review = model.state === "review" && model.review;
     badge("#state-badge", review ? [model.review, "review"] : STATE_TEXT[model.state] || STATE_TEXT.connecting);
+    if (Boolean(model.review) !== Boolean(this.keep)) this.keepPictures(Boolean(model.review));
     const names = model.names || { raw: "RAW", aged: "AGED" };
     if (names.raw !== this.names.raw || names.aged !== this.names.aged) {
       this.names = { raw: names.raw, aged: names.aged };

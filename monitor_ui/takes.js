@@ -7,18 +7,6 @@ import { MonitorStream } from "./stream.js";
 const SEND_GAP_MS = 70; // steps and scrubs are coalesced: the server takes ~20 messages/s
 const NOTE_MS = 5000;
 
-/** SMPTE non-drop timecode of frame `index` counted from `start` ("HH:MM:SS:FF"), as the server. */
-export function timecodeAt(start, fps, index) {
-  const rate = Math.max(1, Math.round(fps || 30));
-  const parts = String(start || "").split(/[:;.]/).map(Number);
-  const [hh, mm, ss, ff] = parts.length === 4 && parts.every(Number.isFinite) ? parts : [0, 0, 0, 0];
-  const day = 24 * 3600 * rate;
-  const total = ((((hh * 60 + mm) * 60 + ss) * rate + ff + index) % day + day) % day;
-  const secs = Math.floor(total / rate);
-  const two = (n) => String(n).padStart(2, "0");
-  return `${two(Math.floor(secs / 3600))}:${two(Math.floor(secs / 60) % 60)}:${two(secs % 60)}:${two(total % rate)}`;
-}
-
 function duration(frames, fps) {
   const s = fps > 0 ? frames / fps : 0;
   return `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, "0")}`;
@@ -219,16 +207,13 @@ export class TakesPanel {
 
   /** The identity that made the take, for the header while it is reviewed. */
   identity() {
-    const take = this.review?.hello?.review?.take ?? this.review?.take;
-    const id = take?.identity;
+    const r = this.review;
+    const info = r?.hello?.review;
+    const look = info?.looks?.[r.b] ?? {};
+    const id = look.identity ?? info?.take?.identity?.id ?? r?.take?.identity?.id;
     if (!id) return null;
-    const age = take.age ?? take.settings?.age ?? id.age_label;
-    return {
-      id: id.id,
-      display_name: id.display_name || id.id,
-      actor: id.actor,
-      age_label: age == null ? "" : typeof age === "number" ? `${age} y` : String(age),
-    };
+    const age = look.age;
+    return { id, display_name: id, age_label: typeof age === "number" ? `age ${age}` : "" };
   }
 
   /** What the two halves of the picture are, for the labels on it. */
@@ -308,18 +293,21 @@ export class TakesPanel {
 
   // --- the transport bar ------------------------------------------------------------------
 
+  /** Frame painted (exact, every picture) and the timecode the server gave for the position
+   * (as recorded; a tenth of a second behind while playing). */
   showFrame(index) {
-    const info = this.review?.hello?.review;
-    if (!info) return;
-    const last = Math.max(0, (info.frames ?? 1) - 1);
-    const tc = timecodeAt(info.timecode_start, info.fps, index);
-    const text = `${String(index).padStart(5, "0")} / ${String(last).padStart(5, "0")} · ${tc}`;
+    const r = this.review;
+    const frames = r?.position?.frames ?? r?.hello?.review?.frames;
+    if (!frames) return;
+    const n = (v) => String(v).padStart(5, "0");
+    const text = `${n(index)} / ${n(Math.max(0, frames - 1))} · ${r.position?.timecode ?? "–"}`;
     const pos = this.el("t-pos");
     if (pos.textContent !== text) pos.textContent = text;
     if (!this.dragging) this.el("t-scrub").value = String(index);
   }
 
   showPosition(p) {
+    if (this.review?.shown < 0 || !p.playing) this.showFrame(p.frame);
     const play = this.el("t-play");
     play.textContent = p.playing ? "❚❚ Pause" : "▶ Play";
     play.setAttribute("aria-pressed", String(Boolean(p.playing)));

@@ -6,6 +6,7 @@ raw.mp4 is grey, v1 reddish, v2 bluish; all fragmented MP4 with B-frames and a k
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import av
 import numpy as np
 from av.video.stream import VideoStream
 
+from agecast.takes.recorder import tc_frames, timecode
 from agecast.takes.store import Take, TakeStore
 
 WIDTH, HEIGHT, FPS = 320, 180, 30
@@ -72,7 +74,20 @@ def make_take(
     for _ in range(versions):
         version = made.new_version()
         write_video(made.aged_path(version), frames, TINTS.get(version, (90, 160, 90)))
+        write_sidecar(made, version, frames)
     return made
+
+
+def write_sidecar(take: Take, version: str, frames: int) -> None:
+    """A sidecar as the recorder writes one: the live picture dropped 2 frames after frame 19,
+    so the recorded timecode of frame i >= 20 is start + i + 2."""
+    age = 70 if version == "v1" else 40
+    start = {"type": "start", "identity": {"id": "testpattern"}, "settings": {"age": age}}
+    lines = [json.dumps(start)]
+    for i in range(frames):
+        tc = timecode(tc_frames("01:00:00:00", FPS) + i + (2 if i >= 20 else 0), FPS)
+        lines.append(json.dumps({"type": "frame", "i": i, "tc": tc, "faces": []}))
+    take.sidecar_path(version).write_text("\n".join(lines) + "\n")
 
 
 def decode_all(path: Path) -> list[np.ndarray]:

@@ -120,7 +120,8 @@ def test_seek_and_step_land_on_the_exact_frame(
         picture = screen.last_index(expected)
         assert read_code(picture[:, :WIDTH]) == read_code(picture[:, WIDTH:]) == expected
         assert player.position().frame == expected
-    assert player.position().timecode == "01:00:01:09"  # 39 frames after 01:00:00:00 at 30 fps
+    # The timecode as recorded: 01:00:00:00 + 39 frames + the 2 the live picture dropped.
+    assert player.position().timecode == "01:00:01:11"
 
 
 def test_loop_range_wraps(screen_player: tuple[Screen, ReviewPlayer]) -> None:
@@ -187,6 +188,7 @@ def test_thumbnail_is_the_middle_aged_frame_cached(take: Take) -> None:
 
 
 def test_timecode_counts_frames_from_the_start() -> None:
+    """Where a take has no sidecar timecodes, they count on from take.json's start."""
     assert timecode_at("01:00:00:00", 30.0, 0) == "01:00:00:00"
     assert timecode_at("01:00:59:29", 30.0, 1) == "01:01:00:00"
     assert timecode_at("23:59:59:24", 25.0, 1) == "00:00:00:00"
@@ -245,6 +247,7 @@ def test_review_socket_plays_a_take_and_survives_malformed_messages(
             client = Client(ws)
             hello = await client.text("hello")
             assert hello["review"]["frames"] == 40 and hello["review"]["versions"] == ["v1", "v2"]
+            assert hello["review"]["looks"]["v1"] == {"identity": "testpattern", "age": 70}
             assert (hello["width"], hello["height"]) == (2 * WIDTH, 180)
             for bad, says in [
                 ('{"type": "seek", "frame": "x"}', "seek.frame"),

@@ -41,13 +41,14 @@ from agecast.takes.player import (
     Position,
     ReviewPlayer,
     thumbnail,
+    version_look,
 )
 from agecast.takes.store import Take, TakeStore
 
 log = logging.getLogger(__name__)
 
 MAX_REVIEWS = 4  # review sockets at once: each decodes two files and encodes its own stream
-POSITION_EVERY_S = 0.2
+POSITION_EVERY_S = 0.1
 Admit = Callable[[WebSocket, Role], Awaitable[Link | None]]
 
 _PICTURE = PICTURE_RE.pattern
@@ -239,6 +240,7 @@ def _hello(player: ReviewPlayer, codec: str) -> dict[str, Any]:
         "review": {
             "take": info.model_dump(mode="json"),
             "versions": player.take.versions(),
+            "looks": {v: version_look(player.take, v) for v in player.take.versions()},
             "frames": player.frames,
             "fps": player.fps,
             "timecode_start": player.timecode_start,

@@ -14,6 +14,7 @@ pacing thread: transport state → decode A, B → layout → encode → ``publi
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import os
 import re
@@ -37,6 +38,7 @@ from agecast.errors import TakeError
 from agecast.stream.encoder import H264Encoder, encode_jpeg
 from agecast.stream.fanout import Message
 from agecast.stream.protocol import Flags, FxCode, LayoutCode, PictureHeader
+from agecast.takes.recorder import tc_frames, timecode
 from agecast.takes.store import Take
 
 log = logging.getLogger(__name__)
@@ -93,16 +95,44 @@ def thumbnail(take: Take, width: int = THUMBNAIL_WIDTH) -> Path:
 
 
 def timecode_at(start: str, fps: float, index: int) -> str:
-    """SMPTE non-drop timecode ``HH:MM:SS:FF`` of frame ``index`` counted from ``start``."""
-    rate = max(1, round(fps))
-    parts = re.split(r"[:;.]", start or "")
+    """Non-drop timecode ``HH:MM:SS:FF`` of frame ``index`` counted from ``start``."""
     try:
-        hh, mm, ss, ff = (int(p) for p in parts) if len(parts) == 4 else (0, 0, 0, 0)
+        first = tc_frames(start, fps)
     except ValueError:
-        hh = mm = ss = ff = 0
-    total = (((hh * 60 + mm) * 60 + ss) * rate + ff + index) % (24 * 3600 * rate)
-    ff, seconds = total % rate, total // rate
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{ff:02d}"
+        first = 0
+    return timecode(first + index, fps)
+
+
+def recorded_timecodes(take: Take) -> dict[int, str]:
+    """Each frame's timecode as recorded (the v1 sidecar): the source's, or the wall clock's,
+    which skips where the live picture dropped frames. Empty when there is no sidecar."""
+    try:
+        records = take.read_sidecar("v1")
+    except (OSError, TakeError):
+        return {}
+    return {
+        r["i"]: r["tc"]
+        for r in records
+        if r.get("type") == "frame" and isinstance(r.get("i"), int) and isinstance(r.get("tc"), str)
+    }
+
+
+LOOK_KEYS = ("age", "blend", "color_transfer", "mask_feather")
+
+
+def version_look(take: Take, version: str) -> dict[str, Any]:
+    """Identity and look a version was made with (its sidecar's start record), for the panel."""
+    try:
+        with take.sidecar_path(version).open() as fh:
+            start = json.loads(fh.readline() or "{}")
+    except (OSError, ValueError, TakeError):
+        return {}
+    if not isinstance(start, dict) or start.get("type") != "start":
+        return {}
+    settings, identity = start.get("settings"), start.get("identity")
+    settings = settings if isinstance(settings, dict) else {}
+    identity = identity if isinstance(identity, dict) else {}
+    return {"identity": identity.get("id"), **{k: settings[k] for k in LOOK_KEYS if k in settings}}
 
 
 class FrameReader:
@@ -273,6 +303,7 @@ class ReviewPlayer:
         info = take.info
         self.fps = info.fps if info.fps > 0 else 30.0
         self.timecode_start = info.timecode_start
+        self._timecodes = recorded_timecodes(take)
         self._created_ns = _iso_ns(info.created)
         self.codec = codec
         self.mark = mark
@@ -402,7 +433,7 @@ class ReviewPlayer:
             return Position(
                 self.frame,
                 self.frames,
-                timecode_at(self.timecode_start, self.fps, self.frame),
+                self.timecode(self.frame),
                 self.playing,
                 self.speed,
                 self.loop_in,
@@ -410,6 +441,10 @@ class ReviewPlayer:
                 self.a,
                 self.b,
             )
+
+    def timecode(self, index: int) -> str:
+        """Frame ``index``'s timecode: as recorded where the sidecar has it."""
+        return self._timecodes.get(index) or timecode_at(self.timecode_start, self.fps, index)
 
     def _clamp(self, frame: int) -> int:
         return max(0, min(self.frames - 1, frame))
