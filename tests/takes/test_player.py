@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import threading
@@ -13,6 +14,7 @@ import av
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
 
 from agecast.api.auth import COOKIE
@@ -104,6 +106,23 @@ def test_frames_by_index_equal_the_files_decoded_straight_through(take: Take) ->
         player.close()
 
 
+def test_jpeg_pictures_and_burnt_in_labels_for_viewers_without_webcodecs(take: Take) -> None:
+    sent: list[Message] = []
+    player = ReviewPlayer(take, codec="jpeg", mark="dp-laptop", publish=sent.append)
+    try:
+        plain = player.compose(5).numpy()
+        player.render(5)
+    finally:
+        player.close()
+    assert sent[0].h264 is None and sent[0].jpeg is not None
+    header = PictureHeader.unpack(sent[0].jpeg)
+    assert Flags.JPEG in header.flags and header.index == 5 and sent[0].mark == "dp-laptop"
+    picture = np.asarray(Image.open(io.BytesIO(sent[0].jpeg[HEADER_SIZE:])).convert("RGB"))
+    assert read_code(picture[:, :WIDTH]) == read_code(picture[:, WIDTH:]) == 5
+    corner = (slice(150, 180), slice(0, 120))  # the label, bottom left, as on the live stream
+    assert psnr(picture[corner], plain[corner]) < 25 < psnr(picture[:100], plain[:100])
+
+
 def test_seek_and_step_land_on_the_exact_frame(
     screen_player: tuple[Screen, ReviewPlayer],
 ) -> None:
@@ -177,8 +196,6 @@ def test_comparing_two_versions_puts_each_in_its_half(take: Take) -> None:
 
 
 def test_thumbnail_is_the_middle_aged_frame_cached(take: Take) -> None:
-    from PIL import Image
-
     path = thumbnail(take)
     picture = np.asarray(Image.open(path).convert("RGB"))
     assert path.parent == take.path and picture.shape[1] == 320

@@ -134,7 +134,6 @@ def include_review(app: FastAPI, admit: Admit, auth: Auth, takes_dir: Callable[[
     from agecast.api.app import _parse, _send_pictures, _texts
 
     limit = ReviewLimit()
-    app.state.reviews = limit
 
     def get_take(take_id: str) -> Take:
         try:
