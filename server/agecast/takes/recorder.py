@@ -19,10 +19,12 @@ the take cleanly (status ``stopped: …``) and never touches the live monitor.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -55,6 +57,9 @@ FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_p
 QUEUE_S = 2.0  # seconds of frames the recorder may fall behind before it drops
 TICK_S = 1.0  # take.json, sidecar flush and disk check this often
 STOP_FRACTION = 0.25  # a running take stops when free space falls below this part of the minimum
+# The recorder's thread runs at a lower CPU priority (Linux nice, per thread): on a busy box the
+# live picture gets the cores first and the take catches up from its queue.
+RECORDER_NICE = 10
 GB = 1024**3
 
 FreeBytes = Callable[[Path], int]
@@ -398,6 +403,8 @@ class Recorder:
 
     # recorder thread ---------------------------------------------------------------------------
     def _run(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # elsewhere: normal priority
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RECORDER_NICE)
         next_tick = time.monotonic()
         try:
             while True:
@@ -502,6 +509,11 @@ class Recorder:
 
     def _finish(self) -> None:
         self._accepting = False
+        while True:  # frames still queued after a failure: let their pictures go
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
         for writer in (self._raw, self._aged):
             if writer is None:
                 continue
