@@ -162,8 +162,9 @@ class LiveService:
                 self.built.pipeline.layout = checked.layout
             self.settings = checked
             recorder = self.recorder
-            if recorder is not None and recorder.active:  # look changes are logged per frame
-                recorder.note({k: v for k, v in values.items() if k not in LOOK_KEYS})
+            # a take logs look and identity changes at the frame that used them; layout here
+            if recorder is not None and recorder.active and "layout" in values:
+                recorder.note({"layout": checked.layout})
             log.info("operator changed %s", ", ".join(f"{k}={v!r}" for k, v in values.items()))
         return self.status()
 
