@@ -149,6 +149,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="agecast-bench-takes-") as tmp:
         root = Path(tmp)
         settings = Settings.load(
@@ -182,6 +183,9 @@ def main() -> None:
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
+            # other work on the box (1-minute load average) before and after the run
+            "load_average_before": round(load_before[0], 2),
+            "load_average_after": round(os.getloadavg()[0], 2),
         },
         "note": args.note,
         "source": args.source,

@@ -27,7 +27,7 @@ def _frames(records: list[dict]) -> list[dict]:
 
 
 def test_recorded_raw_is_the_source_frame_for_frame(tmp_path: Path) -> None:
-    settings = take_settings(tmp_path)
+    settings = take_settings(tmp_path, take_raw_444=True)  # the test pattern is drawn in RGB
     info = record(settings, "s1", "1", seconds=1.0)
     take = TakeStore(settings.resolved_takes_dir).get(info.id)
     records = take.read_sidecar("v1")
@@ -57,6 +57,20 @@ def test_recorded_raw_is_the_source_frame_for_frame(tmp_path: Path) -> None:
     outside[max(0, y0 - 40) : y1 + 40, max(0, x0 - 40) : x1 + 40] = False
     outside[:40, -80:] = False  # the visible "AI" mark, top right
     assert outside.mean() < 0.002
+
+
+def test_default_raw_keeps_the_luma_exactly(tmp_path: Path) -> None:
+    """4:2:0 (the default) halves the chroma resolution, and only that: luma is kept."""
+    settings = take_settings(tmp_path)
+    info = record(settings, "s1", "1", seconds=0.5)
+    take = TakeStore(settings.resolved_takes_dir).get(info.id)
+    frames = _frames(take.read_sidecar("v1"))
+    pattern = TestPatternSource(SOURCE, 320, 240, 30.0, live=False)
+    pattern.open()
+    for picture, r in zip(decode(take.raw_path), frames, strict=True):
+        source = pattern.draw(r["src"])
+        error = luma(picture) - luma(source)
+        assert 10 * np.log10(255.0**2 / float(np.mean(error**2))) > 45.0
 
 
 def test_timecode_comes_from_a_file_source(tmp_path: Path) -> None:

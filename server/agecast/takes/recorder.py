@@ -4,8 +4,10 @@ The live encode thread hands each :class:`~agecast.pipeline.runner.Output` to
 :meth:`Recorder.offer`, which only puts a reference on a bounded queue (never blocks; a full
 queue drops the frame from the take, counts it and says so). The recorder's thread encodes:
 
-- ``raw.mp4``: libx264 at qp 0 in YUV 4:4:4 (High 4:4:4 Predictive): lossless but for the
-  8-bit RGB→YCbCr rounding (≈ 55 dB PSNR). Source packets are not remuxed: every source is
+- ``raw.mp4``: libx264 at qp 0 (lossless in YCbCr) in 4:2:0, or 4:4:4 with ``take_raw_444``
+  (High 4:4:4 Predictive). From a 4:2:0 camera or file (most are) 4:2:0 keeps ≈ 46 dB PSNR of
+  the decoded pictures; 4:4:4 keeps ≈ 54 dB (only the 8-bit RGB→YCbCr rounding) and suits RGB
+  sources, for ~4 ms more CPU per 720p frame. Source packets are not remuxed: every source is
   decoded to RGB first, and the raw take is what the pipeline saw.
 - ``versions/v1/aged.mp4``: libx264 crf 12 (visually lossless), the aged picture as shown live.
 - ``versions/v1/sidecar.jsonl``: identity, every setting, each change at the frame it took
@@ -49,7 +51,8 @@ from agecast.takes.store import IdentityRef, Take, TakeInfo, TakeStore
 log = logging.getLogger(__name__)
 
 # libx264 ultrafast: no look-ahead, no B-frames, so a packet leaves for every picture at once.
-RAW_FORMAT, RAW_OPTIONS = "yuv444p", {"preset": "ultrafast", "qp": "0"}
+RAW_FORMAT, RAW_OPTIONS = "yuv420p", {"preset": "ultrafast", "qp": "0"}
+RAW_FORMAT_444 = "yuv444p"
 AGED_FORMAT, AGED_OPTIONS = "yuv420p", {"preset": "ultrafast", "crf": "12"}
 # PyAV converts RGB→YUV with BT.601 coefficients; say so, or players assume BT.709.
 COLOUR_TAGS = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m"
@@ -255,12 +258,14 @@ class Recorder:
         source_tc: str | None,
         min_free_bytes: int,
         free_bytes: FreeBytes | None = None,
+        raw_444: bool = False,
     ) -> None:
         self.take = take
         self.fps = fps
         self.min_free_bytes = min_free_bytes
         self.stop_free_bytes = int(min_free_bytes * STOP_FRACTION)
         self._free_bytes = free_bytes
+        self.raw_format = RAW_FORMAT_444 if raw_444 else RAW_FORMAT
         self.timecoder = Timecoder(fps, source_tc)
         self.queue_max = max(4, round(fps * QUEUE_S))
         self._queue: queue.Queue[_Item | None] = queue.Queue(self.queue_max)
@@ -329,6 +334,7 @@ class Recorder:
             source_tc=source_timecode(source_uri),
             min_free_bytes=min_free,
             free_bytes=free_bytes,
+            raw_444=settings.take_raw_444,
         )
         log.info("recording take %s into %s", created.id, created.path)
         return recorder
@@ -473,7 +479,7 @@ class Recorder:
         self.take.update_info(width=width, height=height, timecode_start=tc)
         self._raw = FragmentedMp4(
             self.take.raw_path, self.fps, width, height, RAW_OPTIONS,
-            pix_fmt=RAW_FORMAT, timecode_start=tc,
+            pix_fmt=self.raw_format, timecode_start=tc,
         )  # fmt: skip
         self._aged = FragmentedMp4(
             self.take.aged_path("v1"), self.fps, width, height, AGED_OPTIONS,
