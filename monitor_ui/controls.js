@@ -91,6 +91,9 @@ export class ControlPanel {
       bypass: doc.getElementById("c-bypass"),
       blend: doc.getElementById("c-blend"),
       blendValue: doc.getElementById("c-blend-value"),
+      age: doc.getElementById("c-age"),
+      ageRow: doc.getElementById("c-age-row"),
+      ageValue: doc.getElementById("c-age-value"),
       colour: doc.getElementById("c-colour"),
       aiMark: doc.getElementById("c-aimark"),
       feather: doc.getElementById("c-feather"),
@@ -110,6 +113,7 @@ export class ControlPanel {
     e.layout.addEventListener("change", () => this.send({ layout: e.layout.value }));
     this.slider(e.blend, "blend", e.blendValue, (v) => `${Math.round(v * 100)}%`);
     this.slider(e.feather, "mask_feather", e.featherValue, (v) => v.toFixed(2));
+    this.slider(e.age, "age", e.ageValue, (v) => `${Math.round(v)} years`);
     this.record = new RecordBar(doc, channel);
   }
 
@@ -174,6 +178,18 @@ export class ControlPanel {
     if (Number.isFinite(look.blend) && !this.editing.has(e.blend)) {
       e.blend.value = String(look.blend);
       e.blendValue.textContent = `${Math.round(look.blend * 100)}%`;
+    }
+    // Age: only for identities trained over a range of ages (identity.age_control =
+    // [youngest, oldest, default]); the look's age is null until the operator moves it.
+    const ages = status.identity?.age_control;
+    e.ageRow.hidden = !Array.isArray(ages);
+    if (Array.isArray(ages) && !this.editing.has(e.age)) {
+      const [lo, hi, def] = ages;
+      e.age.min = String(lo);
+      e.age.max = String(hi);
+      const years = Number.isFinite(look.age) ? Math.min(Math.max(look.age, lo), hi) : def;
+      e.age.value = String(years);
+      e.ageValue.textContent = `${Math.round(years)} years`;
     }
     if (Number.isFinite(look.mask_feather) && !this.editing.has(e.feather)) {
       e.feather.value = String(look.mask_feather);

@@ -755,6 +755,9 @@ def train(
     seed: int = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0 = default)")] = 0,
+    minutes: Annotated[
+        float | None, typer.Option(help="stop after this many minutes of training (checkpointed)")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
 ) -> None:
     """Train an identity model: src = the identity's faces, dst = the footage's faces."""
@@ -777,6 +780,7 @@ def train(
         seed=seed,
         device=device,
         threads=threads,
+        minutes=minutes,
     )
     with Progress(
         TextColumn("[bold]train"),

@@ -7,10 +7,10 @@ from torch.nn import functional as F
 
 
 def _gaussian(size: int, sigma: float, channels: int, device: torch.device) -> torch.Tensor:
+    """(channels,1,1,size) 1-D Gaussian: blurring is two passes of it (rows, then columns)."""
     x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+    return (g / g.sum()).reshape(1, 1, 1, size).expand(channels, 1, 1, size).contiguous()
 
 
 def dssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -19,7 +19,7 @@ def dssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5
     w = _gaussian(window, sigma, c, a.device)
 
     def blur(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, w, groups=c)
+        return F.conv2d(F.conv2d(x, w, groups=c), w.transpose(2, 3), groups=c)
 
     mu_a, mu_b = blur(a), blur(b)
     var_a = blur(a * a) - mu_a**2

@@ -63,6 +63,8 @@ class TrainOptions:
     preview_every: int = 250
     seed: int = 0
     device: str = "auto"
+    minutes: float | None = None  # stop (and checkpoint) after this much training time
+    log_every: int = 100  # a log line with step, loss and speed (for runs without a terminal)
     threads: int = 0  # CPU threads for torch (0 = torch's default)
 
 
@@ -272,7 +274,14 @@ def train(
         torch.set_num_threads(options.threads)
     if resume:
         record = RunRecord.load(run)
-        opts = TrainOptions(**{**record.options, "steps": options.steps, "device": options.device})
+        opts = TrainOptions(
+            **{
+                **record.options,
+                "steps": options.steps,
+                "device": options.device,
+                "minutes": options.minutes,
+            }
+        )
         if Path(record.src) != src or Path(record.dst) != dst:
             raise TrainError(
                 f"{run} was trained on {record.src} and {record.dst}; resume with the same "
@@ -337,62 +346,72 @@ def train(
     t0 = time.perf_counter()
     window: list[float] = []
     last_save = step
-    while step < opts.steps:
-        if should_stop is not None and should_stop():
-            break
-        si = torch.randint(len(data.src), (opts.batch,), generator=gen)
-        di = torch.randint(len(data.dst), (opts.batch,), generator=gen)
-        res = opts.resolution
-        src_draw = aug.draw(opts.batch, res, gen)
-        dst_draw = aug.draw(opts.batch, res, gen)
-        s_in, s_t, s_m = aug.apply(src_draw, images["src"][si], masks["src"][si])  # s_in: unpaired
-        d_in, d_t, d_m = aug.apply(dst_draw, images["dst"][di], masks["dst"][di])
-        age = src_ages[si].to(device) if src_ages is not None else None
-        loss_d, _ = _branch(net.dst(net.latent(d_in)), d_t, d_m)
-        losses = {"dst": loss_d.item()}
-        if data.pairs is None:
-            loss_s, parts_s = _branch(net.src(net.latent(s_in), age), s_t, s_m)
-            losses["src"] = loss_s.item()
-        else:
-            # Paired: the src face's own footage face, augmented exactly like it, must decode to
-            # it. This trains the src decoder on the same targets as the src branch would, from
-            # the inputs the swap will see, so it replaces that branch.
-            pd = data.pairs[si]
-            p_in, _, _ = aug.apply(src_draw, images["dst"][pd], masks["dst"][pd])
-            loss_s, parts_s = _branch(net.src(net.latent(p_in), age), s_t, s_m)
-            losses["paired"] = loss_s.item()
-        loss = loss_s + loss_d
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        if not math.isfinite(float(loss)):
-            raise TrainError(
-                f"loss became {float(loss)} at step {step}; lower --lr and resume from the last "
-                "checkpoint"
-            )
-        losses["total"] = loss.item()
-        losses.update({f"src_{k}": v for k, v in parts_s.items()})
-        window.append(float(loss))
-        elapsed = time.perf_counter() - t0
-        rate = (step - record.step) / elapsed if elapsed > 0 else 0.0
-        if on_progress is not None:
-            on_progress(Progress(step, opts.steps, losses, rate))
-        if step % 25 == 0 or step == opts.steps:
-            record.history.append({"step": float(step), "loss": float(np.mean(window))})
-            window = []
-        if step % opts.preview_every == 0 or step == opts.steps:
-            Image.fromarray(preview_grid(net, data, device)).save(
-                run / "previews" / f"step_{step:06d}.png"
-            )
-        if step - last_save >= opts.save_every or step == opts.steps:
-            record.seconds += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            base = step
-            record.step = step
-            _save_checkpoint(run, net, opt, step, gen)
-            record.save(run)
-            last_save = base
+    started = time.monotonic()
+    budget_s = opts.minutes * 60 if opts.minutes else math.inf
+    interrupted = False
+    try:
+        while step < opts.steps:
+            if should_stop is not None and should_stop():
+                break
+            if time.monotonic() - started >= budget_s:
+                log.info("--minutes %g reached at step %d: stopping", opts.minutes, step)
+                break
+            si = torch.randint(len(data.src), (opts.batch,), generator=gen)
+            di = torch.randint(len(data.dst), (opts.batch,), generator=gen)
+            src_draw = aug.draw(opts.batch, opts.resolution, gen)
+            dst_draw = aug.draw(opts.batch, opts.resolution, gen)
+            s_in, s_t, s_m = aug.apply(src_draw, images["src"][si], masks["src"][si])
+            d_in, d_t, d_m = aug.apply(dst_draw, images["dst"][di], masks["dst"][di])
+            age = src_ages[si].to(device) if src_ages is not None else None
+            loss_d, _ = _branch(net.dst(net.latent(d_in)), d_t, d_m)
+            losses = {"dst": loss_d.item()}
+            if data.pairs is None:
+                loss_s, parts_s = _branch(net.src(net.latent(s_in), age), s_t, s_m)
+                losses["src"] = loss_s.item()
+            else:
+                # Paired: the src face's own footage face, augmented exactly like it, must
+                # decode to it. This trains the src decoder on the same targets as the src
+                # branch would, from the inputs the swap will see, so it replaces that branch.
+                pd = data.pairs[si]
+                p_in, _, _ = aug.apply(src_draw, images["dst"][pd], masks["dst"][pd])
+                loss_s, parts_s = _branch(net.src(net.latent(p_in), age), s_t, s_m)
+                losses["paired"] = loss_s.item()
+            loss = loss_s + loss_d
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            total = loss.item()
+            if not math.isfinite(total):
+                raise TrainError(
+                    f"loss became {total} at step {step}; lower --lr and resume from the last "
+                    "checkpoint"
+                )
+            losses["total"] = total
+            losses.update({f"src_{k}": v for k, v in parts_s.items()})
+            window.append(total)
+            elapsed = time.perf_counter() - t0
+            rate = (step - record.step) / elapsed if elapsed > 0 else 0.0
+            if on_progress is not None:
+                on_progress(Progress(step, opts.steps, losses, rate))
+            if step % 25 == 0 or step == opts.steps:
+                record.history.append({"step": float(step), "loss": float(np.mean(window))})
+                window = []
+            if opts.log_every and step % opts.log_every == 0:
+                log.info("step %d/%d loss %.4f, %.2f steps/s", step, opts.steps, total, rate)
+            if step % opts.preview_every == 0 or step == opts.steps:
+                Image.fromarray(preview_grid(net, data, device)).save(
+                    run / "previews" / f"step_{step:06d}.png"
+                )
+            if step - last_save >= opts.save_every or step == opts.steps:
+                record.seconds += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                record.step = step
+                _save_checkpoint(run, net, opt, step, gen)
+                record.save(run)
+                last_save = step
+    except KeyboardInterrupt:
+        interrupted = True  # Ctrl-C: keep what was learnt, below
     if step != record.step:  # stopped early: keep what was learnt
         record.seconds += time.perf_counter() - t0
         record.step = step
@@ -401,5 +420,11 @@ def train(
     elif not (run / CHECKPOINT).exists():
         _save_checkpoint(run, net, opt, step, gen)
         record.save(run)
-    log.info("run %s at step %d (%.0f s of training)", run, record.step, record.seconds)
+    log.info(
+        "run %s %s at step %d (%.0f s of training)",
+        run,
+        "interrupted, saved" if interrupted else "saved",
+        record.step,
+        record.seconds,
+    )
     return record

@@ -1,0 +1,116 @@
+"""Training: the loss falls, runs checkpoint and resume, previews appear, bad inputs are named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from agecast.cli import app
+from agecast.errors import FacesetError, TrainError
+from agecast.training.model import AgeNet, ModelConfig, SwapNet
+from agecast.training.train import TrainOptions, load_checkpoint, train
+
+from .conftest import SIZE, jittered_faceset
+
+TINY = {"resolution": SIZE, "encoder_dims": 8, "decoder_dims": 8, "batch": 4, "device": "cpu"}
+
+
+def test_a_tiny_run_lowers_the_loss(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    src, dst = facesets
+    seen: list[float] = []
+    options = TrainOptions(steps=60, lr=1e-3, preview_every=30, save_every=30, **TINY)  # type: ignore[arg-type]
+    record = train(
+        src, dst, tmp_path / "run", options, on_progress=lambda p: seen.append(p.losses["total"])
+    )
+    assert record.step == 60 and record.paired and record.age_range == [38.0, 75.0]
+    first, last = np.mean(seen[:5]), np.mean(seen[-5:])
+    assert last < 0.7 * first, f"loss {first:.3f} → {last:.3f}"
+    previews = sorted((tmp_path / "run" / "previews").glob("*.png"))
+    assert [p.name for p in previews] == ["step_000030.png", "step_000060.png"]
+    grid = np.asarray(Image.open(previews[-1]))
+    # held-out rows: footage | youngest | middle | oldest, each SIZE wide
+    assert grid.shape[1] == 4 * SIZE and grid.shape[0] == 5 * SIZE
+
+
+def test_resume_continues_the_same_run(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    src, dst = facesets
+    run = tmp_path / "run"
+    options = TrainOptions(steps=6, save_every=3, preview_every=100, **TINY)  # type: ignore[arg-type]
+    train(src, dst, run, options)
+    before, _ = load_checkpoint(run)
+    with pytest.raises(TrainError, match="already holds a run: pass --resume"):
+        train(src, dst, run, options)
+    record = train(src, dst, run, TrainOptions(steps=10, **TINY), resume=True)  # type: ignore[arg-type]
+    assert record.step == 10
+    after, state = load_checkpoint(run)
+    assert state["step"] == 10
+    changed = [
+        k for k, v in before.state_dict().items() if not torch.equal(v, after.state_dict()[k])
+    ]
+    assert changed, "resuming trained nothing"
+    assert json.loads((run / "run.json").read_text())["options"]["batch"] == TINY["batch"]
+    with pytest.raises(TrainError, match="resume with the same facesets"):
+        train(dst, dst, run, TrainOptions(steps=12, **TINY), resume=True)  # type: ignore[arg-type]
+
+
+def test_stopping_early_keeps_what_was_learnt(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    src, dst = facesets
+    steps: list[int] = []
+
+    def stop() -> bool:
+        return len(steps) >= 4
+
+    record = train(
+        src, dst, tmp_path / "run", TrainOptions(steps=100, **TINY),  # type: ignore[arg-type]
+        on_progress=lambda p: steps.append(p.step), should_stop=stop,
+    )  # fmt: skip
+    assert record.step == 4
+    assert load_checkpoint(tmp_path / "run")[1]["step"] == 4
+
+
+def test_bad_facesets_are_named(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    src, dst = facesets
+    options = TrainOptions(steps=2, **TINY)  # type: ignore[arg-type]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FacesetError, match="empty"):
+        train(src, tmp_path / "empty", tmp_path / "r1", options)
+    with pytest.raises(TrainError, match="smaller than --resolution 128"):
+        train(src, dst, tmp_path / "r2", TrainOptions(steps=2, resolution=128, device="cpu"))
+    other = jittered_faceset(tmp_path / "arc", n=3)
+    index = json.loads((other.path / "faceset.json").read_text())
+    index["template"] = "arcface_128"
+    (other.path / "faceset.json").write_text(json.dumps(index))
+    with pytest.raises(TrainError, match="aligned differently"):
+        train(src, other.path, tmp_path / "r3", options)
+    with pytest.raises(TrainError, match="no CUDA device"):
+        train(src, dst, tmp_path / "r4", TrainOptions(steps=2, device="cuda"))
+
+
+def test_cli_trains_and_reports(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    src, dst = facesets
+    args = ["train", "--src", str(src), "--dst", str(dst), "--out", str(tmp_path / "run"),
+            "--resolution", str(SIZE), "--encoder-dims", "8", "--decoder-dims", "8",
+            "--steps", "3", "--batch", "2", "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "trained" in result.output and "step 3" in result.output
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "--resume" in again.output
+    bad = CliRunner().invoke(app, [*args[:5], "--out", str(tmp_path / "r2"), "--resolution", "100"])
+    assert bad.exit_code == 2 and "multiple of 16" in bad.output
+
+
+def test_model_shapes_and_age_effect() -> None:
+    net = AgeNet(ModelConfig(resolution=64, encoder_dims=8, decoder_dims=8))
+    x = torch.rand(2, 3, 64, 64)
+    face, mask = SwapNet(net)(x, torch.zeros(2, 1))
+    assert face.shape == (2, 3, 64, 64) and mask.shape == (2, 1, 64, 64)
+    assert float(face.min()) >= 0 and float(face.max()) <= 1
+    with pytest.raises(ValueError, match="age-conditioned"):
+        net.swap(x)
