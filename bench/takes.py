@@ -105,6 +105,7 @@ def phase(service: LiveService, seconds: float, take: str | None) -> dict[str, A
             take_frames=info.frames,
             take_status=info.status,
             recorder_drops=recorder.dropped,
+            recorder_cpu_ms_per_frame=recorder.status()["cpu_ms_per_frame"],
             recorder_queue_max=deepest,
             recorder_queue_limit=recorder.queue_max,
         )
@@ -199,6 +200,7 @@ def main() -> None:
             "frame_to_packet_p95_ms_recording_median": p95_rec,
             "added_p95_ms": round(p95_rec - p95_idle, 2),
             "recorder_drops": sum(p["recorder_drops"] for p in rec),
+            "recorder_cpu_ms_per_frame": [p["recorder_cpu_ms_per_frame"] for p in rec],
             "pipeline_drops_idle": sum(p["pipeline_drops"] for p in idle),
             "pipeline_drops_recording": sum(p["pipeline_drops"] for p in rec),
             "rerender_fps": [r["fps"] for r in renders],

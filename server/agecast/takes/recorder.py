@@ -276,6 +276,7 @@ class Recorder:
         self.status_text = "recording"
         self.message = ""
         self.disk_free: int | None = None
+        self.cpu_s = 0.0  # the recorder thread's CPU time for the frames written
         self._accepting = True
         self._notes: dict[str, Any] = {}
         self._notes_lock = threading.Lock()
@@ -403,6 +404,7 @@ class Recorder:
             "queue": self._queue.qsize(),
             "queue_max": self.queue_max,
             "dropped": self.dropped,
+            "cpu_ms_per_frame": round(1000 * self.cpu_s / self.frames, 2) if self.frames else None,
             "disk_free_gb": round(self.disk_free / GB, 2) if self.disk_free is not None else None,
             "message": self.message,
         }
@@ -421,7 +423,9 @@ class Recorder:
                 else:
                     if item is None:  # stop(): every frame before it is written
                         break
+                    cpu = time.thread_time()
                     self._write(item)
+                    self.cpu_s += time.thread_time() - cpu
                 if time.monotonic() >= next_tick:
                     self._tick()
                     next_tick = time.monotonic() + TICK_S
