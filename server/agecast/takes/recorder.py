@@ -285,7 +285,6 @@ class Recorder:
         self._raw: FragmentedMp4 | None = None
         self._aged: FragmentedMp4 | None = None
         self._first_capture_ns: int | None = None
-        self._started = time.monotonic()
         self._sidecar: IO[str] = take.sidecar_path("v1").open("w")
         self._write_line({"type": "start", "identity": identity.model_dump(), "settings": settings})
         self._sidecar.flush()
@@ -311,6 +310,7 @@ class Recorder:
         free_bytes: FreeBytes | None = None,
     ) -> Recorder:
         """Check the names and the free space, create the take and start recording it."""
+        store.check_new(scene, take, camera)
         store.root.mkdir(parents=True, exist_ok=True)
         min_free = int(settings.min_free_gb * GB)
         free = (free_bytes or disk_free)(store.root)
