@@ -115,6 +115,19 @@ def test_a_dfm_imports_and_runs_with_its_bgr_morph_and_mask(tmp_path: Path) -> N
     torch.testing.assert_close(result.masks, ramp, atol=1e-6, rtol=0)
 
 
+def test_several_faces_run_through_a_dfm_with_a_single_morph_value(tmp_path: Path) -> None:
+    """morph_value:0 is (1,), not per face: every face runs on its own with the same value."""
+    dfm = _save(stand_in_dfm(), tmp_path / "Jane_Doe.dfm")
+    out = import_dfm(
+        dfm, tmp_path / "jane", actor=ACTOR, consent=_consent(), backend=get_backend("onnxruntime")
+    )
+    crops = _crops(3)
+    result = _load(out).infer(crops)
+    gain_rgb = torch.from_numpy(GAIN_BGR[::-1].copy()).view(1, 3, 1, 1)
+    torch.testing.assert_close(result.faces, crops * gain_rgb * 0.75, atol=1e-6, rtol=0)
+    assert result.masks is not None and result.masks.shape[0] == 3
+
+
 def test_morph_option_and_a_dfm_without_morph(tmp_path: Path) -> None:
     dfm = _save(stand_in_dfm(), tmp_path / "a.dfm")
     out = import_dfm(dfm, tmp_path / "a", actor=ACTOR, consent=_consent(), morph=0.3)
