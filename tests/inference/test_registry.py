@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ from onnx import TensorProto, helper
 from agecast.errors import BackendError, BackendUnavailable
 from agecast.inference import registry
 from agecast.inference.registry import available_backends, get_backend
+from agecast.inference.torch_backend import TorchBackend
 
 
 def _double_model(path: Path) -> Path:
@@ -73,3 +75,48 @@ def test_bad_model_file_is_a_clear_error(tmp_path: Path) -> None:
         get_backend("onnxruntime").load(bad, label="bad")
     with pytest.raises(BackendError, match="does not exist"):
         get_backend("onnxruntime").load(tmp_path / "missing.onnx", label="missing")
+
+
+def test_a_backend_whose_module_cannot_import_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes `import` raise ImportError, as a broken install would
+    monkeypatch.setitem(sys.modules, "agecast.inference.torch_backend", None)
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    status = available_backends()
+    assert "import failed" in (status["torch"] or "")
+    assert "TensorRT is not installed" in (status["tensorrt"] or "")
+    assert status["onnxruntime"] is None
+    assert get_backend("auto").name == "onnxruntime"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only choice")
+def test_auto_leaves_torch_to_gpu_boxes(caplog: pytest.LogCaptureFixture) -> None:
+    assert available_backends()["torch"] is None  # runs here, if asked for by name
+    caplog.set_level("INFO")
+    assert get_backend("auto").name == "onnxruntime"
+    assert "torch: no CUDA here" in caplog.text
+
+
+def test_auto_measures_the_candidates_that_can_run_a_model(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agecast.identities import IdentityModel, read_package
+
+    from .conftest import agecast_df_package
+
+    auto = registry.AutoBackend([get_backend("onnxruntime"), TorchBackend(delegate=False)])
+    caplog.set_level("INFO")
+    package = read_package(agecast_df_package(tmp_path / "pkg"))
+    identity = IdentityModel.load(package, auto)
+    chosen = auto.chosen["identity tiny-df-0"]
+    assert chosen in {"onnxruntime", "torch"}
+    assert "median warm-up run: " in caplog.text
+    assert "onnxruntime " in caplog.text and "torch " in caplog.text and " ms" in caplog.text
+    assert identity.infer(torch.rand(1, 3, 64, 64), 50).faces.shape == (1, 3, 64, 64)
+    # a model only one candidate can load goes to it, and the log says why
+    auto.load(_double_model(tmp_path / "m.onnx"), label="double")
+    assert auto.chosen["double"] == "onnxruntime"
+    assert "torch cannot load it" in caplog.text
+    with pytest.raises(BackendError, match="no usable backend"):
+        registry.AutoBackend([TorchBackend(delegate=False)]).load(
+            _double_model(tmp_path / "n.onnx"), label="double"
+        )

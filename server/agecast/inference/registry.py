@@ -1,16 +1,23 @@
 """Backend names, availability and ``auto`` selection.
 
 Backends are looked up by name and imported only when chosen, so the package and its tests
-run on a box without TensorRT, CUDA or even onnxruntime.
+run on a box without TensorRT, CUDA or even onnxruntime. A backend whose import fails is
+reported with the reason, never fatal.
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
 
-from agecast.errors import BackendUnavailable
-from agecast.inference.base import Backend
+import torch
+
+from agecast.errors import BackendError, BackendUnavailable
+from agecast.inference.base import Backend, Model
 
 log = logging.getLogger(__name__)
 
@@ -27,24 +34,30 @@ def _onnxruntime_cuda() -> type[Backend]:
     return OnnxRuntimeCudaBackend
 
 
-def _reserved(name: str) -> Callable[[], type[Backend]]:
-    def loader() -> type[Backend]:
-        raise BackendUnavailable(
-            f"the {name} backend is part of the GPU path and not in this build yet; "
-            "use --backend onnxruntime (or auto)"
-        )
+def _torch() -> type[Backend]:
+    from agecast.inference.torch_backend import TorchBackend
 
-    return loader
+    return TorchBackend
 
 
-# Fastest first: ``auto`` takes the first one whose probe passes.
+def _tensorrt() -> type[Backend]:
+    from agecast.inference.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend
+
+
+# Fastest first: with one usable candidate ``auto`` takes it; with several it measures.
 _LOADERS: dict[str, Callable[[], type[Backend]]] = {
-    "tensorrt": _reserved("tensorrt"),
+    "tensorrt": _tensorrt,
     "onnxruntime-cuda": _onnxruntime_cuda,
-    "torch": _reserved("torch"),
+    "torch": _torch,
     "onnxruntime": _onnxruntime,
 }
 BACKEND_NAMES: tuple[str, ...] = ("auto", *_LOADERS)
+# torch runs on the CPU too (for checks), but there onnxruntime is the CPU engine: auto takes
+# torch only where it has a GPU.
+_AUTO_NEEDS_CUDA = frozenset({"torch"})
+WARMUP_RUNS = 3
 
 
 def _probe(name: str) -> tuple[type[Backend] | None, str | None]:
@@ -54,7 +67,10 @@ def _probe(name: str) -> tuple[type[Backend] | None, str | None]:
         return None, str(exc)
     except ImportError as exc:
         return None, f"import failed: {exc}"
-    return cls, cls.probe()
+    try:
+        return cls, cls.probe()
+    except Exception as exc:  # a broken install must not take the other backends down
+        return None, f"probe failed: {exc}"
 
 
 def available_backends() -> dict[str, str | None]:
@@ -62,17 +78,40 @@ def available_backends() -> dict[str, str | None]:
     return {name: _probe(name)[1] for name in _LOADERS}
 
 
-def get_backend(name: str = "auto", *, threads: int = 0) -> Backend:
-    """Instantiate backend ``name``; ``auto`` picks the fastest usable one and logs why."""
+def _auto_candidates() -> tuple[list[type[Backend]], list[str]]:
+    usable: list[type[Backend]] = []
+    reasons: list[str] = []
+    for name in _LOADERS:
+        cls, why = _probe(name)
+        if cls is None or why is not None:
+            reasons.append(f"{name}: {why}")
+        elif name in _AUTO_NEEDS_CUDA and not torch.cuda.is_available():
+            reasons.append(f"{name}: no CUDA here (auto uses it on a GPU only)")
+        else:
+            usable.append(cls)
+    return usable, reasons
+
+
+def get_backend(
+    name: str = "auto", *, threads: int = 0, engines_dir: Path | None = None
+) -> Backend:
+    """Instantiate backend ``name``. ``auto``: the one usable backend, or when several can run
+    here, an :class:`AutoBackend` that measures them on each model it loads."""
     if name == "auto":
-        reasons: list[str] = []
-        for candidate in _LOADERS:
-            cls, why = _probe(candidate)
-            if cls is not None and why is None:
-                log.info("backend auto → %s (%s)", candidate, "; ".join(reasons) or "first choice")
-                return _make(cls, threads)
-            reasons.append(f"{candidate}: {why}")
-        raise BackendUnavailable("no inference backend is usable: " + "; ".join(reasons))
+        usable, reasons = _auto_candidates()
+        if not usable:
+            raise BackendUnavailable("no inference backend is usable: " + "; ".join(reasons))
+        if len(usable) == 1:
+            log.info(
+                "backend auto → %s (the only usable one; %s)", usable[0].name, "; ".join(reasons)
+            )
+            return _make(usable[0], threads, engines_dir)
+        log.info(
+            "backend auto: measuring %s on each model (%s)",
+            ", ".join(c.name for c in usable),
+            "; ".join(reasons) or "all usable",
+        )
+        return AutoBackend([_make(c, threads, engines_dir, auto=True) for c in usable])
     if name not in _LOADERS:
         raise BackendUnavailable(
             f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}"
@@ -80,12 +119,99 @@ def get_backend(name: str = "auto", *, threads: int = 0) -> Backend:
     cls, why = _probe(name)
     if cls is None or why is not None:
         raise BackendUnavailable(f"backend {name} is not usable here: {why}")
-    return _make(cls, threads)
+    return _make(cls, threads, engines_dir)
 
 
-def _make(cls: type[Backend], threads: int) -> Backend:
+def _make(
+    cls: type[Backend], threads: int, engines_dir: Path | None, *, auto: bool = False
+) -> Backend:
     from agecast.inference.onnxruntime_backend import OnnxRuntimeBackend
 
     if issubclass(cls, OnnxRuntimeBackend):
-        return cls(threads=threads)
+        return cls(threads=threads, engines_dir=engines_dir)
+    if cls.name == "torch":
+        from agecast.inference.torch_backend import TorchBackend
+
+        # under auto, torch takes only its own family; the ONNX backends measure the rest
+        return TorchBackend(threads=threads, delegate=not auto)
+    if cls.name == "tensorrt":
+        from agecast.inference.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(engines_dir=engines_dir)
     return cls()
+
+
+class AutoBackend(Backend):
+    """Several usable backends: each model goes to the one that runs it fastest here.
+
+    Every candidate that can load the model runs it on zero inputs (one untimed run, then
+    :data:`WARMUP_RUNS` timed); the fastest median wins and the others are closed. The choice
+    and the times are logged, and kept in :attr:`chosen` (label → backend name).
+    """
+
+    name: ClassVar[str] = "auto"
+
+    def __init__(self, candidates: list[Backend]) -> None:
+        self.candidates = candidates
+        self.chosen: dict[str, str] = {}
+
+    @classmethod
+    def probe(cls) -> str | None:
+        return None
+
+    def load(self, model: Path | bytes, *, label: str) -> Model:
+        timed: list[tuple[float, Backend, Model]] = []
+        notes: list[str] = []
+        for backend in self.candidates:
+            try:
+                loaded = backend.load(model, label=label)
+            except (BackendError, BackendUnavailable) as exc:
+                notes.append(f"{backend.name} cannot load it ({exc})")
+                continue
+            try:
+                seconds = measure(loaded, backend.device)
+            except (BackendError, BackendUnavailable, RuntimeError) as exc:
+                loaded.close()
+                notes.append(f"{backend.name} failed its warm-up ({exc})")
+                continue
+            timed.append((seconds, backend, loaded))
+        if not timed:
+            raise BackendError(f"{label}: no usable backend can run it: " + "; ".join(notes))
+        timed.sort(key=lambda t: t[0])
+        _, best, model_ = timed[0]
+        for _, _, other in timed[1:]:
+            other.close()
+        times = ", ".join(f"{b.name} {s * 1e3:.2f} ms" for s, b, _ in timed)
+        log.info(
+            "backend auto → %s for %s (median warm-up run: %s%s)",
+            best.name,
+            label,
+            times,
+            "; " + "; ".join(notes) if notes else "",
+        )
+        self.chosen[label] = best.name
+        return model_
+
+
+def measure(model: Model, device: str) -> float:
+    """Median seconds of :data:`WARMUP_RUNS` runs on zero inputs (after one untimed run)."""
+    where = torch.device("cuda" if device == "cuda" and torch.cuda.is_available() else "cpu")
+    feeds = {
+        spec.name: torch.zeros(
+            [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape],
+            dtype=getattr(torch, spec.dtype, torch.float32),
+            device=where,
+        )
+        for spec in model.inputs
+    }
+    model.run(feeds)
+    times: list[float] = []
+    for _ in range(WARMUP_RUNS):
+        if where.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model.run(feeds)
+        if where.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

@@ -1,0 +1,80 @@
+"""The torch backend runs agecast-df identities from their ONNX weights, like onnxruntime does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from agecast.errors import BackendError, IdentityError
+from agecast.identities import IdentityModel, read_package
+from agecast.identities.testpattern import build_package
+from agecast.inference.registry import get_backend
+from agecast.inference.torch_backend import TorchBackend
+
+from .conftest import SIZE, agecast_df_package
+from .test_registry import _double_model
+
+TOLERANCE = 1e-4  # fp32 on both sides; far below one 8-bit level (0.0039)
+
+
+@pytest.mark.parametrize("age", [True, False])
+def test_torch_on_cpu_matches_onnxruntime(tmp_path: Path, age: bool) -> None:
+    package = read_package(agecast_df_package(tmp_path / "pkg", age=age))
+    ours = IdentityModel.load(package, get_backend("torch"))
+    reference = IdentityModel.load(package, get_backend("onnxruntime"))
+    assert [s.name for s in ours.model.inputs] == (["face", "age"] if age else ["face"])
+    assert [s.name for s in ours.model.outputs] == ["face_out", "mask_out"]
+    crops = torch.rand(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    for years in (20, 50, 80) if age else (None,):
+        a, b = ours.infer(crops, years), reference.infer(crops, years)
+        assert a.masks is not None and b.masks is not None
+        assert float((a.faces - b.faces).abs().max()) <= TOLERANCE
+        assert float((a.masks - b.masks).abs().max()) <= TOLERANCE
+    if age:
+        young, old = ours.infer(crops, 20), ours.infer(crops, 80)
+        assert float((young.faces - old.faces).abs().max()) > 1e-3, "age changed nothing"
+    ours.close()
+    with pytest.raises(BackendError, match="closed"):
+        ours.model.run({s.name: torch.zeros(1, *s.shape[1:]) for s in ours.model.inputs})  # type: ignore[misc]
+
+
+def test_other_families_are_refused_by_name(tmp_path: Path) -> None:
+    package = read_package(build_package(tmp_path / "tp"))
+    with pytest.raises(
+        IdentityError, match="torch backend runs agecast-df identities.*onnxruntime"
+    ):
+        IdentityModel.load(package, get_backend("torch"))
+
+
+def test_bare_onnx_is_delegated_or_refused(tmp_path: Path) -> None:
+    path = _double_model(tmp_path / "m.onnx")
+    model = TorchBackend().load(path, label="double")
+    assert float(model.run({"x": torch.ones(1, 3)})["y"].sum()) == 6.0
+    with pytest.raises(BackendError, match="agecast-df identities only"):
+        TorchBackend(delegate=False).load(path.read_bytes(), label="double")
+
+
+def test_weights_that_do_not_match_the_manifest_are_named(tmp_path: Path) -> None:
+    folder = agecast_df_package(tmp_path / "pkg")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["family_config"]["encoder_dims"] = 8
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BackendError, match=r"weight encoder\.stages\.0\.conv\.weight .* disagree"):
+        TorchBackend().load(folder / "model.onnx", label="tiny")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fp16_graphs_match_cpu(tmp_path: Path) -> None:
+    package = read_package(agecast_df_package(tmp_path / "pkg"))
+    cpu = IdentityModel.load(package, TorchBackend(device="cpu"))
+    gpu = IdentityModel.load(package, TorchBackend(device="cuda", cuda_graphs=True))
+    crops = torch.rand(2, 3, SIZE, SIZE)
+    for _ in range(2):  # first call captures, second replays
+        got = gpu.infer(crops.cuda(), 50)
+    want = cpu.infer(crops, 50)
+    assert got.faces.is_cuda and got.faces.dtype == torch.float32
+    assert float((got.faces.cpu() - want.faces).abs().max()) < 1e-2  # fp16
