@@ -169,9 +169,8 @@ export class ControlPanel {
     e.bypass.dataset.tone = bypass ? "warn" : "ok";
     const matched = look.color_transfer !== "none";
     e.colour.setAttribute("aria-pressed", String(matched));
-    e.colour.textContent = matched
-      ? `Colour match ON (${look.color_transfer === "rct-lab" ? "Lab" : "RCT"})`
-      : "Colour match OFF";
+    const kind = { auto: "auto: as the identity asks", "rct-lab": "Lab" }[look.color_transfer];
+    e.colour.textContent = matched ? `Colour match ON (${kind ?? "RCT"})` : "Colour match OFF";
     const marked = look.ai_mark !== false;
     e.aiMark.setAttribute("aria-pressed", String(marked));
     e.aiMark.textContent = marked ? "AI mark ON" : "AI mark OFF";

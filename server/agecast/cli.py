@@ -63,7 +63,7 @@ _SETTINGS_FLAGS: dict[str, tuple[type, typer.models.OptionInfo]] = {
     "faces": (str, typer.Option(help="largest | all")),
     "blend": (float, typer.Option(help="0 = raw face … 1 = fully replaced")),
     "age": (float, typer.Option(help="target age in years (identities with an age control)")),
-    "color_transfer": (str, typer.Option(help="rct (fast) | rct-lab | none")),
+    "color_transfer": (str, typer.Option(help="auto (the identity's) | rct | rct-lab | none")),
     "threads": (int, typer.Option(help="CPU threads per model (0 = default)")),
     "insightface_dir": (
         Path,
@@ -822,6 +822,10 @@ def export_cmd(
     source_footage: Annotated[str, typer.Option(help="what the model was trained on")] = "",
     notes: Annotated[str, typer.Option(help="what the crew should know")] = "",
     format: Annotated[str, typer.Option(help="onnx | dfm (also a DeepFaceLive .dfm)")] = "onnx",
+    color_transfer: Annotated[
+        str | None,
+        typer.Option(help="colour match this identity needs on auto: rct | rct-lab | none"),
+    ] = None,
 ) -> None:
     """Export a trained run as an identity package, checking onnxruntime against torch."""
     from agecast.identities.manifest import ConsentRecord
@@ -831,6 +835,8 @@ def export_cmd(
         raise _fail(ValueError(f"--purpose {purpose!r}: use likeness, demo or tooling"))
     if format not in ("onnx", "dfm"):
         raise _fail(ValueError(f"--format {format!r}: use onnx or dfm"))
+    if color_transfer not in (None, "rct", "rct-lab", "none"):
+        raise _fail(ValueError(f"--color-transfer {color_transfer!r}: use rct, rct-lab or none"))
     consent = None
     try:
         if consent_file is not None:
@@ -847,6 +853,7 @@ def export_cmd(
             source_footage=source_footage,
             notes=notes,
             fmt=format,  # type: ignore[arg-type]
+            color_transfer=color_transfer,  # type: ignore[arg-type]
         )
     except (AgecastError, ValueError, OSError) as exc:
         raise _fail(exc) from exc

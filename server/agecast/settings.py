@@ -23,7 +23,7 @@ from agecast.errors import SettingsError
 
 Layout = Literal["side-by-side", "aged", "raw"]
 FaceSelect = Literal["largest", "all"]
-ColorTransfer = Literal["rct", "rct-lab", "none"]
+ColorTransfer = Literal["auto", "rct", "rct-lab", "none"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 
 REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     # Look
     blend: float = Field(1.0, ge=0.0, le=1.0, description="0 = raw face, 1 = fully replaced")
     color_transfer: ColorTransfer = Field(
-        "rct", description="rct (fast) | rct-lab | none: match the face's colour to the plate"
+        "auto",
+        description="auto (what the identity was made for, else rct) | rct (fast) | rct-lab | "
+        "none: match the face's colour to the plate",
     )
     mask_feather: float = Field(
         0.08, ge=0.0, le=0.5, description="mask edge softness, fraction of crop"

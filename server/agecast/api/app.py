@@ -56,7 +56,7 @@ class Control(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not "false"
     bypass: bool | None = None
     blend: float | None = Field(None, ge=0, le=1)
-    color_transfer: str | None = Field(None, pattern="^(rct|rct-lab|none)$")
+    color_transfer: str | None = Field(None, pattern="^(auto|rct|rct-lab|none)$")
     mask_feather: float | None = Field(None, ge=0, le=0.5)
     layout: str | None = Field(None, pattern="^(side-by-side|aged|raw)$")
     identity: str | None = Field(None, min_length=1)

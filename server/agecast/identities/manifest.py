@@ -185,6 +185,10 @@ class Manifest(_Strict):
     model: ModelDecl
     crop: CropDecl
     normalisation: Normalisation = Normalisation()
+    # The colour match this identity is made for, used when the operator leaves colour transfer
+    # on auto: none for a model trained on the plate's own light, or whose colour changes (grey
+    # hair, skin tone) are the effect; rct when its faces come from other footage.
+    color_transfer: Literal["rct", "rct-lab", "none"] | None = None
     provenance: Provenance = Provenance()
     consent: ConsentRecord | None = None
     preview: str | None = None

@@ -40,7 +40,7 @@ class Look:
     """What the operator tunes live. Replaced as a whole, so a frame never sees half a change."""
 
     blend: float = 1.0
-    color_transfer: ColorTransfer = "rct"
+    color_transfer: ColorTransfer = "auto"
     mask_feather: float = 0.08
     bypass: bool = False
     ai_mark: bool = True  # a visible "AI" on the aged picture whenever a face is replaced
@@ -70,6 +70,17 @@ class _Clock:
         now = time.perf_counter_ns()
         self.timings[stage] = self.timings.get(stage, 0.0) + (now - self._t) / 1e6
         self._t = now
+
+
+def colour_for(identity: IdentityModel, setting: ColorTransfer) -> str:
+    """The colour transfer to run: the operator's choice, or on auto what the identity asks for
+    (default rct). A tooling identity's pattern is shown as drawn: matching it would hide it."""
+    manifest = identity.manifest
+    if manifest.purpose == "tooling":
+        return "none"
+    if setting == "auto":
+        return manifest.color_transfer or "rct"
+    return setting
 
 
 class FaceFX:
@@ -180,8 +191,7 @@ class FaceFX:
             shape = self._hull_masks(frame.image, faces, affines, size)
             clock.lap("landmarks")
         masks = MaskMaker(look.mask_feather)(shape, len(faces), size, crops.device)
-        # A tooling identity's pattern is shown as drawn: colour-matching it would hide it.
-        colour = "none" if identity.manifest.purpose == "tooling" else look.color_transfer
+        colour = colour_for(identity, look.color_transfer)
         out_faces = transfer(colour, swap.faces, crops, masks)
         aged = frame.image.clone() if canvas is None else canvas
         for i, affine in enumerate(affines):

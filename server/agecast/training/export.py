@@ -102,6 +102,7 @@ def _manifest(
     source_footage: str,
     notes: str,
     command: str,
+    color_transfer: str | None,
 ) -> dict[str, Any]:
     r = net.config.resolution
     inputs: list[dict[str, Any]] = [{"name": "face", "shape": ["N", 3, r, r], "role": "face"}]
@@ -134,6 +135,7 @@ def _manifest(
             ],
         },
         "crop": {"size": r, "template": record.template},
+        "color_transfer": color_transfer,
         "provenance": {
             "trained_by": f"agecast {__version__} train ({record.step} steps, "
             f"{record.seconds / 60:.0f} min on {record.device})",
@@ -161,6 +163,7 @@ def export_run(
     source_footage: str = "",
     notes: str = "",
     fmt: Literal["onnx", "dfm"] = "onnx",
+    color_transfer: Literal["rct", "rct-lab", "none"] | None = None,
 ) -> ExportReport:
     record = RunRecord.load(run)
     full, _ = load_checkpoint(run, "cpu")
@@ -183,6 +186,7 @@ def export_run(
         source_footage=source_footage,
         notes=notes,
         command=command,
+        color_transfer=color_transfer,
     )
     Manifest.model_validate(manifest)  # fail before anything else is written
     crops = _held_out(record, net.config.resolution)
