@@ -2,7 +2,7 @@
 
 Every crop in a faceset is aligned to the same template as the live path, so a face's five
 landmarks sit near the template's points. Masks are drawn from each face's own landmarks: an
-ellipse that covers the face, the forehead and the hairline, the region an identity owns.
+ellipse that covers the face and the hair, the region an identity owns (hair greys with age).
 
 Augmentation (all batched, on the training device):
 - a random similarity (rotation, scale, shift) applied to input and target alike, so the model
@@ -52,11 +52,11 @@ def face_mask(landmarks5: torch.Tensor, size: int, soft: float = 0.08) -> torch.
     mouth = (pts[3] + pts[4]) / 2
     d = torch.linalg.vector_norm(pts[1] - pts[0]).clamp(min=1.0)
     up = (eyes - mouth) / torch.linalg.vector_norm(eyes - mouth).clamp(min=1.0)
-    top = eyes + up * 1.45 * d  # above the hairline
-    bottom = mouth - up * 0.75 * d  # below the chin
+    top = eyes + up * 1.9 * d  # the top of the hair: greying hair is part of ageing
+    bottom = mouth - up * 0.8 * d  # below the chin
     centre = (top + bottom) / 2
     half_h = torch.linalg.vector_norm(top - bottom) / 2
-    half_w = 1.2 * d
+    half_w = 1.6 * d  # the hair at the sides
     ys, xs = torch.meshgrid(
         torch.arange(size, dtype=torch.float32) + 0.5,
         torch.arange(size, dtype=torch.float32) + 0.5,
