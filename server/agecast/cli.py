@@ -373,6 +373,81 @@ def backends() -> None:
     Console().print(table)
 
 
+engines_app = typer.Typer(
+    help="TensorRT plans: built offline from each installed identity's and the detector's ONNX.",
+    no_args_is_help=True,
+)
+app.add_typer(engines_app, name="engines")
+
+
+@engines_app.command("build")
+def engines_build(
+    identity: Annotated[str | None, typer.Option(help="only this identity (id or folder)")] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="every installed identity and the detector")
+    ] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="half precision plans")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Build the missing plans (needs TensorRT and an NVIDIA GPU; run before `serve`)."""
+    from agecast.inference.engines import EngineCache, build_engines, installed_models
+
+    if (identity is None) == (not all_):
+        raise _fail(ValueError("give --identity ID or --all"))
+    settings = _settings(config)
+    cache = EngineCache(settings.engines_dir)
+    try:
+        results = build_engines(
+            installed_models(settings.identities_dir, identity), cache, fp16=fp16
+        )
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    for r in results:
+        console.print(f"{'built' if r.built else 'present'}: {r.label} → {r.path}")
+
+
+@engines_app.command("list")
+def engines_list(config: ConfigOpt = None) -> None:
+    """Plans in the engine cache and what each was built for."""
+    from agecast.inference.engines import EngineCache
+
+    cache = EngineCache(_settings(config).engines_dir)
+    table = Table(title=f"TensorRT plans in {cache.root}")
+    for column in ("plan", "model", "TensorRT", "GPU", "precision", "shapes", "MB", "built"):
+        table.add_column(column)
+    for e in cache.entries():
+        k = e.key
+        table.add_row(
+            e.path.name, e.label, k.trt_version if k else "?",
+            f"{k.gpu_name} sm{k.compute_capability}" if k else "?", k.precision if k else "?",
+            "; ".join(f"{n} {list(p[2])}" for n, p in k.shapes) if k else "unreadable key",
+            f"{e.size / 1e6:.1f}", e.built,
+        )  # fmt: skip
+    Console().print(table)
+
+
+@engines_app.command("prune")
+def engines_prune(config: ConfigOpt = None) -> None:
+    """Remove plans no installed identity or detector needs, or built by another TensorRT."""
+    from agecast.errors import BackendUnavailable
+    from agecast.inference.engines import EngineCache, installed_models
+
+    settings = _settings(config)
+    cache = EngineCache(settings.engines_dir)
+    try:
+        from agecast.inference.tensorrt_backend import current_target
+
+        target = current_target()
+    except BackendUnavailable as exc:
+        target = None
+        console.print(f"TensorRT version not known here ({exc}): only unused plans are removed")
+    installed = {m.sha256 for m in installed_models(settings.identities_dir)}
+    removed = cache.prune(installed, target)
+    for path, why in removed:
+        console.print(f"removed {path.name}: {why}")
+    console.print(f"{len(removed)} removed, {len(cache.entries())} plans kept in {cache.root}")
+
+
 @identity_app.command("list")
 def identity_list(config: ConfigOpt = None) -> None:
     """Installed identity packages."""

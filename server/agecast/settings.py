@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         "auto", description="where frames live: auto picks cuda when present"
     )
     threads: int = Field(0, ge=0, description="CPU threads per model (0 = library default)")
+    engines_dir: Path | None = Field(
+        None, description="TensorRT plan cache (default: the repository's engines/)"
+    )
     # Faces
     detect_every: int = Field(
         3, ge=1, le=30, description="run the detector every N frames, track between"

@@ -282,3 +282,44 @@ def installed_models(identities_dirs: list[Path], identity: str | None = None) -
             data, _ = folded_model_bytes(read_verified(path, YUNET_SHA256))
             models.append(EngineModel(f"YuNet ({path.name})", data))
     return models
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    label: str
+    path: Path
+    built: bool  # False: the plan was already there
+
+
+def build_engines(
+    models: list[EngineModel],
+    cache: EngineCache,
+    *,
+    fp16: bool,
+    max_batch: int = DEFAULT_MAX_BATCH,
+) -> list[BuildResult]:
+    """A plan for each model that lacks one, under the cache's lock. Needs TensorRT and a GPU
+    (BackendUnavailable otherwise, naming the GPU path)."""
+    from agecast.inference.tensorrt_backend import build_plan, current_target
+
+    target = current_target()
+    precision: Precision = "fp16" if fp16 else "fp32"
+    results: list[BuildResult] = []
+    with cache.lock():
+        for model in models:
+            shapes = input_profiles(model.data, max_batch)
+            key = PlanKey.make(model.sha256, target, precision, shapes)
+            existing = cache.find(key)  # another process may have built it while we waited
+            if existing is not None:
+                results.append(BuildResult(model.label, existing, False))
+                continue
+            log.info("building a %s TensorRT plan for %s on %s", precision, model.label, target)
+            plan = build_plan(
+                model.data,
+                shapes,
+                fp16=fp16,
+                timing_cache=cache.timing_cache_path(target),
+                label=model.label,
+            )
+            results.append(BuildResult(model.label, cache.store(key, plan, model.label), True))
+    return results
