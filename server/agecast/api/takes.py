@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agecast.api.auth import Auth, Link
 from agecast.errors import AgecastError, SettingsError, TakeError
 from agecast.stream.live import LiveService
+from agecast.takes.player import version_look
 from agecast.takes.presets import PresetStore, apply_preset, current_preset, make_preset
 from agecast.takes.rerender import RenderJob, RenderJobs
 from agecast.takes.store import Take, TakeStore
@@ -67,10 +68,12 @@ def status_of(exc: AgecastError) -> int:
 
 def take_summary(take: Take) -> dict[str, Any]:
     info = take.info
+    look = version_look(take, "v1") if "v1" in take.versions() else {}
     return {
         **info.model_dump(mode="json"),
         "seconds": round(info.seconds, 2),
         "versions": take.versions(),
+        "age": look.get("age"),  # the target age recorded live (None: the identity's default)
     }
 
 
