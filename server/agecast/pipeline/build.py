@@ -88,7 +88,9 @@ def build(settings: Settings, *, mode: Literal["live", "render"] = "live") -> Bu
         # torch's pre/post-processing here is small; its thread pool spinning next to
         # onnxruntime's made detection 2–3× slower on a 2-core box. onnxruntime keeps the cores.
         torch.set_num_threads(1)
-    backend = get_backend(settings.backend, threads=settings.threads)
+    backend = get_backend(
+        settings.backend, threads=settings.threads, engines_dir=settings.engines_dir
+    )
     identity, fx = build_fx(settings, backend)
     source = open_source(
         settings.source, live=(mode == "live"), loop=settings.loop and mode == "live"
