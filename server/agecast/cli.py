@@ -363,13 +363,18 @@ def certs_selfsigned(
 @app.command()
 def backends() -> None:
     """Which inference backends can run on this machine, and why not."""
-    from agecast.inference.registry import available_backends
+    from agecast.inference.registry import auto_note, available_backends
 
-    table = Table(title="inference backends (auto takes the first usable)")
+    table = Table(
+        title="inference backends (auto: the one usable, or per model the fastest of several "
+        "in a warm-up)"
+    )
     table.add_column("backend")
     table.add_column("status")
     for name, why in available_backends().items():
-        table.add_row(name, "[green]usable[/]" if why is None else f"[yellow]{why}[/]")
+        note = auto_note(name)
+        usable = "[green]usable[/]" + (f" by name ({note})" if note else "")
+        table.add_row(name, usable if why is None else f"[yellow]{why}[/]")
     Console().print(table)
 
 

@@ -120,3 +120,27 @@ def test_auto_measures_the_candidates_that_can_run_a_model(
         registry.AutoBackend([TorchBackend(delegate=False)]).load(
             _double_model(tmp_path / "n.onnx"), label="double"
         )
+
+
+def test_onnxruntime_gpu_provider_options(tmp_path: Path) -> None:
+    from agecast.inference.onnxruntime_backend import provider_list
+
+    cache = tmp_path / "engines" / "onnxruntime-trt"
+    plain = provider_list(
+        ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        device_id=0, stream=None, cache_dir=cache, fp16=True,
+    )  # fmt: skip
+    assert [p if isinstance(p, str) else p[0] for p in plain] == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    assert "user_compute_stream" not in plain[0][1] and not cache.exists()
+    full = provider_list(
+        ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        device_id=1, stream=1234, cache_dir=cache, fp16=False,
+    )  # fmt: skip
+    name, trt = full[0]
+    assert name == "TensorrtExecutionProvider" and cache.is_dir()
+    assert trt["trt_engine_cache_enable"] == "True" and trt["trt_engine_cache_path"] == str(cache)
+    assert trt["trt_timing_cache_enable"] == "True" and trt["trt_fp16_enable"] == "False"
+    assert trt["device_id"] == "1" and full[1][1]["user_compute_stream"] == "1234"

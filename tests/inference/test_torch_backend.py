@@ -78,3 +78,28 @@ def test_cuda_fp16_graphs_match_cpu(tmp_path: Path) -> None:
     want = cpu.infer(crops, 50)
     assert got.faces.is_cuda and got.faces.dtype == torch.float32
     assert float((got.faces.cpu() - want.faces).abs().max()) < 1e-2  # fp16
+
+
+def test_a_frame_through_the_pipeline_on_the_torch_backend(tmp_path: Path) -> None:
+    """Detector delegated to onnxruntime, the identity in torch: the face is replaced."""
+    import time
+
+    from agecast.faces.detector import make_detector
+    from agecast.faces.tracker import FaceTracker
+    from agecast.frames import Frame
+    from agecast.pipeline.fx import FaceFX, FxState
+
+    from ..pipeline.conftest import astronaut_frame
+
+    backend = TorchBackend(threads=1)
+    identity = IdentityModel.load(read_package(agecast_df_package(tmp_path / "pkg")), backend)
+    assert identity.model.__class__.__name__ == "TorchModel"
+    fx = FaceFX(FaceTracker(make_detector(backend), detect_every=1), identity)
+    try:
+        frame = Frame(0, astronaut_frame(), time.monotonic_ns(), time.time_ns())
+        result = fx.process(frame)
+        assert result.fx is FxState.ON and len(result.faces) == 1
+        assert int((result.aged.int() - frame.image.int()).abs().max()) > 0
+    finally:
+        fx.tracker.close()
+        identity.close()

@@ -78,6 +78,13 @@ def available_backends() -> dict[str, str | None]:
     return {name: _probe(name)[1] for name in _LOADERS}
 
 
+def auto_note(name: str) -> str | None:
+    """Why ``auto`` passes over a backend that is usable here by name, or None."""
+    if name in _AUTO_NEEDS_CUDA and not torch.cuda.is_available():
+        return "no CUDA here: auto takes it on a GPU only"
+    return None
+
+
 def _auto_candidates() -> tuple[list[type[Backend]], list[str]]:
     usable: list[type[Backend]] = []
     reasons: list[str] = []
@@ -85,8 +92,8 @@ def _auto_candidates() -> tuple[list[type[Backend]], list[str]]:
         cls, why = _probe(name)
         if cls is None or why is not None:
             reasons.append(f"{name}: {why}")
-        elif name in _AUTO_NEEDS_CUDA and not torch.cuda.is_available():
-            reasons.append(f"{name}: no CUDA here (auto uses it on a GPU only)")
+        elif auto_note(name) is not None:
+            reasons.append(f"{name}: {auto_note(name)}")
         else:
             usable.append(cls)
     return usable, reasons
