@@ -151,9 +151,9 @@ def _make(
 class AutoBackend(Backend):
     """Several usable backends: each model goes to the one that runs it fastest here.
 
-    Every candidate that can load the model runs it on zero inputs (one untimed run, then
-    :data:`WARMUP_RUNS` timed); the fastest median wins and the others are closed. The choice
-    and the times are logged, and kept in :attr:`chosen` (label → backend name).
+    Every candidate that can load the model runs it on zero inputs where the frames live (one
+    untimed run, then :data:`WARMUP_RUNS` timed); the fastest median wins and the others are
+    closed. The choice and the times are logged, and kept in :attr:`chosen` (label → backend).
     """
 
     name: ClassVar[str] = "auto"
@@ -176,7 +176,7 @@ class AutoBackend(Backend):
                 notes.append(f"{backend.name} cannot load it ({exc})")
                 continue
             try:
-                seconds = measure(loaded, backend.device)
+                seconds = measure(loaded)
             except (BackendError, BackendUnavailable, RuntimeError) as exc:
                 loaded.close()
                 notes.append(f"{backend.name} failed its warm-up ({exc})")
@@ -200,9 +200,13 @@ class AutoBackend(Backend):
         return model_
 
 
-def measure(model: Model, device: str) -> float:
-    """Median seconds of :data:`WARMUP_RUNS` runs on zero inputs (after one untimed run)."""
-    where = torch.device("cuda" if device == "cuda" and torch.cuda.is_available() else "cpu")
+def measure(model: Model) -> float:
+    """Median seconds of :data:`WARMUP_RUNS` runs on zero inputs (after one untimed run).
+
+    The inputs live where the pipeline's frames do (CUDA when present), so a backend that
+    copies them to its own device pays for the copy here as it will on a live frame.
+    """
+    where = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     feeds = {
         spec.name: torch.zeros(
             [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape],
