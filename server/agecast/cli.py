@@ -178,10 +178,21 @@ def bench(
     ] = True,
     warmup: Annotated[float, typer.Option(help="seconds before measuring")] = 2.0,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the results here")] = None,
+    cameras: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="pipelines at once on one backend: the config's `cameras` sources, "
+            "else --source for each",
+        ),
+    ] = 1,
 ) -> None:
     """Measure fps, drops, per-stage and frame→output latency, jitter and memory."""
     from agecast.pipeline.bench import bench as run_bench
 
+    if cameras > 1:
+        _bench_cameras(settings, cameras, seconds, live, warmup, json_out)
+        return
     try:
         result = run_bench(settings, seconds=seconds, live=live, warmup=warmup)
     except AgecastError as exc:
@@ -202,6 +213,36 @@ def bench(
         f"fps in {result['fps_in']} out {result['fps_out']}, dropped {result['dropped']}, "
         f"jitter {result['landmark_jitter_px']}, peak RSS {result['peak_rss_mb']} MB"
     )
+
+
+def _bench_cameras(
+    settings: Settings, n: int, seconds: float, live: bool, warmup: float, json_out: Path | None
+) -> None:
+    from agecast.pipeline.cameras import bench_cameras
+
+    if settings.cameras and len(settings.cameras) < n:
+        raise _fail(
+            ValueError(f"--cameras {n}, but the config lists {len(settings.cameras)} cameras")
+        )
+    sources = settings.cameras[:n] if settings.cameras else [settings.source] * n
+    try:
+        result = bench_cameras(settings, sources, seconds=seconds, live=live, warmup=warmup)
+    except AgecastError as exc:
+        raise _fail(exc) from exc
+    result["argv"] = ["agecast", *sys.argv[1:]]
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+    table = Table(title=f"agecast bench: {n} cameras on {result['backend']} ({result['mode']})")
+    for col in ("camera", "source", "fps out", "dropped", "frame→output p50/p95/p99 ms"):
+        table.add_column(col)
+    for cam in result["per_camera"]:
+        p = cam["frame_to_output_ms"]
+        table.add_row(
+            cam["camera"], cam["source"]["uri"], str(cam["fps_out"]),
+            str(sum(cam["dropped"].values())), f"{p['p50']} / {p['p95']} / {p['p99']}",
+        )  # fmt: skip
+    Console().print(table)
 
 
 @app.command()

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         "demo", description="demo | FILE | testpattern:WxH@FPS | v4l2:// | rtsp:// | udp:// …"
     )
     loop: bool = Field(True, description="restart a file source at its end (live mode)")
+    cameras: list[str] = Field(
+        default_factory=list,
+        description="sources of several cameras for `bench --cameras N` (default: --source each)",
+    )
     # Identity and inference
     identity: str = Field(
         "auto", description="identity id or package folder; auto = best installed"

@@ -1,0 +1,143 @@
+"""Several cameras on one box: one pipeline per camera, one backend (and its plans) shared.
+
+Each camera has its own source, tracker, identity model and pipeline threads; the backend
+(onnxruntime sessions' library, torch device, TensorRT runtime and plan cache) is built once.
+Faces of different cameras are not batched into one inference call yet.
+
+Only ``bench`` runs several cameras so far; ``serve`` still runs one (the monitor shows one
+camera).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from agecast.identities.runtime import IdentityModel
+from agecast.inference.base import Backend
+from agecast.inference.registry import get_backend
+from agecast.pipeline.build import build_fx, pick_device
+from agecast.pipeline.fx import FaceFX
+from agecast.pipeline.runner import Pipeline
+from agecast.settings import Settings
+from agecast.sources import open_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Camera:
+    name: str
+    identity: IdentityModel
+    fx: FaceFX
+    pipeline: Pipeline
+
+    def close(self) -> None:
+        self.pipeline.stop()
+        self.fx.tracker.close()
+        self.identity.close()
+
+
+@dataclass
+class Cameras:
+    device: torch.device
+    backend: Backend
+    cameras: list[Camera]
+
+    def close(self) -> None:
+        for camera in self.cameras:
+            camera.close()
+
+
+def build_cameras(
+    settings: Settings, sources: list[str], *, mode: Literal["live", "render"] = "live"
+) -> Cameras:
+    """A pipeline per source, all on one backend; nothing started."""
+    device = pick_device(settings.device)
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # as in build(): onnxruntime keeps the cores
+    backend = get_backend(
+        settings.backend, threads=settings.threads, engines_dir=settings.engines_dir
+    )
+    built = Cameras(device, backend, [])
+    try:
+        for i, uri in enumerate(sources):
+            identity, fx = build_fx(settings, backend)
+            source = open_source(uri, live=mode == "live", loop=settings.loop and mode == "live")
+            pipeline = Pipeline(source, fx, layout=settings.layout, mode=mode, device=device)
+            built.cameras.append(Camera(f"cam{i + 1}", identity, fx, pipeline))
+    except BaseException:
+        built.close()
+        raise
+    log.info("built %d cameras on %s (%s)", len(sources), backend.name, device)
+    return built
+
+
+def bench_cameras(
+    settings: Settings, sources: list[str], *, seconds: float, live: bool, warmup: float = 2.0
+) -> dict[str, Any]:
+    """Run every camera for ``warmup`` + ``seconds`` at once; per-camera and overall figures."""
+    built = build_cameras(settings, sources, mode="live" if live else "render")
+    if built.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    stats: dict[str, dict[str, Any]] = {}
+    try:
+        for camera in built.cameras:
+            camera.pipeline.start()
+        start = time.monotonic()
+        threads = [
+            threading.Thread(
+                target=_consume, args=(c, start, warmup, seconds, stats), name=f"bench-{c.name}"
+            )
+            for c in built.cameras
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        built.close()
+    for camera in built.cameras:
+        if camera.pipeline.error is not None:
+            raise camera.pipeline.error
+    per_camera = [{"camera": c.name, **stats[c.name]} for c in built.cameras]
+    return {
+        "command": "bench",
+        "cameras": len(sources),
+        "sources": sources,
+        "identity": built.cameras[0].identity.manifest.id,
+        "backend": built.backend.name,
+        "device": str(built.device),
+        "mode": "live" if live else "max",
+        "warmup_s": warmup,
+        "fps_out_total": round(sum(s["fps_out"] for s in per_camera), 2),
+        "dropped_total": sum(sum(s["dropped"].values()) for s in per_camera),
+        "frame_to_output_p99_ms_worst": max(s["frame_to_output_ms"]["p99"] for s in per_camera),
+        "gpu_peak_memory_mb": (
+            round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            if built.device.type == "cuda"
+            else None
+        ),
+        "per_camera": per_camera,
+    }
+
+
+def _consume(
+    camera: Camera, start: float, warmup: float, seconds: float, out: dict[str, dict[str, Any]]
+) -> None:
+    warmed = warmup <= 0
+    if warmed:
+        camera.pipeline.reset_stats()
+    for _ in camera.pipeline.outputs():
+        elapsed = time.monotonic() - start
+        if elapsed >= warmup + seconds:
+            break
+        if not warmed and elapsed >= warmup:
+            camera.pipeline.reset_stats()
+            warmed = True
+    out[camera.name] = camera.pipeline.stats()
