@@ -47,6 +47,16 @@ def test_control_changes_settings_and_rejects_bad_values(server: Running) -> Non
     assert http.get("/api/health").status_code == 200
 
 
+def test_age_control(server: Running) -> None:
+    http = server.client("operator")
+    status = http.post("/api/control", json={"age": 61}).json()
+    assert status["look"]["age"] == 61
+    assert status["identity"]["age_control"] is None  # testpattern takes no age: no slider
+    assert http.post("/api/control", json={"age": 200}).status_code == 422
+    assert http.post("/api/control", json={"color_transfer": "auto"}).status_code == 200
+    http.post("/api/control", json={"age": None, "color_transfer": "rct"})
+
+
 @pytest.mark.parametrize("path", ["/", "/ui/monitor.js", "/ui/style.css"])
 def test_monitor_page_is_served(server: Running, path: str) -> None:
     r = server.client("viewer").get(path)
