@@ -8,7 +8,7 @@ mkdir -p "$work"
 agecast faceset extract --source demo --out "$work/footage" --size 256
 agecast faceset age-synth --footage "$work/footage" --out "$work/aged" --base-age 38 \
   --ages 38,50,62,75
-agecast train --src "$work/aged" --dst "$work/footage" --out "$work/run" --resolution 128 \
+agecast --log-level info train --src "$work/aged" --dst "$work/footage" --out "$work/run" --resolution 128 \
   --steps 3000 --minutes 32 --batch 8 --seed 0 --device auto
 agecast export "$work/run" --out models/demo-aged --id demo-aged --purpose demo \
   --display-name "Demo: astronaut, aged (synthetic)" \

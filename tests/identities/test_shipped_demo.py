@@ -32,7 +32,7 @@ def test_it_is_small_checked_and_the_default() -> None:
     assert m.age_range is not None and m.color_transfer == "none"
     assert m.provenance.parity_max_abs_diff is not None and m.provenance.parity_max_abs_diff < 2e-3
     assert sha256_file(package.model_path) == m.model.sha256
-    assert "agecast train" in m.provenance.command and "agecast export" in m.provenance.command
+    assert " train --src" in m.provenance.command and "agecast export" in m.provenance.command
     assert resolve("auto", [REPO_MODELS_DIR]).manifest.id == "demo-aged"
     assert {p.manifest.id for p in discover([REPO_MODELS_DIR])} >= {"demo-aged", "testpattern"}
 
