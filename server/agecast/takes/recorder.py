@@ -60,7 +60,7 @@ FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_p
 QUEUE_S = 2.0  # seconds of frames the recorder may fall behind before it drops
 TICK_S = 1.0  # take.json, sidecar flush and disk check this often
 STOP_FRACTION = 0.25  # a running take stops when free space falls below this part of the minimum
-# The recorder's thread runs at a lower CPU priority (Linux nice, per thread): on a busy box the
+# The recorder's thread runs at idle CPU priority (Linux SCHED_IDLE per thread, else nice): the
 # live picture gets the cores first and the take catches up from its queue.
 RECORDER_NICE = 10
 GB = 1024**3
@@ -411,8 +411,12 @@ class Recorder:
 
     # recorder thread ---------------------------------------------------------------------------
     def _run(self) -> None:
-        with contextlib.suppress(OSError, AttributeError):  # elsewhere: normal priority
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RECORDER_NICE)
+        tid = threading.get_native_id()
+        try:  # Linux: run only on CPU time the live threads leave idle; they preempt at once
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        except (OSError, AttributeError):
+            with contextlib.suppress(OSError, AttributeError):  # else nice; else normal
+                os.setpriority(os.PRIO_PROCESS, tid, RECORDER_NICE)
         next_tick = time.monotonic()
         try:
             while True:
