@@ -501,7 +501,8 @@ def identity_list(config: ConfigOpt = None) -> None:
 
     settings = _settings(config)
     table = Table(title="identities in " + ", ".join(map(str, settings.identities_dir)))
-    for col in ("id", "name", "actor", "age", "purpose", "crop", "path"):
+    table.add_column("id", no_wrap=True)  # what the operator types: never broken
+    for col in ("name", "actor", "age", "purpose", "crop", "path"):
         table.add_column(col)
     for p in discover(settings.identities_dir):
         m = p.manifest

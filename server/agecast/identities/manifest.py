@@ -235,6 +235,9 @@ class Manifest(_Strict):
 
     @property
     def age_label(self) -> str:
+        control = self.age_control
+        if control is not None:
+            return f"ages {control[0]}–{control[1]} (default {control[2]})"
         if self.target_age is not None:
             return f"age {self.target_age}"
         if self.age_range is not None:
