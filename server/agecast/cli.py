@@ -117,6 +117,13 @@ def _settings(config: Path | None, **flags: Any) -> Settings:
     return Settings.load(config, **flags)
 
 
+def _command_line() -> str:
+    """This invocation as a shell line (for provenance records)."""
+    import shlex
+
+    return shlex.join(["agecast", *sys.argv[1:]])
+
+
 def _fail(exc: Exception) -> typer.Exit:
     console.print(f"[bold red]error:[/] {exc}")
     return typer.Exit(code=2)
@@ -919,7 +926,9 @@ def train(
             bar.update(task, completed=p.step, info=info)
 
         try:
-            record = run_training(src, dst, out, options, resume=resume, on_progress=shown)
+            record = run_training(
+                src, dst, out, options, resume=resume, on_progress=shown, command=_command_line()
+            )
         except (AgecastError, ValueError) as exc:
             raise _fail(exc) from exc
     last = record.history[-1]["loss"] if record.history else float("nan")
@@ -976,6 +985,7 @@ def export_cmd(
             notes=notes,
             fmt=format,  # type: ignore[arg-type]
             color_transfer=color_transfer,  # type: ignore[arg-type]
+            command=_command_line(),
         )
     except (AgecastError, ValueError, OSError) as exc:
         raise _fail(exc) from exc

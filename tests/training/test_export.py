@@ -40,7 +40,7 @@ def test_export_matches_torch_and_loads_live(run: Path, tmp_path: Path) -> None:
     m = package.manifest
     assert m.age_range == (38, 75) and m.family == "agecast-df"
     assert m.provenance.parity_max_abs_diff == pytest.approx(report.parity_max_abs_diff, rel=0.01)
-    assert "train" in m.provenance.command and (tmp_path / "pkg" / "preview.png").is_file()
+    assert "20 steps" in m.provenance.trained_by and (tmp_path / "pkg" / "preview.png").is_file()
     identity = IdentityModel.load(package, get_backend("onnxruntime"))
     assert identity.age_control == (38, 75, 75)
     crops = torch.rand(3, 3, SIZE, SIZE)

@@ -14,8 +14,6 @@ import hashlib
 import json
 import logging
 import math
-import shlex
-import sys
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -164,7 +162,10 @@ def export_run(
     notes: str = "",
     fmt: Literal["onnx", "dfm"] = "onnx",
     color_transfer: Literal["rct", "rct-lab", "none"] | None = None,
+    command: str = "",
 ) -> ExportReport:
+    """Export ``run`` as a package in ``out``. ``command`` (the CLI line that asked for it) goes
+    into the manifest's provenance after the training command."""
     record = RunRecord.load(run)
     full, _ = load_checkpoint(run, "cpu")
     net = SwapNet(full).eval()
@@ -172,7 +173,6 @@ def export_run(
         raise TrainError(f"{out} exists and is not empty: export to a new folder")
     out.mkdir(parents=True, exist_ok=True)
     data = _write_onnx(net, out / "model.onnx")
-    command = shlex.join(["agecast", *sys.argv[1:]]) if sys.argv else ""
     manifest = _manifest(
         record,
         net,

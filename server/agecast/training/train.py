@@ -24,8 +24,6 @@ import json
 import logging
 import math
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -266,9 +264,11 @@ def train(
     resume: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    command: str = "",
 ) -> RunRecord:
     """Train (or resume) the run in ``run``; returns its record. Checkpoints every
-    ``save_every`` steps and at the end, so an interrupted run loses at most that much."""
+    ``save_every`` steps and at the end, so an interrupted run loses at most that much.
+    ``command`` (the CLI line that started it) is kept for the exported manifest."""
     device = pick_train_device(options.device)
     if options.threads > 0:
         torch.set_num_threads(options.threads)
@@ -317,7 +317,7 @@ def train(
             age_range=list(data.age_range) if data.age_range else None,
             held_out=data.held_out.files,
             paired=data.pairs is not None,
-            command=shlex.join(["agecast", *sys.argv[1:]]) if sys.argv else "",
+            command=command,
             device=str(device),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
