@@ -88,6 +88,8 @@ class AgecastServer:
     log_path: Path
     state_dir: Path
     proc: subprocess.Popen[bytes] | None = None
+    source: str = SOURCE
+    identity: str = "testpattern"
     _log: Any = field(default=None, repr=False)
 
     @property
@@ -108,7 +110,7 @@ class AgecastServer:
         self._log = self.log_path.open("ab")
         cmd = [
             sys.executable, "-m", "agecast.cli", "--log-level", "warning", "serve",
-            "--source", SOURCE, "--identity", "testpattern", "--port", str(self.port),
+            "--source", self.source, "--identity", self.identity, "--port", str(self.port),
         ]  # fmt: skip
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log, stderr=self._log)
         deadline = time.monotonic() + START_TIMEOUT_S
