@@ -947,9 +947,13 @@ def export_cmd(
     display_name: Annotated[str | None, typer.Option(help="name shown to the crew")] = None,
     purpose: Annotated[str, typer.Option(help="likeness | demo | tooling")] = "likeness",
     target_age: Annotated[int | None, typer.Option(help="default age on set (years)")] = None,
-    consent_file: Annotated[
-        Path | None, typer.Option(help="JSON consent record (required to run a likeness)")
-    ] = None,
+    consent_by: ConsentByOpt = None,
+    consent_production: ConsentProductionOpt = None,
+    consent_purpose: ConsentPurposeOpt = None,
+    consent_from: ConsentFromOpt = None,
+    consent_until: ConsentUntilOpt = None,
+    consent_reference: ConsentRefOpt = None,
+    consent_file: ConsentFileOpt = None,
     source_footage: Annotated[str, typer.Option(help="what the model was trained on")] = "",
     notes: Annotated[str, typer.Option(help="what the crew should know")] = "",
     format: Annotated[str, typer.Option(help="onnx | dfm (also a DeepFaceLive .dfm)")] = "onnx",
@@ -959,7 +963,7 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Export a trained run as an identity package, checking onnxruntime against torch."""
-    from agecast.identities.manifest import ConsentRecord
+    from agecast.identities.dfm import consent_record
     from agecast.training.export import export_run
 
     if purpose not in ("likeness", "demo", "tooling"):
@@ -968,10 +972,18 @@ def export_cmd(
         raise _fail(ValueError(f"--format {format!r}: use onnx or dfm"))
     if color_transfer not in (None, "rct", "rct-lab", "none"):
         raise _fail(ValueError(f"--color-transfer {color_transfer!r}: use rct, rct-lab or none"))
-    consent = None
     try:
-        if consent_file is not None:
-            consent = ConsentRecord.model_validate_json(consent_file.read_text())
+        # the same consent options, and checks, as the import commands
+        consent = consent_record(
+            actor,
+            granted_by=consent_by,
+            production=consent_production,
+            purposes=consent_purpose or (),
+            valid_from=consent_from,
+            valid_until=consent_until,
+            reference=consent_reference,
+            consent_file=consent_file,
+        )
         report = export_run(
             run,
             out,

@@ -96,3 +96,15 @@ def test_cli_export_prints_parity(run: Path, tmp_path: Path) -> None:
     assert "max |diff|" in result.output
     manifest = json.loads((tmp_path / "cli" / "manifest.json").read_text())
     assert manifest["id"] == "cli" and manifest["purpose"] == "demo"
+
+
+def test_cli_export_with_consent_flags_loads(run: Path, tmp_path: Path) -> None:
+    args = ["export", str(run), "--out", str(tmp_path / "actor"), "--actor", "Actor X",
+            "--consent-granted-by", "Actor X (agent)", "--consent-production", "Test",
+            "--consent-purpose", "on-set monitoring", "--consent-from", "2020-01-01",
+            "--consent-until", "2099-12-31"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    package = read_package(tmp_path / "actor")
+    assert package.manifest.consent is not None and package.manifest.consent.actor == "Actor X"
+    IdentityModel.load(package, get_backend("onnxruntime")).close()
