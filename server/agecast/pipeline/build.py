@@ -81,8 +81,8 @@ def build_fx(settings: Settings, backend: Backend) -> tuple[IdentityModel, FaceF
     return identity, FaceFX(tracker, identity, look_from(settings), landmarks)
 
 
-def build(settings: Settings, *, mode: Literal["live", "render"] = "live") -> Built:
-    """Everything a run needs, loaded and checked, not started."""
+def device_and_backend(settings: Settings) -> tuple[torch.device, Backend]:
+    """The torch device frames live on and the inference backend, as ``settings`` ask."""
     device = pick_device(settings.device)
     if device.type == "cpu":
         # torch's pre/post-processing here is small; its thread pool spinning next to
@@ -91,6 +91,12 @@ def build(settings: Settings, *, mode: Literal["live", "render"] = "live") -> Bu
     backend = get_backend(
         settings.backend, threads=settings.threads, engines_dir=settings.engines_dir
     )
+    return device, backend
+
+
+def build(settings: Settings, *, mode: Literal["live", "render"] = "live") -> Built:
+    """Everything a run needs, loaded and checked, not started."""
+    device, backend = device_and_backend(settings)
     identity, fx = build_fx(settings, backend)
     source = open_source(
         settings.source, live=(mode == "live"), loop=settings.loop and mode == "live"

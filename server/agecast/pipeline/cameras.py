@@ -20,8 +20,7 @@ import torch
 
 from agecast.identities.runtime import IdentityModel
 from agecast.inference.base import Backend
-from agecast.inference.registry import get_backend
-from agecast.pipeline.build import build_fx, pick_device
+from agecast.pipeline.build import build_fx, device_and_backend
 from agecast.pipeline.fx import FaceFX
 from agecast.pipeline.runner import Pipeline
 from agecast.settings import Settings
@@ -58,12 +57,7 @@ def build_cameras(
     settings: Settings, sources: list[str], *, mode: Literal["live", "render"] = "live"
 ) -> Cameras:
     """A pipeline per source, all on one backend; nothing started."""
-    device = pick_device(settings.device)
-    if device.type == "cpu":
-        torch.set_num_threads(1)  # as in build(): onnxruntime keeps the cores
-    backend = get_backend(
-        settings.backend, threads=settings.threads, engines_dir=settings.engines_dir
-    )
+    device, backend = device_and_backend(settings)
     built = Cameras(device, backend, [])
     try:
         for i, uri in enumerate(sources):
