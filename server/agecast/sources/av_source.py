@@ -10,7 +10,6 @@ from pathlib import Path
 
 import av
 import av.error
-import numpy as np
 import torch
 from av.container import InputContainer
 from av.packet import Packet
@@ -18,14 +17,14 @@ from av.video.frame import VideoFrame
 
 from agecast.errors import SourceError, SourceLost
 from agecast.sources.base import Decoded, Source, SourceState, sane_fps
+from agecast.stream.avframe import rgb_array
 
 log = logging.getLogger(__name__)
 
 
 def to_rgb_tensor(frame: VideoFrame) -> torch.Tensor:
     """HWC uint8 RGB tensor sharing the converted picture's memory (copied only if padded)."""
-    array = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
-    return torch.from_numpy(array)
+    return torch.from_numpy(rgb_array(frame))
 
 
 class AVReader:
@@ -59,7 +58,7 @@ class AVReader:
                 return None
             self._decode_one_packet()
         frame = self._pending.popleft()
-        return Decoded(to_rgb_tensor(frame), frame.time)
+        return Decoded(to_rgb_tensor(frame), frame.time, frame)
 
     def close(self) -> None:
         self._container.close()

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
-import numpy as np
 import torch
 from PIL import Image
+
+from agecast.stream.avframe import even_size, rgb_frame
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +92,13 @@ class H264Encoder:
         return ctx
 
     def encode(self, picture: torch.Tensor) -> EncodedPicture:
-        array = np.ascontiguousarray(picture.cpu().numpy())
-        height, width = array.shape[0] - array.shape[0] % 2, array.shape[1] - array.shape[1] % 2
+        array = picture.cpu().numpy()
+        height, width = even_size(array)
         if (width, height) != self._size or self._ctx is None:
             self._ctx = self._open(width, height)
             self._size = (width, height)
             self._force_key.set()
-        frame = av.VideoFrame.from_ndarray(array[:height, :width], format="rgb24")
-        frame = frame.reformat(format="yuv420p")
+        frame = rgb_frame(array).reformat(format="yuv420p")
         frame.pts = self._pts
         self._pts += 1
         if self._force_key.is_set():

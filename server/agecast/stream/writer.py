@@ -8,10 +8,10 @@ from pathlib import Path
 from types import TracebackType
 
 import av
-import numpy as np
 import torch
 
 from agecast.errors import AgecastError
+from agecast.stream.avframe import rgb_frame
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,9 @@ class Mp4Writer:
         return stream
 
     def write(self, picture: torch.Tensor) -> None:
-        array = np.ascontiguousarray(picture.cpu().numpy())
-        height, width = array.shape[:2]
-        if height % 2 or width % 2:  # yuv420p needs even sizes
-            array = np.ascontiguousarray(array[: height - height % 2, : width - width % 2])
+        frame = rgb_frame(picture.cpu().numpy())  # cut to even sizes: yuv420p needs them
         if self._stream is None:
-            self._stream = self._open(array.shape[1], array.shape[0])
-        frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            self._stream = self._open(frame.width, frame.height)
         frame.pts = self.frames
         frame.time_base = 1 / self.rate
         assert self._container is not None
