@@ -106,6 +106,7 @@ def phase(service: LiveService, seconds: float, take: str | None) -> dict[str, A
             take_status=info.status,
             recorder_drops=recorder.dropped,
             recorder_cpu_ms_per_frame=recorder.status()["cpu_ms_per_frame"],
+            recorder_frames_from_source_yuv=recorder.yuv_frames,
             recorder_queue_max=deepest,
             recorder_queue_limit=recorder.queue_max,
         )

@@ -14,7 +14,9 @@ class Frame:
 
     ``image`` is HWC uint8 RGB on the pipeline's device. ``capture_ns`` is ``time.monotonic_ns()``
     when the source delivered the frame (latency is measured from it); ``wall_ns`` is
-    ``time.time_ns()`` at the same moment (for timecode and the browser's clock).
+    ``time.time_ns()`` at the same moment (for timecode and the browser's clock). ``yuv`` is the
+    source's decoded picture before RGB conversion, when it decodes one: the recorder keeps it
+    as the raw take instead of converting ``image`` back.
     """
 
     index: int
@@ -22,6 +24,7 @@ class Frame:
     capture_ns: int
     wall_ns: int
     pts_s: float | None = None
+    yuv: object | None = None  # the decoded 4:2:0 picture (an av.VideoFrame) where there is one
 
     @property
     def height(self) -> int:

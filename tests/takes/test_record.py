@@ -73,19 +73,53 @@ def test_default_raw_keeps_the_luma_exactly(tmp_path: Path) -> None:
         assert 10 * np.log10(255.0**2 / float(np.mean(error**2))) > 45.0
 
 
-def test_timecode_comes_from_a_file_source(tmp_path: Path) -> None:
-    clip = tmp_path / "camera.mp4"
+def _camera_file(path: Path, frames: int, timecode: str | None = None) -> Path:
+    """An H.264 file of the test pattern, as a camera's card would hold."""
     pattern = TestPatternSource(SOURCE, 320, 240, 30.0, live=False)
     pattern.open()
-    with av.open(str(clip), "w") as container:
+    with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        stream.metadata["timecode"] = "01:02:03:04"
-        for n in range(45):
+        if timecode:
+            stream.metadata["timecode"] = timecode
+        for n in range(frames):
             frame = av.VideoFrame.from_ndarray(pattern.draw(n), format="rgb24")
             frame.pts = n
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+    return path
+
+
+def _yuv420(path: Path) -> list[np.ndarray]:
+    """Every picture's 4:2:0 samples as decoded: Y rows, then U and V (PyAV's layout)."""
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="yuv420p") for f in container.decode(video=0)]
+
+
+def test_raw_from_a_compressed_file_is_the_decoded_source_bit_exact(tmp_path: Path) -> None:
+    clip = _camera_file(tmp_path / "camera.mp4", 30)
+    settings = take_settings(tmp_path, source=str(clip))
+    info = record(settings, "yuv", "1", seconds=0.7)
+    take = TakeStore(settings.resolved_takes_dir).get(info.id)
+    frames = _frames(take.read_sidecar("v1"))
+    source, raw, aged = (_yuv420(p) for p in (clip, take.raw_path, take.aged_path("v1")))
+    assert len(raw) == len(aged) == len(frames) == info.frames >= 15
+    for i, r in enumerate(frames):  # the decoded source itself: nothing converted and back
+        np.testing.assert_array_equal(raw[i], source[r["src"]])
+
+    # aged: the faces changed, the rest is the source (through crf 12)
+    on = next(i for i, r in enumerate(frames) if r["fx"] == "on" and r["faces"])
+    x0, y0, x1, y1 = (round(v) for v in frames[on]["faces"][0]["box"])
+    changed = np.abs(aged[on][:240].astype(int) - raw[on][:240].astype(int)) > 12
+    assert changed[max(0, y0) : y1, max(0, x0) : x1].mean() > 0.05
+    outside = changed.copy()
+    outside[max(0, y0 - 40) : y1 + 40, max(0, x0 - 40) : x1 + 40] = False
+    outside[:40, -80:] = False  # the visible "AI" mark, top right
+    assert outside.mean() < 0.002
+
+
+def test_timecode_comes_from_a_file_source(tmp_path: Path) -> None:
+    clip = _camera_file(tmp_path / "camera.mp4", 45, "01:02:03:04")
     settings = take_settings(tmp_path, source=str(clip))
     info = record(settings, "tc", "1", seconds=0.5)
     take = TakeStore(settings.resolved_takes_dir).get(info.id)

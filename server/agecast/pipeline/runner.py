@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -57,6 +57,7 @@ class Output:
     identity: IdentityModel | None = None
     face_boxes: list[FaceBox] = field(default_factory=list)
     pts_s: float | None = None
+    raw_yuv: object | None = None  # the source's decoded picture of ``raw`` (Frame.yuv)
 
     @property
     def latency_ms(self) -> float:
@@ -208,19 +209,13 @@ class Pipeline:
         return Output(
             frame.index, frame.capture_ns, frame.wall_ns, picture, frame.image, frame.image,
             self.layout, FxState.ERROR, 0, error, ready_ns, self.fx.look, self.fx.identity,
-            pts_s=frame.pts_s,
+            pts_s=frame.pts_s, raw_yuv=frame.yuv,
         )  # fmt: skip
 
     def _process(self, frame: Frame) -> Output:
         picked_ns = time.monotonic_ns()
         if frame.image.device != self.device:
-            frame = Frame(
-                frame.index,
-                frame.image.to(self.device, non_blocking=True),
-                frame.capture_ns,
-                frame.wall_ns,
-                frame.pts_s,
-            )
+            frame = replace(frame, image=frame.image.to(self.device, non_blocking=True))
         self.watchdog.stage("compose")
         t0 = time.perf_counter_ns()
         layout = self.layout
@@ -264,6 +259,7 @@ class Pipeline:
             processed.identity,
             processed.faces,
             frame.pts_s,
+            frame.yuv,
         )
 
     # reporting -------------------------------------------------------------------------------

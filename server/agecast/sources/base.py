@@ -41,6 +41,7 @@ class Decoded:
 
     image: torch.Tensor
     pts_s: float | None = None
+    yuv: object | None = None  # the decoded picture ``image`` was converted from, if any
 
 
 def sane_fps(value: float | None) -> float:
@@ -115,7 +116,7 @@ class Source(ABC):
         if self._paced and not self._wait_until_due():
             return None
         capture_ns, wall_ns = stamp_now()
-        frame = Frame(self._index, decoded.image, capture_ns, wall_ns, decoded.pts_s)
+        frame = Frame(self._index, decoded.image, capture_ns, wall_ns, decoded.pts_s, decoded.yuv)
         self._index += 1
         return frame
 

@@ -5,11 +5,15 @@ The live encode thread hands each :class:`~agecast.pipeline.runner.Output` to
 queue drops the frame from the take, counts it and says so). The recorder's thread encodes:
 
 - ``raw.mp4``: libx264 at qp 0 (lossless in YCbCr) in 4:2:0, or 4:4:4 with ``take_raw_444``
-  (High 4:4:4 Predictive). From a 4:2:0 camera or file (most are) 4:2:0 keeps ≈ 46 dB PSNR of
-  the decoded pictures; 4:4:4 keeps ≈ 54 dB (only the 8-bit RGB→YCbCr rounding) and suits RGB
-  sources, for ~4 ms more CPU per 720p frame. Source packets are not remuxed: every source is
-  decoded to RGB first, and the raw take is what the pipeline saw.
+  (High 4:4:4 Predictive). When the source decodes BT.601 4:2:0 (files, streams and the demo
+  clip mostly do) the decoded picture itself is encoded: the raw take is bit-exact with the
+  decoded source. Other sources (RGB pictures, BT.709 or full-range YCbCr) are converted from
+  the RGB the pipeline saw: ≈ 46 dB PSNR of the decoded pictures in 4:2:0, ≈ 54 dB in 4:4:4 (only
+  the 8-bit RGB→YCbCr rounding), the latter for ~4 ms more CPU per 720p frame. Source packets
+  are not remuxed (a take starts on any frame, not on the source's next key frame).
 - ``versions/v1/aged.mp4``: libx264 crf 12 (visually lossless), the aged picture as shown live.
+  With the source's 4:2:0 at hand only the box the faces changed is converted from RGB; the rest
+  of the picture is the decoded source's.
 - ``versions/v1/sidecar.jsonl``: identity, every setting, each change at the frame it took
   effect, and the faces of every frame.
 
@@ -46,6 +50,13 @@ from agecast.identities.runtime import IdentityModel
 from agecast.pipeline.fx import Look
 from agecast.pipeline.runner import Output
 from agecast.settings import Settings
+from agecast.stream.avframe import (
+    Yuv420Patcher,
+    changed_boxes,
+    even_size,
+    is_bt601_yuv420,
+    rgb_frame,
+)
 from agecast.takes.store import IdentityRef, Take, TakeInfo, TakeStore
 
 log = logging.getLogger(__name__)
@@ -176,14 +187,11 @@ def is_disk_full(exc: BaseException) -> bool:
     return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
-def even(array: np.ndarray) -> np.ndarray:
-    """The picture cropped to even sizes (yuv420p needs them), contiguous."""
-    height, width = array.shape[:2]
-    return np.ascontiguousarray(array[: height - height % 2, : width - width % 2])
-
-
 def to_array(picture: torch.Tensor) -> np.ndarray:
-    return even(picture.detach().cpu().numpy())
+    """The picture as a view cut to even sizes (yuv420p needs them); written without a copy."""
+    array = picture.detach().cpu().numpy()
+    height, width = even_size(array)
+    return array[:height, :width]
 
 
 class FragmentedMp4:
@@ -219,8 +227,9 @@ class FragmentedMp4:
             stream.metadata["timecode"] = timecode_start
         self._stream = stream
 
-    def write(self, array: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+    def write(self, picture: np.ndarray | av.VideoFrame) -> None:
+        """One picture: HWC uint8 RGB, or a frame already in the stream's pixel format."""
+        frame = picture if isinstance(picture, av.VideoFrame) else rgb_frame(picture)
         frame.pts = self.frames
         frame.time_base = 1 / self.rate
         self._container.mux(self._stream.encode(frame))
@@ -277,6 +286,8 @@ class Recorder:
         self.message = ""
         self.disk_free: int | None = None
         self.cpu_s = 0.0  # the recorder thread's CPU time for the frames written
+        self.yuv_frames = 0  # frames written from the source's own 4:2:0 picture
+        self._patcher = Yuv420Patcher()
         self._accepting = True
         self._notes: dict[str, Any] = {}
         self._notes_lock = threading.Lock()
@@ -405,6 +416,7 @@ class Recorder:
             "queue_max": self.queue_max,
             "dropped": self.dropped,
             "cpu_ms_per_frame": round(1000 * self.cpu_s / self.frames, 2) if self.frames else None,
+            "from_source_yuv": self.yuv_frames,
             "disk_free_gb": round(self.disk_free / GB, 2) if self.disk_free is not None else None,
             "message": self.message,
         }
@@ -461,9 +473,19 @@ class Recorder:
             self._open(output, raw)
         assert self._raw is not None and self._aged is not None
         if aged.shape != raw.shape:  # cannot happen in the pipeline; never mis-size a take
-            aged = np.ascontiguousarray(np.broadcast_to(raw, raw.shape))
-        self._raw.write(raw)
-        self._aged.write(aged)
+            aged = raw
+        height, width = raw.shape[:2]
+        source = output.raw_yuv
+        if self.raw_format == RAW_FORMAT and is_bt601_yuv420(source, height, width):
+            # the source's own 4:2:0 picture: raw as decoded, and aged converts only its faces
+            assert isinstance(source, av.VideoFrame)
+            boxes = changed_boxes(raw, aged) if aged is not raw else []
+            self._raw.write(self._patcher.frame(source))
+            self._aged.write(self._patcher.frame(source, aged, boxes))
+            self.yuv_frames += 1
+        else:
+            self._raw.write(raw)
+            self._aged.write(aged)
         i = self.frames
         self._log_changes(i, output, item.notes)
         if self._first_capture_ns is None:
