@@ -3,6 +3,12 @@
 libx264 ultrafast / zerolatency / baseline: no B-frames and no look-ahead, so a packet comes out
 for every picture that goes in. Output is Annex-B with SPS/PPS in-band on every key frame, so a
 viewer can join at any IDR. Colour is tagged BT.601 to match PyAV's RGB→YUV conversion.
+
+Where CUDA is present (``codec="auto"``) the encoder first tries NVIDIA's ``h264_nvenc`` with
+the same promises (p1 / ultra-low-latency, no B-frames, zero delay, IDR on request, headers
+in-band) and takes the CPU off the encode; the picture still comes from host memory (PyAV hands
+the encoder host frames), so a CUDA pipeline downloads each picture once. If NVENC will not
+open (no NVIDIA driver, no free session) the reason is logged once and libx264 is used.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal, cast
 
 import av
 import torch
@@ -21,6 +28,8 @@ from agecast.stream.avframe import even_size, rgb_frame
 
 log = logging.getLogger(__name__)
 
+EncoderName = Literal["auto", "nvenc", "libx264"]
+_BT601 = 6  # AVCOL_*_SMPTE170M: PyAV converts RGB→YUV with BT.601 coefficients
 _X264_PARAMS = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:repeat-headers=1"
 
 
@@ -48,11 +57,19 @@ def find_sps(annexb: bytes) -> bytes | None:
 class H264Encoder:
     """Encodes HWC uint8 RGB pictures; reopens itself when the picture size changes."""
 
-    def __init__(self, fps: float, *, keyint_s: float = 1.0, crf: int = 23) -> None:
+    def __init__(
+        self, fps: float, *, keyint_s: float = 1.0, crf: int = 23, codec: EncoderName = "auto"
+    ) -> None:
+        """``codec``: ``auto`` (NVENC where CUDA is, else libx264), ``nvenc`` (tried first
+        anywhere, libx264 if it will not open) or ``libx264``."""
         self.rate = Fraction(fps).limit_denominator(1001)
         self.keyint = max(1, round(fps * keyint_s))
         self.crf = crf
-        self.codec: str | None = None
+        self.codec: str | None = None  # RFC 6381 codec string, from the first key frame's SPS
+        wants_nvenc = codec == "nvenc" or (codec == "auto" and torch.cuda.is_available())
+        self._candidates = ["h264_nvenc", "libx264"] if wants_nvenc else ["libx264"]
+        self.encoder_name = ""  # the FFmpeg encoder in use, once open
+        self.fallback: str | None = None  # why NVENC was not used, when it was wanted
         self._ctx: av.VideoCodecContext | None = None
         self._size: tuple[int, int] = (0, 0)
         self._pts = 0
@@ -67,28 +84,53 @@ class H264Encoder:
         self._force_key.set()
 
     def _open(self, width: int, height: int) -> av.VideoCodecContext:
-        ctx = av.CodecContext.create("libx264", "w")
+        while True:
+            name = self._candidates[0]
+            try:
+                ctx = self._open_with(name, width, height)
+            except (av.FFmpegError, ValueError) as exc:  # ValueError: unknown to this FFmpeg
+                if len(self._candidates) == 1:
+                    raise
+                self.fallback = f"{name} did not open ({exc}); using libx264"
+                log.warning("H.264 encoder: %s", self.fallback)
+                self._candidates.pop(0)
+                continue
+            self.encoder_name = name
+            log.info(
+                "H.264 encoder open: %s %dx%d @ %s fps, key frame every %d",
+                name, width, height, self.rate, self.keyint,
+            )  # fmt: skip
+            return ctx
+
+    def _open_with(self, name: str, width: int, height: int) -> av.VideoCodecContext:
+        ctx = cast(av.VideoCodecContext, av.CodecContext.create(name, "w"))
         ctx.width, ctx.height = width, height
         ctx.pix_fmt = "yuv420p"
         ctx.time_base = 1 / self.rate
         ctx.framerate = self.rate
         ctx.gop_size = self.keyint
         ctx.max_b_frames = 0
-        ctx.options = {
-            "preset": "ultrafast",
-            "tune": "zerolatency",
-            "profile": "baseline",
-            "crf": str(self.crf),
-            "x264-params": f"{_X264_PARAMS}:keyint={self.keyint}:scenecut=0",
-        }
+        if name == "h264_nvenc":
+            ctx.options = {
+                "preset": "p1",  # fastest
+                "tune": "ull",  # ultra-low latency
+                "zerolatency": "1",
+                "delay": "0",  # a packet for every picture
+                "bf": "0",
+                "forced-idr": "1",  # a requested key frame is an IDR a viewer can join at
+                "rc": "vbr",
+                "cq": str(self.crf),
+            }
+            ctx.color_primaries = ctx.color_trc = ctx.colorspace = _BT601
+        else:
+            ctx.options = {
+                "preset": "ultrafast",
+                "tune": "zerolatency",
+                "profile": "baseline",
+                "crf": str(self.crf),
+                "x264-params": f"{_X264_PARAMS}:keyint={self.keyint}:scenecut=0",
+            }
         ctx.open()
-        log.info(
-            "H.264 encoder open: %dx%d @ %s fps, key frame every %d",
-            width,
-            height,
-            self.rate,
-            self.keyint,
-        )
         return ctx
 
     def encode(self, picture: torch.Tensor) -> EncodedPicture:
