@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import logging
+import re
 import shlex
 import signal
 import sys
@@ -193,10 +194,24 @@ def bench(
             "else --source for each",
         ),
     ] = 1,
+    resolution: Annotated[
+        str | None,
+        typer.Option(
+            help="WxH: feed every camera a generated test pattern of this size "
+            "(instead of --source / the config's cameras)",
+        ),
+    ] = None,
+    fps: Annotated[
+        float | None, typer.Option(min=1, max=240, help="frame rate of that test pattern")
+    ] = None,
 ) -> None:
-    """Measure fps, drops, per-stage and frame→output latency, jitter and memory."""
+    """Measure fps, drops, per-stage, frame→output and frame→encoded-packet latency, copies per
+    frame, jitter and memory."""
     from agecast.pipeline.bench import bench as run_bench
 
+    if resolution is not None or fps is not None:
+        source = _test_pattern(resolution or "1280x720", fps or 30.0)
+        settings = settings.model_copy(update={"source": source, "cameras": []})
     if cameras > 1:
         _bench_cameras(settings, cameras, seconds, live, warmup, json_out)
         return
@@ -212,14 +227,29 @@ def bench(
     table = Table(title=f"agecast bench ({result['mode']}, {result['seconds']} s)")
     for col in ("stage", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(col)
-    stages = {**result["stages_ms"], "frame→output": result["frame_to_output_ms"]}
+    stages = {
+        **result["stages_ms"],
+        "frame→output": result["frame_to_output_ms"],
+        f"frame→packet ({result['encoder']['name']})": result["frame_to_packet_ms"],
+    }
     for name, p in stages.items():
         table.add_row(name, str(p["p50"]), str(p["p95"]), str(p["p99"]))
     Console().print(table)
     Console().print(
         f"fps in {result['fps_in']} out {result['fps_out']}, dropped {result['dropped']}, "
-        f"jitter {result['landmark_jitter_px']}, peak RSS {result['peak_rss_mb']} MB"
+        f"jitter {result['landmark_jitter_px']}, peak RSS {result['peak_rss_mb']} MB, "
+        f"copies per frame {result['copies']['h2d_per_frame']} up "
+        f"{result['copies']['d2h_per_frame']} down"
     )
+
+
+def _test_pattern(resolution: str, fps: float) -> str:
+    match = re.fullmatch(r"(\d{2,5})x(\d{2,5})", resolution)
+    if match is None:
+        raise typer.BadParameter(
+            f"{resolution!r}: give WxH, e.g. 1920x1080", param_hint="--resolution"
+        )
+    return f"testpattern:{match[1]}x{match[2]}@{fps:g}"
 
 
 def _bench_cameras(

@@ -3,7 +3,9 @@ from pathlib import Path
 
 import av
 import pytest
+from typer.testing import CliRunner
 
+from agecast.cli import app
 from agecast.errors import SourceError
 from agecast.pipeline.bench import bench
 from agecast.pipeline.render import render
@@ -48,6 +50,7 @@ BENCH_FIELDS = {
     "command", "mode", "source", "identity", "backend", "device", "seconds", "frames_in",
     "frames_out", "fps_in", "fps_out", "dropped", "fx", "fx_errors", "stages_ms",
     "frame_to_output_ms", "landmark_jitter_px", "peak_rss_mb", "machine",
+    "frame_to_packet_ms", "encoder", "copies", "gpu_peak_memory_mb",
 }  # fmt: skip
 
 
@@ -60,4 +63,25 @@ def test_bench_reports_every_field(face_clip: Path) -> None:
         assert {"p50", "p95", "p99"} <= set(stats)
     jitter = result["landmark_jitter_px"]
     assert jitter["smoothed_px"] <= jitter["raw_px"]
+    # every output was encoded, after it was output; nothing crossed a bus on the CPU
+    packets = result["frame_to_packet_ms"]
+    assert packets["count"] >= result["frames_out"] - 1
+    assert packets["p50"] >= result["frame_to_output_ms"]["p50"]
+    assert result["encoder"] == {"name": "libx264", "fallback": None} or result["device"] != "cpu"
+    assert result["copies"]["h2d_per_frame"] == result["copies"]["d2h_per_frame"] == 0.0
     json.dumps(result)  # serialisable as is
+
+
+def test_bench_resolution_and_fps_pick_a_generated_source(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    runner = CliRunner()
+    args = ["bench", "--identity", "testpattern", "--seconds", "0.5", "--warmup", "0.2"]
+    result = runner.invoke(
+        app, [*args, "--resolution", "192x108", "--fps", "15", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["source"]["uri"] == "testpattern:192x108@15" and data["frames_out"] > 0
+    assert "frame→packet (libx264)" in result.output
+    result = runner.invoke(app, [*args, "--resolution", "fullhd"])
+    assert result.exit_code != 0 and "give WxH" in result.output

@@ -1,7 +1,9 @@
 """``agecast bench``: run the pipeline for a while and report what a supervisor needs to know.
 
-fps in/out, drops, per-stage p50/p95/p99, frame→output latency, landmark jitter on a still face,
-peak RSS, and the machine it ran on. Speed targets are checked here, never in tests.
+fps in/out, drops, per-stage p50/p95/p99, frame→output and frame→encoded-packet latency (every
+output encoded as the live monitor does), host↔device copies per frame, landmark jitter on a
+still face, peak RSS and GPU memory, and the machine it ran on. Speed targets are checked here,
+never in tests.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,7 +21,18 @@ import torch
 from agecast import __version__
 from agecast.faces.jitter import measure_jitter
 from agecast.pipeline.build import build
+from agecast.pipeline.metrics import percentiles
+from agecast.pipeline.runner import Output, Pipeline
+from agecast.pipeline.transfer import to_host
 from agecast.settings import Settings
+from agecast.stream.encoder import H264Encoder
+
+
+def gpu_peak_mb(device: torch.device) -> float | None:
+    """Peak CUDA memory allocated by torch since the last reset, or None off CUDA."""
+    if device.type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
 def _machine() -> dict[str, Any]:
@@ -39,31 +53,65 @@ def _machine() -> dict[str, Any]:
     return info
 
 
+def measure(
+    pipeline: Pipeline,
+    *,
+    seconds: float,
+    warmup: float,
+    encode: bool = True,
+    on_output: Callable[[Output], None] | None = None,
+) -> dict[str, Any]:
+    """Consume ``pipeline`` (started) for ``warmup`` + ``seconds``, encoding every output as the
+    live monitor does (one download on a GPU, then H.264): its stats plus frame→encoded-packet
+    latency, the encoder used and host↔device copies per frame. Counts restart after warm-up."""
+    encoder = H264Encoder(pipeline.source.fps) if encode else None
+    packet_ms: list[float] = []
+    start = time.monotonic()
+    warmed = warmup <= 0
+    if warmed:
+        pipeline.reset_stats()
+    for output in pipeline.outputs():
+        elapsed = time.monotonic() - start
+        if elapsed >= warmup + seconds:
+            break
+        if not warmed and elapsed >= warmup:
+            pipeline.reset_stats()
+            packet_ms.clear()
+            warmed = True
+        if output is None:
+            continue
+        if on_output is not None:
+            on_output(output)
+        if encoder is not None:
+            encoder.encode(to_host(output.picture, pipeline.copies))
+            packet_ms.append((time.monotonic_ns() - output.capture_ns) / 1e6)
+    stats = pipeline.stats()
+    if encoder is not None:
+        stats["frame_to_packet_ms"] = percentiles(packet_ms)
+        stats["encoder"] = {"name": encoder.encoder_name, "fallback": encoder.fallback}
+    return stats
+
+
 def bench(settings: Settings, *, seconds: float, live: bool, warmup: float = 2.0) -> dict[str, Any]:
     """Run for ``warmup`` + ``seconds``; ``live`` paces the source and drops, else every frame."""
     built = build(settings, mode="live" if live else "render")
     pipeline = built.pipeline
+    if built.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     pipeline.start()
-    still = None
+    still: list[torch.Tensor] = []
+
+    def keep_first(output: Output) -> None:
+        if not still:
+            still.append(output.raw.clone())
+
     try:
-        start = time.monotonic()
-        warmed = False
-        for output in pipeline.outputs():
-            if time.monotonic() - start >= warmup + seconds:
-                break
-            if output is None:
-                continue
-            if still is None:
-                still = output.raw.clone()
-            if not warmed and time.monotonic() - start >= warmup:
-                pipeline.reset_stats()
-                warmed = True
-        stats = pipeline.stats()
+        stats = measure(pipeline, seconds=seconds, warmup=warmup, on_output=keep_first)
     finally:
         built.close()
     if pipeline.error is not None:
         raise pipeline.error
-    jitter = measure_jitter(built.fx.tracker.detector, still.cpu()) if still is not None else None
+    jitter = measure_jitter(built.fx.tracker.detector, still[0].cpu()) if still else None
     return {
         "command": "bench",
         "agecast": __version__,
@@ -78,5 +126,6 @@ def bench(settings: Settings, *, seconds: float, live: bool, warmup: float = 2.0
         "mode": "live" if live else "max",  # the pipeline's own word for max is "render"
         "landmark_jitter_px": jitter,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "gpu_peak_memory_mb": gpu_peak_mb(built.device),
         "machine": _machine(),
     }
