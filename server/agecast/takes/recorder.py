@@ -194,6 +194,24 @@ def to_array(picture: torch.Tensor) -> np.ndarray:
     return array[:height, :width]
 
 
+def source_yuv(output: Output, raw: np.ndarray) -> av.VideoFrame | None:
+    """The source's decoded 4:2:0 picture of ``raw`` when it converts back exactly (BT.601,
+    limited range, even size), else None: then pictures are converted from RGB."""
+    source = output.raw_yuv
+    if is_bt601_yuv420(source, raw.shape[0], raw.shape[1]):
+        assert isinstance(source, av.VideoFrame)
+        return source
+    return None
+
+
+def aged_frame(
+    patcher: Yuv420Patcher, source: av.VideoFrame, raw: np.ndarray, aged: np.ndarray
+) -> av.VideoFrame:
+    """The aged picture in 4:2:0: the source's samples, with the boxes where aged differs from
+    raw (its faces, its mark) converted from RGB."""
+    return patcher.frame(source, aged, changed_boxes(raw, aged) if aged is not raw else [])
+
+
 class FragmentedMp4:
     """H.264 (libx264) in a fragmented MP4: a key frame and a fragment every second, flushed."""
 
@@ -474,14 +492,10 @@ class Recorder:
         assert self._raw is not None and self._aged is not None
         if aged.shape != raw.shape:  # cannot happen in the pipeline; never mis-size a take
             aged = raw
-        height, width = raw.shape[:2]
-        source = output.raw_yuv
-        if self.raw_format == RAW_FORMAT and is_bt601_yuv420(source, height, width):
-            # the source's own 4:2:0 picture: raw as decoded, and aged converts only its faces
-            assert isinstance(source, av.VideoFrame)
-            boxes = changed_boxes(raw, aged) if aged is not raw else []
+        source = source_yuv(output, raw) if self.raw_format == RAW_FORMAT else None
+        if source is not None:  # the source's own 4:2:0: raw as decoded, aged patched over it
             self._raw.write(self._patcher.frame(source))
-            self._aged.write(self._patcher.frame(source, aged, boxes))
+            self._aged.write(aged_frame(self._patcher, source, raw, aged))
             self.yuv_frames += 1
         else:
             self._raw.write(raw)

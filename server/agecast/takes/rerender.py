@@ -40,14 +40,17 @@ from agecast.pipeline.fx import FaceFX, Look
 from agecast.pipeline.runner import Output, Pipeline
 from agecast.settings import Settings
 from agecast.sources import open_source
+from agecast.stream.avframe import Yuv420Patcher
 from agecast.takes.recorder import (
     AGED_FORMAT,
     AGED_OPTIONS,
     FragmentedMp4,
+    aged_frame,
     face_records,
     identity_ref,
     look_dict,
     settings_doc,
+    source_yuv,
     to_array,
 )
 from agecast.takes.store import IdentityRef, RenderInfo, Take, now_iso, write_json_atomic
@@ -210,6 +213,7 @@ class _VersionWriter:
         self._sidecar: IO[str] = take.sidecar_path(version).open("w")
         self._look: Look | None = None
         self._identity: IdentityRef | None = None
+        self._patcher = Yuv420Patcher()
 
     def start(
         self, identity: IdentityRef, settings: dict[str, Any], look: Look, **extra: Any
@@ -227,7 +231,12 @@ class _VersionWriter:
                 self.take.aged_path(self.version), self.fps, width, height, AGED_OPTIONS,
                 pix_fmt=AGED_FORMAT, timecode_start=self.take.info.timecode_start,
             )  # fmt: skip
-        self._mp4.write(aged)
+        raw = to_array(output.raw)
+        yuv = source_yuv(output, raw) if raw.shape == aged.shape else None
+        if yuv is not None:  # the raw take's own 4:2:0 outside the faces
+            self._mp4.write(aged_frame(self._patcher, yuv, raw, aged))
+        else:
+            self._mp4.write(aged)
         i = output.index
         changes: dict[str, Any] = {}
         if output.look is not None and output.look != self._look:
