@@ -305,17 +305,19 @@ def serve(
 
     from agecast.api.app import create_app
     from agecast.api.auth import Auth
-    from agecast.stream.live import LiveService
+    from agecast.stream.live import live_services
 
     if (tls_cert is None) != (tls_key is None):
         raise _fail(ValueError("give both --tls-cert and --tls-key, or neither"))
     try:
-        service = LiveService(settings)  # load and check everything before listening
+        # load and check everything before listening: one service per camera (`cameras`
+        # setting, one shared backend) or the one --source
+        services = live_services(settings)
     except AgecastError as exc:
         raise _fail(exc) from exc
     auth = Auth.at(settings.state_dir, secure_cookies=tls_cert is not None)
     _, token = auth.links.create("operator", label="serve", expires_s=12 * 3600, one_time=True)
-    app_ = create_app(lambda: service, auth=auth)
+    app_ = create_app(lambda: services, auth=auth)
     scheme = "https" if tls_cert else "http"
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     # plain stdout, one line: a URL wrapped by a pretty printer cannot be clicked or copied
@@ -324,6 +326,9 @@ def serve(
     console.print(
         "one-time operator sign-in; `agecast links create --role viewer` makes links for others"
     )
+    if len(services) > 1:
+        named = ", ".join(f"{s.name} ({s.built.pipeline.source.uri})" for s in services)
+        console.print(f"cameras: {named}; the monitor has a picker, URLs take ?camera=NAME")
 
     def _sigterm(signum: int, frame: object) -> None:
         # uvicorn re-raises the signal it stopped on, killing the process (exit -15) after a

@@ -43,3 +43,7 @@ class TakeError(AgecastError):
 
 class TrainError(AgecastError):
     """A training run cannot start, continue or be exported: bad facesets, a run in the way."""
+
+
+class UnknownCamera(AgecastError):
+    """A request names a camera this server does not run."""

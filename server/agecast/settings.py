@@ -8,11 +8,12 @@ they come from, with the valid names listed.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -43,7 +44,8 @@ class Settings(BaseSettings):
     loop: bool = Field(True, description="restart a file source at its end (live mode)")
     cameras: list[str] = Field(
         default_factory=list,
-        description="sources of several cameras for `bench --cameras N` (default: --source each)",
+        description="several cameras for `serve` (one pipeline each, one backend) and "
+        "`bench --cameras N`: NAME=URI or URI (named cam1, cam2… by position)",
     )
     # Identity and inference
     identity: str = Field(
@@ -115,6 +117,12 @@ class Settings(BaseSettings):
         "costs ~4 ms more CPU per 720p frame) instead of 4:2:0",
     )
 
+    @field_validator("cameras")
+    @classmethod
+    def _camera_names_unique(cls, value: list[str]) -> list[str]:
+        camera_entries(value)  # raises ValueError naming a name used twice
+        return value
+
     @property
     def resolved_takes_dir(self) -> Path:
         """The takes folder: ``takes_dir`` or ``<state_dir>/takes``."""
@@ -147,6 +155,30 @@ class Settings(BaseSettings):
             raise SettingsError(_explain(exc, path)) from exc
         finally:
             _TomlSource.current = token
+
+
+# "A=rtsp://…" names a camera; a URI's own "=" (a query string) comes after a ":" and does not.
+_CAMERA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+
+
+def camera_entries(cameras: list[str]) -> list[tuple[str, str]]:
+    """(name, source URI) of each ``cameras`` entry: ``NAME=URI``, or a bare URI named
+    ``cam<position>``. ValueError when two cameras end up with the same name."""
+    entries: list[tuple[str, str]] = []
+    for position, text in enumerate(cameras, start=1):
+        name, sep, uri = text.partition("=")
+        if not (sep and _CAMERA_NAME.fullmatch(name)):
+            name, uri = f"cam{position}", text
+        entries.append((name, uri.strip()))
+    seen: dict[str, str] = {}
+    for (name, _), text in zip(entries, cameras, strict=True):
+        if name in seen:
+            raise ValueError(
+                f"camera name {name!r} is used twice ({seen[name]!r} and {text!r}): "
+                'give each camera its own name, e.g. ["A=rtsp://…", "B=rtsp://…"]'
+            )
+        seen[name] = text
+    return entries
 
 
 class _TomlSource(PydanticBaseSettingsSource):

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +18,17 @@ import uvicorn
 from agecast.api.app import create_app
 from agecast.api.auth import COOKIE, Auth, Role
 from agecast.settings import Settings
-from agecast.stream.live import LiveService
+from agecast.stream.live import LiveService, live_services
 
 
 @dataclass
 class Running:
     base: str
     ws: str
-    service: LiveService
+    service: LiveService  # the first camera's
     artifacts: Path
     auth: Auth
+    services: list[LiveService] = field(default_factory=list)  # one per camera
 
     def session(self, role: Role = "operator", label: str = "test") -> str:
         """A signed-in session cookie value for a fresh link of ``role``."""
@@ -52,15 +53,16 @@ START_S = 60.0
 
 @contextmanager
 def running_server(tmp: Path, *, wait_frames: int = 3, **flags: Any) -> Iterator[Running]:
-    """A live server for ``Settings.load(**flags)``; waits for ``wait_frames`` processed frames
-    (0: only for the server to listen, e.g. when the feed is not there yet)."""
+    """A live server for ``Settings.load(**flags)`` (``cameras=[…]``: one service per camera);
+    waits for ``wait_frames`` processed frames of the first camera (0: only for the server to
+    listen, e.g. when the feed is not there yet)."""
     settings = Settings.load(**flags)
     auth = Auth.at(tmp / "state")
     holder: list[LiveService] = []
 
-    def factory() -> LiveService:
-        holder.append(LiveService(settings))
-        return holder[0]
+    def factory() -> list[LiveService]:
+        holder.extend(live_services(settings))
+        return list(holder)
 
     port = free_port()
     config = uvicorn.Config(
@@ -86,8 +88,9 @@ def running_server(tmp: Path, *, wait_frames: int = 3, **flags: Any) -> Iterator
         artifacts = tmp / "artifacts"
         artifacts.mkdir(exist_ok=True)
         yield Running(
-            f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", holder[0], artifacts, auth
-        )
+            f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", holder[0], artifacts, auth,
+            list(holder),
+        )  # fmt: skip
     finally:
         srv.should_exit = True
         thread.join(15)

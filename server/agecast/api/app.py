@@ -1,8 +1,11 @@
-"""The FastAPI app factory. The lifespan owns the live service (pipeline, encoder, fan-out).
+"""The FastAPI app factory. The lifespan owns the live services (pipeline, encoder, fan-out),
+one per camera.
 
 Everything but ``/api/health`` needs a session (``api.auth``): viewers may watch and read
 status, operators may also change settings. WebSockets check the session and the ``Origin``
-before they are accepted, and limit message size and rate.
+before they are accepted, and limit message size and rate. With several cameras
+(``api.cameras``) requests pick one with ``?camera=NAME``; an unknown name gets a 404 (a socket:
+an error message, then close 4404).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,11 +33,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agecast import __version__
 from agecast.api.auth import COOKIE, Auth, Link, Role
+from agecast.api.cameras import LiveCameras
 from agecast.api.metrics import render_metrics
-from agecast.api.review import include_review
+from agecast.api.review import _refuse, include_review
 from agecast.api.takes import control_message as takes_control
 from agecast.api.takes import include_takes
-from agecast.errors import AgecastError
+from agecast.errors import AgecastError, UnknownCamera
 from agecast.stream.fanout import Viewer
 from agecast.stream.live import LiveService
 
@@ -62,31 +66,51 @@ class Control(BaseModel):
     identity: str | None = Field(None, min_length=1)
     ai_mark: bool | None = None
     age: float | None = Field(None, ge=0, le=130)
+    camera: str | None = Field(None, min_length=1, max_length=16)  # default: the first
 
 
 def create_app(
-    service_factory: Callable[[], LiveService], *, auth: Auth, ui_dir: Path = UI_DIR
+    service_factory: Callable[[], LiveService | Sequence[LiveService]],
+    *,
+    auth: Auth,
+    ui_dir: Path = UI_DIR,
 ) -> FastAPI:
-    """Build the app; ``service_factory`` makes the live service when the app starts."""
-    holder: dict[str, LiveService] = {}
+    """Build the app; ``service_factory`` makes the live service(s), one per camera, when the
+    app starts."""
+    cameras = LiveCameras()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await asyncio.to_thread(service_factory)
-        service.fanout.loop = asyncio.get_running_loop()
-        service.start()
-        holder["service"] = service
-        manifest = service.built.fx.identity.manifest
-        auth.audit.write("identity_loaded", identity=manifest.id, actor=manifest.actor)
+        made = await asyncio.to_thread(service_factory)
+        services = [made] if isinstance(made, LiveService) else list(made)
+        loop = asyncio.get_running_loop()
+        try:
+            for service in services:
+                service.fanout.loop = loop
+                service.start()
+        except BaseException:
+            for service in services:  # the cameras already running, and every built one
+                await asyncio.to_thread(service.stop)
+            raise
+        cameras.set(services)
+        for service in services:
+            manifest = service.built.fx.identity.manifest
+            where = {"camera": service.name} if len(services) > 1 else {}
+            auth.audit.write("identity_loaded", identity=manifest.id, actor=manifest.actor, **where)
         try:
             yield
         finally:
-            await asyncio.to_thread(service.stop)
+            for service in services:
+                await asyncio.to_thread(service.stop)
 
     app = FastAPI(title="agecast", version=__version__, lifespan=lifespan)
 
-    def svc() -> LiveService:
-        return holder["service"]
+    def svc(camera: str | None = None) -> LiveService:
+        """The camera's service (the first by default); an unknown camera is a 404."""
+        try:
+            return cameras.get(camera)
+        except UnknownCamera as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
 
     @app.middleware("http")
     async def require_session(request: Request, call_next: Callable[..., Any]) -> Response:
@@ -106,13 +130,15 @@ def create_app(
         response = await call_next(request)
         return response
 
-    def audit_change(link: Link, values: dict[str, Any]) -> None:
-        auth.audit.write("settings", by=link.label, link=link.id, values=values)
+    def audit_change(link: Link, values: dict[str, Any], service: LiveService) -> None:
+        where = {"camera": service.name} if len(cameras) > 1 else {}
+        auth.audit.write("settings", by=link.label, link=link.id, values=values, **where)
         if "identity" in values:
-            manifest = svc().built.fx.identity.manifest
+            manifest = service.built.fx.identity.manifest
             auth.audit.write(
-                "identity_loaded", identity=manifest.id, actor=manifest.actor, by=link.label
-            )
+                "identity_loaded", identity=manifest.id, actor=manifest.actor, by=link.label,
+                **where,
+            )  # fmt: skip
 
     def operator(request: Request) -> Link:
         link: Link = request.state.link
@@ -140,23 +166,36 @@ def create_app(
         return {"ok": True, "version": __version__}
 
     @app.get("/api/status")
-    def status() -> dict[str, Any]:
-        return svc().status()
+    def status(camera: str | None = None) -> dict[str, Any]:
+        """The camera's status (default: the first) and ``cameras``, one entry per camera."""
+        try:
+            return cameras.status(camera)
+        except UnknownCamera as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> str:
-        return render_metrics(svc().status())
+        return render_metrics(cameras.statuses())
 
     @app.post("/api/control")
     def control(body: Control, request: Request) -> dict[str, Any]:
         link = operator(request)
         values = body.model_dump(exclude_none=True)
+        service = svc(values.pop("camera", None))
         try:
-            status = svc().control(values)
+            status = service.control(values)
         except AgecastError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        audit_change(link, values)
+        audit_change(link, values, service)
         return status
+
+    async def camera_of(ws: WebSocket) -> LiveService | None:
+        """The socket's ``?camera=`` (default: the first); an unknown one closes it, saying why."""
+        try:
+            return cameras.get(ws.query_params.get("camera"))
+        except UnknownCamera as exc:
+            await _refuse(ws, 4404, str(exc))
+            return None
 
     @app.websocket("/ws/monitor")
     async def monitor(ws: WebSocket) -> None:
@@ -167,15 +206,20 @@ def create_app(
         link = await admit(ws, "viewer")
         if link is None:
             return
-        service = svc()
+        service = await camera_of(ws)
+        if service is None:
+            return
         mark = link.label if link.burn_label and link.label else None
         viewer = Viewer(codec=codec, label=link.label, mark=mark)
-        await ws.send_text(json.dumps(_hello(service, codec)))
+        await ws.send_text(json.dumps(_hello(service, codec, cameras.names)))
         service.fanout.add(viewer)
-        auth.audit.write("viewer_joined", viewer=viewer.id, label=link.label, link=link.id)
+        where = {"camera": service.name} if len(cameras) > 1 else {}
+        auth.audit.write("viewer_joined", viewer=viewer.id, label=link.label, link=link.id, **where)
         sender = asyncio.create_task(_send_pictures(ws, viewer))
         status_task = asyncio.create_task(
-            _send_status(ws, service, lambda: auth.links.still_usable(link.id))
+            _send_status(
+                ws, lambda: cameras.status(service.name), lambda: auth.links.still_usable(link.id)
+            )
         )
         try:
             async for text in _texts(ws):
@@ -198,11 +242,15 @@ def create_app(
         link = await admit(ws, "operator")
         if link is None:
             return
+        service = await camera_of(ws)
+        if service is None:
+            return
+        chosen = ws.query_params.get("camera") or None
         try:
             async for text in _texts(ws):
-                reply = await asyncio.to_thread(_control_message, svc(), text)
+                reply = await asyncio.to_thread(_control_message, cameras, chosen, text)
                 if reply["type"] == "ack":
-                    audit_change(link, reply["values"])
+                    audit_change(link, reply["values"], cameras.get(reply["camera"]))
                 elif reply["type"] in ("take_started", "take_stopped"):
                     auth.audit.write(reply["type"], take=reply["take"]["id"], by=link.label)
                 await ws.send_text(json.dumps(reply))
@@ -210,7 +258,7 @@ def create_app(
             pass
 
     include_review(app, admit, auth, lambda: svc().settings.resolved_takes_dir)
-    include_takes(app, svc, auth)
+    include_takes(app, cameras, auth)
 
     if ui_dir.is_dir():
         app.mount("/ui", StaticFiles(directory=ui_dir), name="ui")
@@ -273,7 +321,7 @@ async def _texts(ws: WebSocket) -> AsyncIterator[str]:
             await ws.send_text(json.dumps({"type": "error", "error": "send JSON text messages"}))
 
 
-def _hello(service: LiveService, codec: str) -> dict[str, Any]:
+def _hello(service: LiveService, codec: str, cameras: list[str]) -> dict[str, Any]:
     status = service.status()
     return {
         "type": "hello",
@@ -284,6 +332,8 @@ def _hello(service: LiveService, codec: str) -> dict[str, Any]:
         "fps": status["source"]["fps"],
         "server_time_ms": time.time_ns() / 1e6,
         "version": __version__,
+        "camera": service.name,  # this socket's camera, one of
+        "cameras": cameras,
     }
 
 
@@ -297,7 +347,9 @@ async def _send_pictures(ws: WebSocket, viewer: Viewer) -> None:
         log.exception("sending to viewer %d failed", viewer.id)
 
 
-async def _send_status(ws: WebSocket, service: LiveService, allowed: Callable[[], bool]) -> None:
+async def _send_status(
+    ws: WebSocket, status: Callable[[], dict[str, Any]], allowed: Callable[[], bool]
+) -> None:
     """Status every second; a socket whose link was revoked or expired is closed at once."""
     try:
         while True:
@@ -305,7 +357,7 @@ async def _send_status(ws: WebSocket, service: LiveService, allowed: Callable[[]
             if not allowed():
                 await ws.close(code=4401, reason="link revoked or expired")
                 return
-            await ws.send_text(json.dumps({"type": "status", **service.status()}))
+            await ws.send_text(json.dumps({"type": "status", **status()}))
     except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
         pass
 
@@ -342,15 +394,18 @@ def _viewer_message(service: LiveService, text: str) -> dict[str, Any] | None:
         return {"type": "error", "error": str(exc)}
 
 
-def _control_message(service: LiveService, text: str) -> dict[str, Any]:
+def _control_message(cameras: LiveCameras, chosen: str | None, text: str) -> dict[str, Any]:
+    """One ``/ws/control`` message for the socket's camera (``chosen``: its ``?camera=``)."""
     try:
         message = _parse(text)
         if message["type"] in ("record", "stop"):  # a take: {"type": "record", "scene", …}
-            return takes_control(service, message)
+            return takes_control(cameras, chosen, message)
         if message["type"] != "set" or not isinstance(message.get("values"), dict):
             raise ValueError('send {"type": "set", "values": {...}}, "record" or "stop"')
         values = Control.model_validate(message["values"]).model_dump(exclude_none=True)
-        return {"type": "ack", "values": values, "status": service.control(values)}
+        service = cameras.get(values.pop("camera", None) or chosen)
+        status = service.control(values)
+        return {"type": "ack", "values": values, "camera": service.name, "status": status}
     except (
         ValueError,
         TypeError,

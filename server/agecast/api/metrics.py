@@ -1,7 +1,11 @@
-"""Prometheus text exposition of the live status (no client library needed)."""
+"""Prometheus text exposition of the live status (no client library needed).
+
+With several cameras every sample carries a ``camera`` label; one camera's are unlabelled.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -10,39 +14,60 @@ def _line(name: str, value: float, **labels: str) -> str:
     return f"{name}{{{label}}} {value}" if label else f"{name} {value}"
 
 
-def render_metrics(status: dict[str, Any]) -> str:
+def render_metrics(statuses: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
+    """The metrics of one camera's status, or of several (a family's samples stay together)."""
+    many = [statuses] if isinstance(statuses, dict) else list(statuses)
+    cams = [({"camera": str(s["camera"])} if len(many) > 1 else {}, s) for s in many]
+
+    def each(name: str, value: Callable[[dict[str, Any]], float], **labels: str) -> list[str]:
+        return [_line(name, value(s), **cam, **labels) for cam, s in cams]
+
     lines = [
         "# HELP agecast_frames_in_total Frames read from the source since start or reset.",
         "# TYPE agecast_frames_in_total counter",
-        _line("agecast_frames_in_total", status["frames_in"]),
+        *each("agecast_frames_in_total", lambda s: s["frames_in"]),
         "# TYPE agecast_frames_out_total counter",
-        _line("agecast_frames_out_total", status["frames_out"]),
+        *each("agecast_frames_out_total", lambda s: s["frames_out"]),
         "# HELP agecast_dropped_total Frames dropped at a one-slot hand-off.",
         "# TYPE agecast_dropped_total counter",
-        *(_line("agecast_dropped_total", n, slot=slot) for slot, n in status["dropped"].items()),
+        *(
+            _line("agecast_dropped_total", n, **cam, slot=slot)
+            for cam, s in cams
+            for slot, n in s["dropped"].items()
+        ),
         "# TYPE agecast_fx_errors_total counter",
-        _line("agecast_fx_errors_total", status["fx_errors"]),
+        *each("agecast_fx_errors_total", lambda s: s["fx_errors"]),
         "# TYPE agecast_viewers gauge",
-        _line("agecast_viewers", status["viewers"]),
+        *each("agecast_viewers", lambda s: s["viewers"]),
         "# TYPE agecast_fps gauge",
-        _line("agecast_fps", status["fps_in"], side="in"),
-        _line("agecast_fps", status["fps_out"], side="out"),
+        *(
+            _line("agecast_fps", s[f"fps_{side}"], **cam, side=side)
+            for cam, s in cams
+            for side in ("in", "out")
+        ),
         "# HELP agecast_stage_ms Per-stage processing time in milliseconds.",
         "# TYPE agecast_stage_ms gauge",
     ]
-    for stage, stats in status["stages_ms"].items():
-        for q in ("p50", "p95", "p99"):
-            lines.append(_line("agecast_stage_ms", stats.get(q, 0.0), stage=stage, quantile=q))
+    for cam, s in cams:
+        for stage, stats in s["stages_ms"].items():
+            for q in ("p50", "p95", "p99"):
+                lines.append(
+                    _line("agecast_stage_ms", stats.get(q, 0.0), **cam, stage=stage, quantile=q)
+                )
     for name in ("server_latency_ms", "glass_to_glass_ms"):
         lines.append(f"# TYPE agecast_{name} gauge")
-        for q in ("p50", "p95"):
-            lines.append(_line(f"agecast_{name}", status[name][q], quantile=q))
-    watchdog = status.get("watchdog") or {}
+        for cam, s in cams:
+            for q in ("p50", "p95"):
+                lines.append(_line(f"agecast_{name}", s[name][q], **cam, quantile=q))
+
+    def watchdog(s: dict[str, Any]) -> dict[str, Any]:
+        return s.get("watchdog") or {}
+
     lines.append("# HELP agecast_device_stalled 1 while the device thread is stuck on a frame.")
     lines.append("# TYPE agecast_device_stalled gauge")
-    lines.append(_line("agecast_device_stalled", 1 if watchdog.get("stalled") else 0))
+    lines += each("agecast_device_stalled", lambda s: 1 if watchdog(s).get("stalled") else 0)
     lines.append("# TYPE agecast_device_stalls_total counter")
-    lines.append(_line("agecast_device_stalls_total", watchdog.get("stalls", 0)))
+    lines += each("agecast_device_stalls_total", lambda s: watchdog(s).get("stalls", 0))
     lines.append("# TYPE agecast_source_live gauge")
-    lines.append(_line("agecast_source_live", 1 if status["source"]["state"] == "live" else 0))
+    lines += each("agecast_source_live", lambda s: 1 if s["source"]["state"] == "live" else 0)
     return "\n".join(lines) + "\n"

@@ -4,19 +4,23 @@ Viewers may list and read; operators record, re-render and change presets. Start
 re-renders and preset switches go to the audit log. ``/ws/control`` also takes
 ``{"type": "record", "scene", "take", "camera"}`` and ``{"type": "stop"}`` (see
 :func:`control_message`).
+
+With several cameras, ``?camera=NAME`` picks the live camera a route acts on (records, stops,
+presets); without it a take records the camera its ``camera`` label names, else the first, and
+stop ends the take being recorded.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agecast.api.auth import Auth, Link
-from agecast.errors import AgecastError, SettingsError, TakeError
+from agecast.api.cameras import LiveCameras
+from agecast.errors import AgecastError, SettingsError, TakeError, UnknownCamera
 from agecast.stream.live import LiveService
 from agecast.takes.player import version_look
 from agecast.takes.presets import PresetStore, apply_preset, current_preset, make_preset
@@ -54,6 +58,8 @@ class PresetBody(BaseModel):
 
 def status_of(exc: AgecastError) -> int:
     """HTTP status for a takes error: 404 unknown, 409 conflict, 507 no space, else 422."""
+    if isinstance(exc, UnknownCamera):
+        return 404
     text = str(exc)
     if text.startswith("no take") or text.startswith("no render job") or "has no version" in text:
         return 404
@@ -85,7 +91,7 @@ def take_detail(take: Take) -> dict[str, Any]:
     return {**take_summary(take), "renders": versions}
 
 
-def include_takes(app: FastAPI, svc: Callable[[], LiveService], auth: Auth) -> None:
+def include_takes(app: FastAPI, cameras: LiveCameras, auth: Auth) -> None:
     """Add the takes and presets routes to ``app``."""
     router = APIRouter()
     jobs = RenderJobs()
@@ -105,6 +111,13 @@ def include_takes(app: FastAPI, svc: Callable[[], LiveService], auth: Auth) -> N
     def fail(exc: AgecastError) -> HTTPException:
         return HTTPException(status_code=status_of(exc), detail=str(exc))
 
+    def svc(camera: str | None = None) -> LiveService:
+        """The camera a route acts on (default: the first); an unknown one is a 404."""
+        try:
+            return cameras.get(camera)
+        except UnknownCamera as exc:
+            raise fail(exc) from exc
+
     def get_take(take_id: str) -> Take:
         try:
             return store().get(take_id)
@@ -112,20 +125,21 @@ def include_takes(app: FastAPI, svc: Callable[[], LiveService], auth: Auth) -> N
             raise fail(exc) from exc
 
     @router.post("/api/takes/record")
-    def record(body: RecordBody, request: Request) -> dict[str, Any]:
+    def record(body: RecordBody, request: Request, camera: str | None = None) -> dict[str, Any]:
         link = operator(request)
         try:
-            take = svc().start_recording(body.scene, body.take, body.camera)
+            live = cameras.to_record(camera, body.camera)
+            take = live.start_recording(body.scene, body.take, body.camera)
         except AgecastError as exc:
             raise fail(exc) from exc
         auth.audit.write("take_started", take=take.id, by=link.label, link=link.id)
-        return {**take_summary(take), "recording": svc().status()["recording"]}
+        return {**take_summary(take), "recording": live.status()["recording"]}
 
     @router.post("/api/takes/stop")
-    def stop(request: Request) -> dict[str, Any]:
+    def stop(request: Request, camera: str | None = None) -> dict[str, Any]:
         link = operator(request)
         try:
-            info = svc().stop_recording()
+            info = cameras.to_stop(camera).stop_recording()
         except AgecastError as exc:
             raise fail(exc) from exc
         auth.audit.write(
@@ -135,7 +149,7 @@ def include_takes(app: FastAPI, svc: Callable[[], LiveService], auth: Auth) -> N
         return take_summary(store().get(info.id))
 
     @router.get("/api/takes")
-    def takes() -> dict[str, Any]:
+    def takes(camera: str | None = None) -> dict[str, Any]:
         found = store()
         items = []
         for info in found.list():
@@ -143,7 +157,7 @@ def include_takes(app: FastAPI, svc: Callable[[], LiveService], auth: Auth) -> N
                 items.append(take_summary(found.get(info.id)))
             except TakeError:
                 continue
-        return {"takes": items, "recording": svc().status()["recording"]}
+        return {"takes": items, "recording": svc(camera).status()["recording"]}
 
     @router.get("/api/takes/{take_id}")
     def take(take_id: str) -> dict[str, Any]:
@@ -180,22 +194,25 @@ def include_takes(app: FastAPI, svc: Callable[[], LiveService], auth: Auth) -> N
             raise fail(exc) from exc
 
     @router.get("/api/presets")
-    def list_presets() -> dict[str, Any]:
+    def list_presets(camera: str | None = None) -> dict[str, Any]:
         try:
             saved = presets().list()
         except AgecastError as exc:
             raise fail(exc) from exc
-        return {"presets": [p.model_dump(mode="json") for p in saved], "active": svc().preset}
+        active = svc(camera).preset
+        return {"presets": [p.model_dump(mode="json") for p in saved], "active": active}
 
     @router.post("/api/presets")
-    def save_preset(body: PresetBody, request: Request) -> dict[str, Any]:
+    def save_preset(
+        body: PresetBody, request: Request, camera: str | None = None
+    ) -> dict[str, Any]:
         link = operator(request)
         values = body.model_dump(exclude={"name", "actor"}, exclude_none=True)
         try:
             if values:
                 preset = make_preset(body.name, actor=body.actor, **values)
             else:
-                preset = current_preset(svc(), body.name, body.actor)
+                preset = current_preset(svc(camera), body.name, body.actor)
             presets().save(preset)
         except (AgecastError, ValidationError) as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
@@ -213,21 +230,22 @@ def include_takes(app: FastAPI, svc: Callable[[], LiveService], auth: Auth) -> N
         return gone.model_dump(mode="json")
 
     @router.post("/api/presets/{name}/apply")
-    def apply(name: str, request: Request) -> dict[str, Any]:
+    def apply(name: str, request: Request, camera: str | None = None) -> dict[str, Any]:
         link = operator(request)
+        live = svc(camera)
         try:
             preset = presets().get(name)
         except SettingsError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
         try:
-            status = apply_preset(svc(), preset)
+            status = apply_preset(live, preset)
         except AgecastError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
         auth.audit.write(
             "preset_applied", preset=name, values=preset.values(), by=link.label, link=link.id
         )
         if "identity" in preset.values():
-            manifest = svc().built.fx.identity.manifest
+            manifest = live.built.fx.identity.manifest
             auth.audit.write(
                 "identity_loaded", identity=manifest.id, actor=manifest.actor, by=link.label
             )
@@ -236,14 +254,18 @@ def include_takes(app: FastAPI, svc: Callable[[], LiveService], auth: Auth) -> N
     app.include_router(router)
 
 
-def control_message(service: LiveService, message: dict[str, Any]) -> dict[str, Any]:
-    """``/ws/control`` record/stop: ``{"type": "take_started" | "take_stopped", "take": …}``."""
+def control_message(
+    cameras: LiveCameras, chosen: str | None, message: dict[str, Any]
+) -> dict[str, Any]:
+    """``/ws/control`` record/stop: ``{"type": "take_started" | "take_stopped", "take": …}``;
+    ``chosen`` is the socket's ``?camera=`` (None: as the HTTP routes choose)."""
     try:
         if message["type"] == "record":
             body = RecordBody.model_validate({k: v for k, v in message.items() if k != "type"})
-            take = service.start_recording(body.scene, body.take, body.camera)
+            live = cameras.to_record(chosen, body.camera)
+            take = live.start_recording(body.scene, body.take, body.camera)
             return {"type": "take_started", "take": take_summary(take)}
-        info = service.stop_recording()
+        info = cameras.to_stop(chosen).stop_recording()
         return {"type": "take_stopped", "take": info.model_dump(mode="json")}
     except (AgecastError, ValidationError) as exc:
         return {"type": "error", "error": str(exc)}

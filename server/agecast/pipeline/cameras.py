@@ -4,8 +4,8 @@ Each camera has its own source, tracker, identity model and pipeline threads; th
 (onnxruntime sessions' library, torch device, TensorRT runtime and plan cache) is built once.
 Faces of different cameras are not batched into one inference call yet.
 
-Only ``bench`` runs several cameras so far; ``serve`` still runs one (the monitor shows one
-camera).
+``serve`` gives each camera its own live service (``stream.live``); ``bench --cameras N``
+measures them together.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from typing import Any, Literal
 
 import torch
 
+from agecast.errors import SourceError
 from agecast.identities.runtime import IdentityModel
 from agecast.inference.base import Backend
 from agecast.pipeline.build import build_fx, device_and_backend
 from agecast.pipeline.fx import FaceFX
 from agecast.pipeline.runner import Pipeline
-from agecast.settings import Settings
+from agecast.settings import Settings, camera_entries
 from agecast.sources import open_source
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Camera:
+    """One camera's pipeline; like :class:`~agecast.pipeline.build.Built`, for a LiveService."""
+
     name: str
     identity: IdentityModel
     fx: FaceFX
     pipeline: Pipeline
+    device: torch.device
+    backend: Backend  # shared by every camera: not closed with one
 
     def close(self) -> None:
         self.pipeline.stop()
@@ -56,15 +61,23 @@ class Cameras:
 def build_cameras(
     settings: Settings, sources: list[str], *, mode: Literal["live", "render"] = "live"
 ) -> Cameras:
-    """A pipeline per source, all on one backend; nothing started."""
+    """A pipeline per source (``NAME=URI`` or a URI, see ``camera_entries``), all on one
+    backend; nothing started."""
+    entries = camera_entries(sources)
     device, backend = device_and_backend(settings)
     built = Cameras(device, backend, [])
+    live = mode == "live"
     try:
-        for i, uri in enumerate(sources):
+        for name, uri in entries:
             identity, fx = build_fx(settings, backend)
-            source = open_source(uri, live=mode == "live", loop=settings.loop and mode == "live")
+            try:
+                source = open_source(uri, live=live, loop=settings.loop and live)
+            except SourceError as exc:
+                fx.tracker.close()
+                identity.close()
+                raise SourceError(f"camera {name}: {exc}") from exc
             pipeline = Pipeline(source, fx, layout=settings.layout, mode=mode, device=device)
-            built.cameras.append(Camera(f"cam{i + 1}", identity, fx, pipeline))
+            built.cameras.append(Camera(name, identity, fx, pipeline, device, backend))
     except BaseException:
         built.close()
         raise

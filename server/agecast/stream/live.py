@@ -1,6 +1,9 @@
 """The live service: pipeline → encode thread → fan-out, plus status and operator controls.
 
 capture thread → device thread → (slot) → encode thread → asyncio loop → viewers
+
+One service per camera: several cameras (the ``cameras`` setting) share one backend and run a
+service each (:func:`live_services`); a camera that fails stops only its own.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from collections import deque
 from typing import Any
 
 from agecast.compose.marks import Marker
-from agecast.errors import AgecastError, SettingsError, TakeError
+from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
 from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
 from agecast.pipeline.build import Built, build
+from agecast.pipeline.cameras import Camera, build_cameras
 from agecast.pipeline.metrics import Timings, percentiles
 from agecast.pipeline.runner import Output
 from agecast.settings import Settings
@@ -33,10 +37,26 @@ LOOK_KEYS = {"bypass", "blend", "color_transfer", "mask_feather", "ai_mark", "ag
 CONTROL_KEYS = LOOK_KEYS | {"layout", "identity"}
 
 
+def live_services(settings: Settings) -> list[LiveService]:
+    """A service per camera of ``settings.cameras`` on one backend, or one for ``source``."""
+    if not settings.cameras:
+        return [LiveService(settings)]
+    built = build_cameras(settings, settings.cameras, mode="live")
+    return [LiveService(settings, camera, name=camera.name) for camera in built.cameras]
+
+
 class LiveService:
-    def __init__(self, settings: Settings) -> None:
+    """One camera's live monitor. ``built`` (e.g. a camera of ``build_cameras``) is used as is;
+    without it the pipeline is built from ``settings.source``. A ``name`` marks the camera as
+    one of several: errors name it and its takes are labelled with it by default."""
+
+    def __init__(
+        self, settings: Settings, built: Built | Camera | None = None, *, name: str | None = None
+    ) -> None:
         self.settings = settings
-        self.built: Built = build(settings, mode="live")
+        self.name = name or "cam1"
+        self._named = name is not None
+        self.built: Built | Camera = built if built is not None else build(settings, mode="live")
         self.encoder = H264Encoder(30.0)  # the main stream, shared by every unlabelled viewer
         self._labelled: dict[str, H264Encoder] = {}  # one per burnt-in viewer label
         self.marker = Marker()  # used on the encode thread only
@@ -55,7 +75,12 @@ class LiveService:
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         pipeline = self.built.pipeline
-        pipeline.start()
+        try:
+            pipeline.start()
+        except SourceError as exc:
+            if not self._named:
+                raise
+            raise SourceError(f"camera {self.name}: {exc}") from exc
         self.encoder = H264Encoder(pipeline.source.fps)
         self._thread = threading.Thread(
             target=self._encode_loop, name="agecast-encode", daemon=True
@@ -184,6 +209,8 @@ class LiveService:
                     f"already recording take {self.recorder.take.id}; stop it before the next"
                 )
             pipeline = self.built.pipeline
+            if camera is None and self._named:
+                camera = self.name  # takes of several cameras at one scene/take do not collide
             self.recorder = Recorder.begin(
                 TakeStore(self.settings.resolved_takes_dir), scene, take, camera,
                 settings=self.settings, look=self.built.fx.look, identity=self.built.fx.identity,
@@ -215,7 +242,9 @@ class LiveService:
         packet = encode.get("frame_to_packet", percentiles([]))
         glass = percentiles(list(self.glass_ms)[-300:])
         last = self.last_output
+        total = stats["frame_to_output_ms"]
         return {
+            "camera": self.name,
             "source": {
                 "uri": pipeline.source.uri,
                 "state": str(source_state),
@@ -247,6 +276,7 @@ class LiveService:
                 **{k: v for k, v in encode.items() if k == "encode"},
             },
             "server_latency_ms": {"p50": packet["p50"], "p95": packet["p95"]},
+            "frame_to_output_ms": {"p50": total["p50"], "p95": total["p95"]},
             "glass_to_glass_ms": {
                 "p50": glass["p50"],
                 "p95": glass["p95"],
