@@ -5,9 +5,10 @@ const BACKOFF_MS = [250, 500, 1000, 2000];
 const SLIDER_SEND_GAP_MS = 80;
 
 export class ControlChannel {
-  constructor({ onStatus, onError }) {
+  constructor({ onStatus, onError, camera = null }) {
     this.onStatus = onStatus;
     this.onError = onError;
+    this.camera = camera; // several cameras: the one these controls change (null: the first)
     this.ws = null;
     this.attempt = 0;
     this.connect();
@@ -17,7 +18,8 @@ export class ControlChannel {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     let ws;
     try {
-      ws = new WebSocket(`${scheme}//${location.host}/ws/control`);
+      const query = this.camera ? `?camera=${encodeURIComponent(this.camera)}` : "";
+      ws = new WebSocket(`${scheme}//${location.host}/ws/control${query}`);
     } catch (err) {
       console.warn("agecast: cannot open the control socket", err);
       return;
@@ -27,6 +29,7 @@ export class ControlChannel {
       this.attempt = 0;
     };
     ws.onmessage = (event) => {
+      if (this.ws !== ws) return; // a socket of the camera shown before
       let msg;
       try {
         msg = JSON.parse(event.data);
@@ -53,6 +56,17 @@ export class ControlChannel {
     ws.onerror = () => {};
   }
 
+  /** Change another camera's settings from now on: reconnects at once. */
+  setCamera(camera) {
+    if (camera === this.camera) return;
+    this.camera = camera;
+    const ws = this.ws;
+    this.ws = null; // its close event finds another socket and does not reconnect
+    ws?.close();
+    this.attempt = 0;
+    this.connect();
+  }
+
   /** Send a change; resolves when sent (the status comes back through onStatus). */
   async set(values) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
@@ -63,7 +77,7 @@ export class ControlChannel {
       const res = await fetch("/api/control", {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify(values),
+        body: JSON.stringify(this.camera ? { ...values, camera: this.camera } : values),
       });
       const body = await res.json().catch(() => null);
       if (res.ok && body) this.onStatus(body);
@@ -257,8 +271,10 @@ export class RecordBar {
       ws.send(JSON.stringify(message));
       return;
     }
+    const camera = this.channel.camera; // several cameras: the one on screen records
+    const url = camera ? `${path}?camera=${encodeURIComponent(camera)}` : path;
     try {
-      const res = await fetch(path, {
+      const res = await fetch(url, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: body ? JSON.stringify(body) : undefined,

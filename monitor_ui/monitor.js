@@ -5,6 +5,7 @@
 // decoded picture into every registered Display inside the same decoder-output task, so both
 // windows always hold the same frame index (see paintAll).
 
+import { CameraPicker } from "./cameras.js";
 import { ControlChannel, ControlPanel } from "./controls.js";
 import { Display, VIEWS } from "./display.js";
 import { MonitorStream, nowMs, webCodecsUsable } from "./stream.js";
@@ -42,6 +43,9 @@ function describeDropped(dropped) {
 
 const fps = (value) => (Number.isFinite(value) ? value.toFixed(1) : "–");
 
+/** `path` for one camera (null: the server's first), e.g. /ws/monitor?camera=B. */
+const forCamera = (path, camera) => (camera ? `${path}?camera=${encodeURIComponent(camera)}` : path);
+
 function percentile(sorted, p) {
   if (!sorted.length) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
@@ -65,11 +69,22 @@ function startMain() {
   let status = null;
   let second = null;
   let reviewing = false; // a take is on screen (takes.js) instead of the live picture
+  let camera = params.get("camera") || null; // several cameras: the one shown (null: the first)
+  const picker = new CameraPicker(document, { current: camera, onPick: (name) => showCamera(name) });
 
   const stream = new MonitorStream({
     codec,
+    path: forCamera("/ws/monitor", camera),
     onPicture: (source, meta) => reviewing || paintAll(source, meta),
-    onHello: () => {
+    onMessage: (msg) => {
+      if (!(msg.type === "error" && msg.fatal && camera)) return false;
+      // A camera this server does not run (an old link): show its first camera instead.
+      console.warn("agecast: the server says:", msg.error);
+      showCamera(null);
+      return true;
+    },
+    onHello: (hello) => {
+      picker.hello(hello);
       helloPerf = performance.now();
       fetchStatus(); // the socket's first status comes a second later
       pushModel();
@@ -183,14 +198,35 @@ function startMain() {
 
   function setStatus(s) {
     if (!s || typeof s !== "object" || Array.isArray(s)) return;
+    if (camera && s.camera && s.camera !== camera) return; // late, from the camera shown before
     status = { ...(status ?? {}), ...s };
     panel.reflect(status);
+    picker.reflect(status.cameras);
+    pushModel();
+  }
+
+  /** Watch (and control) another camera: both sockets reconnect to it; the address keeps it. */
+  function showCamera(name) {
+    camera = name;
+    picker.current = name;
+    picker.render();
+    const url = new URL(location.href);
+    if (name) url.searchParams.set("camera", name);
+    else url.searchParams.delete("camera");
+    history.replaceState(history.state, "", url);
+    status = null;
+    lastMeta = null;
+    glass.length = 0;
+    unsent = [];
+    helloPerf = performance.now();
+    channel.setCamera(name);
+    stream.switchPath(forCamera("/ws/monitor", name));
     pushModel();
   }
 
   async function fetchStatus() {
     try {
-      const res = await fetch("/api/status", { cache: "no-store" });
+      const res = await fetch(forCamera("/api/status", camera), { cache: "no-store" });
       if (res.ok) setStatus(await res.json());
     } catch (err) {
       console.warn("agecast: /api/status did not answer", err?.message ?? err);
@@ -205,6 +241,7 @@ function startMain() {
   }, STATS_EVERY_MS);
 
   const channel = new ControlChannel({
+    camera,
     onStatus: (s) => setStatus(s),
     onError: (text) => panel.showError(text),
   });
@@ -238,7 +275,8 @@ function startMain() {
     }
     const w = Math.min(1600, screen.availWidth || 1280);
     const h = Math.min(960, screen.availHeight || 800);
-    second = window.open("/?role=second&view=aged", "agecast-second", `popup,width=${w},height=${h}`);
+    const path = `/?role=second&view=aged${camera ? `&camera=${encodeURIComponent(camera)}` : ""}`;
+    second = window.open(path, "agecast-second", `popup,width=${w},height=${h}`);
     if (!second) {
       panel.showError("The browser blocked the second window: allow pop-ups for this page.");
       return null;
@@ -270,6 +308,14 @@ function startMain() {
     get status() {
       return status;
     },
+    /** The camera on screen (its name; null before the first hello) and every camera's name. */
+    get camera() {
+      return picker.current;
+    },
+    get cameras() {
+      return [...picker.names];
+    },
+    showCamera: (name) => picker.pick(name),
     get counts() {
       return { ...stream.counts };
     },
@@ -328,7 +374,9 @@ function startSecond() {
       goneSince ??= performance.now();
       display.update({ ...display.model, state: "main closed", fx: null, fps: NaN });
       if (performance.now() - goneSince > TAKEOVER_AFTER_MS) {
-        location.replace(`/?view=${encodeURIComponent(display.view)}`);
+        const cam = params.get("camera");
+        const also = cam ? `&camera=${encodeURIComponent(cam)}` : "";
+        location.replace(`/?view=${encodeURIComponent(display.view)}${also}`);
       }
       return;
     }

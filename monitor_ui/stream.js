@@ -165,6 +165,21 @@ export class MonitorStream {
     }, delay);
   }
 
+  /** Watch another stream (another camera's /ws/monitor?camera=…): reconnects at once, or on
+   * resume() when paused. */
+  switchPath(path) {
+    this.opts.path = path;
+    if (this.stopped) return;
+    const ws = this.ws;
+    this.ws = null; // its close event finds another socket and does not reconnect
+    ws?.close();
+    this.hello = null;
+    this.closeDecoder();
+    this.attempt = 0;
+    this.setState("connecting");
+    this.connect();
+  }
+
   switchCodec(codec) {
     this.codec = codec;
     this.opts.onCodec?.(codec);

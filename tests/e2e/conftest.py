@@ -90,6 +90,7 @@ class AgecastServer:
     proc: subprocess.Popen[bytes] | None = None
     source: str = SOURCE
     identity: str = "testpattern"
+    args: list[str] = field(default_factory=list)  # more `agecast serve` flags (--config …)
     _log: Any = field(default=None, repr=False)
 
     @property
@@ -111,6 +112,7 @@ class AgecastServer:
         cmd = [
             sys.executable, "-m", "agecast.cli", "--log-level", "warning", "serve",
             "--source", self.source, "--identity", self.identity, "--port", str(self.port),
+            *self.args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log, stderr=self._log)
         deadline = time.monotonic() + START_TIMEOUT_S
