@@ -271,13 +271,15 @@ def _bench_cameras(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n")
     table = Table(title=f"agecast bench: {n} cameras on {result['backend']} ({result['mode']})")
-    for col in ("camera", "source", "fps out", "dropped", "frame→output p50/p95/p99 ms"):
+    columns = ("camera", "source", "fps out", "dropped", "frame→output p50/p95/p99 ms")
+    for col in (*columns, "frame→packet p50/p95/p99 ms"):
         table.add_column(col)
     for cam in result["per_camera"]:
-        p = cam["frame_to_output_ms"]
+        p, k = cam["frame_to_output_ms"], cam["frame_to_packet_ms"]
         table.add_row(
             cam["camera"], cam["source"]["uri"], str(cam["fps_out"]),
             str(sum(cam["dropped"].values())), f"{p['p50']} / {p['p95']} / {p['p99']}",
+            f"{k['p50']} / {k['p95']} / {k['p99']}",
         )  # fmt: skip
     Console().print(table)
 

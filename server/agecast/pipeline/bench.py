@@ -35,7 +35,7 @@ def gpu_peak_mb(device: torch.device) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
-def _machine() -> dict[str, Any]:
+def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "python": sys.version.split()[0],
@@ -127,5 +127,5 @@ def bench(settings: Settings, *, seconds: float, live: bool, warmup: float = 2.0
         "landmark_jitter_px": jitter,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "gpu_peak_memory_mb": gpu_peak_mb(built.device),
-        "machine": _machine(),
+        "machine": machine(),
     }

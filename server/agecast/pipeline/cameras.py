@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +20,7 @@ import torch
 from agecast.errors import SourceError
 from agecast.identities.runtime import IdentityModel
 from agecast.inference.base import Backend
+from agecast.pipeline.bench import gpu_peak_mb, machine, measure
 from agecast.pipeline.build import build_fx, device_and_backend
 from agecast.pipeline.fx import FaceFX
 from agecast.pipeline.runner import Pipeline
@@ -88,7 +88,8 @@ def build_cameras(
 def bench_cameras(
     settings: Settings, sources: list[str], *, seconds: float, live: bool, warmup: float = 2.0
 ) -> dict[str, Any]:
-    """Run every camera for ``warmup`` + ``seconds`` at once; per-camera and overall figures."""
+    """Run every camera for ``warmup`` + ``seconds`` at once, each output encoded as the monitor
+    does (its own encoder per camera); per-camera and overall figures."""
     built = build_cameras(settings, sources, mode="live" if live else "render")
     if built.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -96,10 +97,9 @@ def bench_cameras(
     try:
         for camera in built.cameras:
             camera.pipeline.start()
-        start = time.monotonic()
         threads = [
             threading.Thread(
-                target=_consume, args=(c, start, warmup, seconds, stats), name=f"bench-{c.name}"
+                target=_consume, args=(c, warmup, seconds, stats), name=f"bench-{c.name}"
             )
             for c in built.cameras
         ]
@@ -125,26 +125,12 @@ def bench_cameras(
         "fps_out_total": round(sum(s["fps_out"] for s in per_camera), 2),
         "dropped_total": sum(sum(s["dropped"].values()) for s in per_camera),
         "frame_to_output_p99_ms_worst": max(s["frame_to_output_ms"]["p99"] for s in per_camera),
-        "gpu_peak_memory_mb": (
-            round(torch.cuda.max_memory_allocated() / 2**20, 1)
-            if built.device.type == "cuda"
-            else None
-        ),
+        "frame_to_packet_p99_ms_worst": max(s["frame_to_packet_ms"]["p99"] for s in per_camera),
+        "gpu_peak_memory_mb": gpu_peak_mb(built.device),
+        "machine": machine(),
         "per_camera": per_camera,
     }
 
 
-def _consume(
-    camera: Camera, start: float, warmup: float, seconds: float, out: dict[str, dict[str, Any]]
-) -> None:
-    warmed = warmup <= 0
-    if warmed:
-        camera.pipeline.reset_stats()
-    for _ in camera.pipeline.outputs():
-        elapsed = time.monotonic() - start
-        if elapsed >= warmup + seconds:
-            break
-        if not warmed and elapsed >= warmup:
-            camera.pipeline.reset_stats()
-            warmed = True
-    out[camera.name] = camera.pipeline.stats()
+def _consume(camera: Camera, warmup: float, seconds: float, out: dict[str, dict[str, Any]]) -> None:
+    out[camera.name] = measure(camera.pipeline, seconds=seconds, warmup=warmup)

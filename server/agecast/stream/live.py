@@ -23,6 +23,7 @@ from agecast.pipeline.build import Built, build
 from agecast.pipeline.cameras import Camera, build_cameras
 from agecast.pipeline.metrics import Timings, percentiles
 from agecast.pipeline.runner import Output
+from agecast.pipeline.transfer import to_host
 from agecast.settings import Settings
 from agecast.sources import SourceState
 from agecast.stream.encoder import H264Encoder, encode_jpeg
@@ -129,6 +130,7 @@ class LiveService:
             picture = picture.clone()
             self.marker.burn(picture, mark, "bottom-left")
             encoder = self._labelled.setdefault(mark, H264Encoder(self.encoder.rate_fps))
+        picture = to_host(picture, self.built.pipeline.copies)  # once for H.264 and JPEG
         height, width = picture.shape[0], picture.shape[1]
         if self.fanout.wants("h264", mark):
             encoded = encoder.encode(picture)
