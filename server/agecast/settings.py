@@ -158,7 +158,7 @@ class Settings(BaseSettings):
 
 
 # "A=rtsp://…" names a camera; a URI's own "=" (a query string) comes after a ":" and does not.
-_CAMERA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+_CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")  # also a take label
 
 
 def camera_entries(cameras: list[str]) -> list[tuple[str, str]]:
