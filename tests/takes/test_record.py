@@ -22,6 +22,16 @@ def luma(picture: np.ndarray) -> np.ndarray:
     return picture.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
+def _assert_changed_only_about_the_face(changed: np.ndarray, frame: dict) -> None:
+    """``changed`` (a per-pixel mask) covers the recorded face and hardly anything else."""
+    x0, y0, x1, y1 = (round(v) for v in frame["faces"][0]["box"])
+    assert changed[max(0, y0) : y1, max(0, x0) : x1].mean() > 0.05
+    outside = changed.copy()
+    outside[max(0, y0 - 40) : y1 + 40, max(0, x0 - 40) : x1 + 40] = False
+    outside[:40, -80:] = False  # the visible "AI" mark, top right
+    assert outside.mean() < 0.002
+
+
 def _frames(records: list[dict]) -> list[dict]:
     return [r for r in records if r["type"] == "frame"]
 
@@ -50,13 +60,8 @@ def test_recorded_raw_is_the_source_frame_for_frame(tmp_path: Path) -> None:
 
     # the aged picture differs from the raw one where the recorded face is, and only about there
     on = next(i for i, r in enumerate(frames) if r["fx"] == "on" and r["faces"])
-    x0, y0, x1, y1 = (round(v) for v in frames[on]["faces"][0]["box"])
     changed = np.abs(luma(aged[on]) - luma(raw[on])) > 30  # aged is 4:2:0: compare luma
-    assert changed[max(0, y0) : y1, max(0, x0) : x1].mean() > 0.05
-    outside = changed.copy()
-    outside[max(0, y0 - 40) : y1 + 40, max(0, x0 - 40) : x1 + 40] = False
-    outside[:40, -80:] = False  # the visible "AI" mark, top right
-    assert outside.mean() < 0.002
+    _assert_changed_only_about_the_face(changed, frames[on])
 
 
 def test_default_raw_keeps_the_luma_exactly(tmp_path: Path) -> None:
@@ -109,13 +114,8 @@ def test_raw_from_a_compressed_file_is_the_decoded_source_bit_exact(tmp_path: Pa
 
     # aged: the faces changed, the rest is the source (through crf 12)
     on = next(i for i, r in enumerate(frames) if r["fx"] == "on" and r["faces"])
-    x0, y0, x1, y1 = (round(v) for v in frames[on]["faces"][0]["box"])
     changed = np.abs(aged[on][:240].astype(int) - raw[on][:240].astype(int)) > 12
-    assert changed[max(0, y0) : y1, max(0, x0) : x1].mean() > 0.05
-    outside = changed.copy()
-    outside[max(0, y0 - 40) : y1 + 40, max(0, x0 - 40) : x1 + 40] = False
-    outside[:40, -80:] = False  # the visible "AI" mark, top right
-    assert outside.mean() < 0.002
+    _assert_changed_only_about_the_face(changed, frames[on])
 
 
 def test_timecode_comes_from_a_file_source(tmp_path: Path) -> None:
