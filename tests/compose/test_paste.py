@@ -2,7 +2,7 @@ import torch
 
 from agecast.compose.layout import layout_canvas
 from agecast.compose.mask import MaskMaker, feather
-from agecast.compose.paste import footprint, paste_back
+from agecast.compose.paste import footprint, paste_back, paste_delta
 
 # frame → crop: the crop's 256 px cover frame x 400..912, y 100..612 (scale 0.5)
 AFFINE = torch.tensor([[0.5, 0.0, -200.0], [0.0, 0.5, -50.0]])
@@ -73,3 +73,26 @@ def test_layouts_keep_raw_and_aged_from_the_same_frame() -> None:
     assert canvas is aged and torch.equal(aged, raw) and aged.data_ptr() != raw.data_ptr()
     only_raw, canvas = layout_canvas(raw, "raw")
     assert only_raw is raw and canvas is None
+
+
+def test_paste_delta_adds_to_the_plate_and_keeps_its_detail() -> None:
+    """Re-ageing paste-back: the frame's own pixels plus the delta, never resampled; where the
+    masked delta is zero the frame is bit-exact, inside the crop as well as outside."""
+    frame = _frame()
+    before = frame.clone()
+    delta = torch.full((3, 256, 256), 20 / 255)
+    mask = torch.zeros(1, 256, 256)
+    mask[:, 64:192, 64:192] = 1.0  # frame 528..784 × 228..484
+    paste_delta(frame, delta, mask, AFFINE)
+    inside = (frame[250:460, 550:760].int() - before[250:460, 550:760].int()).flatten()
+    clipped = before[250:460, 550:760].int().flatten() > 235
+    # +20 everywhere it does not clip at white: the plate's random texture is all still there
+    assert torch.all(inside[~clipped] == 20)
+    ring = torch.ones(720, 1280, dtype=torch.bool)
+    ring[220:492, 520:792] = False  # the masked square and its bilinear edge
+    assert torch.equal(frame[ring], before[ring])
+    # strength scales the change; a negative delta darkens
+    frame = before.clone()
+    paste_delta(frame, -delta, mask, AFFINE, strength=0.5)
+    change = frame[300:400, 600:700].int() - before[300:400, 600:700].int()
+    assert torch.all((change == -10) | (before[300:400, 600:700] < 10))

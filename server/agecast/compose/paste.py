@@ -34,6 +34,34 @@ def footprint(
     return x0, y0, max(x0, x1), max(y0, y1)
 
 
+def _sample_into(
+    frame: torch.Tensor, planes: torch.Tensor, affine: torch.Tensor
+) -> tuple[tuple[int, int, int, int], torch.Tensor | None]:
+    """``planes`` (C,S,S) in crop space resampled onto the frame pixels of the crop's footprint:
+    (region, (C,h,w) samples), or None where the crop misses the frame."""
+    size = planes.shape[-1]
+    height, width = frame.shape[0], frame.shape[1]
+    x0, y0, x1, y1 = footprint(affine, size, height, width)
+    if x1 <= x0 or y1 <= y0:
+        return (x0, y0, x0, y0), None
+    device = frame.device
+    a = affine.to(device, torch.float32)
+    ys = torch.arange(y0, y1, device=device, dtype=torch.float32)
+    xs = torch.arange(x0, x1, device=device, dtype=torch.float32)
+    # crop coordinates of every frame pixel centre in the region, then grid_sample's [-1, 1]
+    u = a[0, 0] * xs[None, :] + a[0, 1] * ys[:, None] + a[0, 2]
+    v = a[1, 0] * xs[None, :] + a[1, 1] * ys[:, None] + a[1, 2]
+    grid = torch.stack([(2 * u + 1) / size - 1, (2 * v + 1) / size - 1], dim=-1)[None]
+    sampled = F.grid_sample(
+        planes.to(device, torch.float32)[None],
+        grid,
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )[0]
+    return (x0, y0, x1, y1), sampled
+
+
 def paste_back(
     frame: torch.Tensor,
     crop: torch.Tensor,
@@ -46,25 +74,39 @@ def paste_back(
     ``affine`` maps frame → crop. ``strength`` scales the mask (the operator's blend). Returns the
     region written.
     """
-    size = crop.shape[-1]
-    height, width = frame.shape[0], frame.shape[1]
-    x0, y0, x1, y1 = footprint(affine, size, height, width)
-    if x1 <= x0 or y1 <= y0 or strength <= 0:
+    if strength <= 0:
+        x0, y0, _, _ = footprint(affine, crop.shape[-1], frame.shape[0], frame.shape[1])
         return x0, y0, x0, y0
-    device = frame.device
-    a = affine.to(device, torch.float32)
-    ys = torch.arange(y0, y1, device=device, dtype=torch.float32)
-    xs = torch.arange(x0, x1, device=device, dtype=torch.float32)
-    # crop coordinates of every frame pixel centre in the region, then grid_sample's [-1, 1]
-    u = a[0, 0] * xs[None, :] + a[0, 1] * ys[:, None] + a[0, 2]
-    v = a[1, 0] * xs[None, :] + a[1, 1] * ys[:, None] + a[1, 2]
-    grid = torch.stack([(2 * u + 1) / size - 1, (2 * v + 1) / size - 1], dim=-1)[None]
-    stacked = torch.cat([crop.to(device, torch.float32), mask.to(device, torch.float32)])[None]
-    sampled = F.grid_sample(
-        stacked, grid, mode="bilinear", padding_mode="zeros", align_corners=False
-    )[0]
+    (x0, y0, x1, y1), sampled = _sample_into(frame, torch.cat([crop, mask]), affine)
+    if sampled is None:
+        return x0, y0, x1, y1
     alpha = sampled[3:4] * strength
     region = frame[y0:y1, x0:x1].permute(2, 0, 1).float()
     out = region + (sampled[:3] * 255.0 - region) * alpha
     frame[y0:y1, x0:x1] = out.add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
+    return x0, y0, x1, y1
+
+
+def paste_delta(
+    frame: torch.Tensor,
+    delta: torch.Tensor,
+    mask: torch.Tensor,
+    affine: torch.Tensor,
+    strength: float = 1.0,
+) -> tuple[int, int, int, int]:
+    """Add ``delta`` (3,S,S, −1–1) × ``mask`` (1,S,S) × ``strength`` to ``frame`` (H,W,3 uint8,
+    in place) through the inverse affine: the re-ageing paste-back.
+
+    The frame's own pixels are never resampled, only changed by the (smooth) delta, so every
+    detail of the plate survives; where the masked delta is zero the frame is bit-exact.
+    """
+    if strength <= 0:
+        x0, y0, _, _ = footprint(affine, delta.shape[-1], frame.shape[0], frame.shape[1])
+        return x0, y0, x0, y0
+    (x0, y0, x1, y1), sampled = _sample_into(frame, delta * mask, affine)
+    if sampled is None:
+        return x0, y0, x1, y1
+    region = frame[y0:y1, x0:x1].permute(2, 0, 1).float()
+    out = region + sampled * (255.0 * strength)
+    frame[y0:y1, x0:x1] = out.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
     return x0, y0, x1, y1
