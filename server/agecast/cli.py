@@ -16,6 +16,7 @@ import signal
 import sys
 import typing
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +27,14 @@ from rich.table import Table
 
 from agecast.errors import AgecastError
 from agecast.settings import Settings
+
+
+class Family(StrEnum):
+    """Model families ``agecast train`` fits."""
+
+    DF = "agecast-df"
+    REAGE = "agecast-reage"
+
 
 app = typer.Typer(
     help=(
@@ -906,10 +915,14 @@ def train(
     src: Annotated[Path, typer.Option(help="faceset of the identity (the target face/age)")],
     dst: Annotated[Path, typer.Option(help="faceset of the footage to swap")],
     out: Annotated[Path, typer.Option(help="run folder: checkpoints, previews, run.json")],
-    resolution: Annotated[int, typer.Option(help="crop size, multiple of 16, 128–320")] = 128,
+    resolution: Annotated[
+        int, typer.Option(help="crop size: df a multiple of 16 in 128–320, reage of 32 in 128–1024")
+    ] = 128,
     steps: Annotated[int, typer.Option(help="train until this many steps in total")] = 2000,
     batch: Annotated[int, typer.Option(help="faces per branch per step")] = 8,
-    lr: Annotated[float, typer.Option(help="learning rate")] = 2e-4,
+    lr: Annotated[
+        float | None, typer.Option(help="learning rate (default 2e-4 df, 1e-3 reage)")
+    ] = None,
     encoder_dims: Annotated[int, typer.Option(help="encoder width (first stage)")] = 24,
     decoder_dims: Annotated[int, typer.Option(help="decoder width (last stage)")] = 16,
     age: Annotated[
@@ -925,29 +938,54 @@ def train(
         float | None, typer.Option(help="stop after this many minutes of training (checkpointed)")
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+    family: Annotated[
+        Family,
+        typer.Option(
+            help="agecast-df: redraw the face as the identity (another face); agecast-reage: "
+            "add an age delta to the plate (the same actor; --src holds the footage faces at "
+            "several ages, e.g. from `faceset age-synth`)"
+        ),
+    ] = Family.DF,
+    dims: Annotated[int, typer.Option(help="agecast-reage: channels of the first level")] = 16,
+    crop: Annotated[int, typer.Option(help="agecast-reage: training window in pixels")] = 128,
+    init_from: Annotated[
+        Path | None, typer.Option(help="agecast-reage: start from this run's weights")
+    ] = None,
 ) -> None:
     """Train an identity model: src = the identity's faces, dst = the footage's faces."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from agecast.training.reage_train import ReageOptions, train_reage
     from agecast.training.train import Progress as Step
     from agecast.training.train import TrainOptions
-    from agecast.training.train import train as run_training
+    from agecast.training.train import train as run_df
 
-    options = TrainOptions(
-        steps=steps,
-        batch=batch,
-        lr=lr,
-        resolution=resolution,
-        encoder_dims=encoder_dims,
-        decoder_dims=decoder_dims,
-        age=age,
-        save_every=save_every,
-        preview_every=preview_every,
-        seed=seed,
-        device=device,
-        threads=threads,
-        minutes=minutes,
-    )
+    common: dict[str, Any] = {
+        "steps": steps,
+        "batch": batch,
+        "resolution": resolution,
+        "save_every": save_every,
+        "preview_every": preview_every,
+        "seed": seed,
+        "device": device,
+        "threads": threads,
+        "minutes": minutes,
+    }
+    options: TrainOptions | ReageOptions
+    if family is Family.REAGE:
+        options = ReageOptions(
+            **common,
+            lr=lr or 1e-3,
+            dims=dims,
+            crop=crop,
+            init_from=str(init_from) if init_from else None,
+        )
+        run_training: Callable[..., Any] = train_reage
+    else:
+        options = TrainOptions(
+            **common, lr=lr or 2e-4, encoder_dims=encoder_dims, decoder_dims=decoder_dims, age=age
+        )
+        run_training = run_df
     with Progress(
         TextColumn("[bold]train"),
         BarColumn(),

@@ -33,6 +33,7 @@ from agecast.inference import get_backend
 from agecast.training.data import load_faces
 from agecast.training.faceset import Faceset
 from agecast.training.model import FAMILY, SwapNet
+from agecast.training.reage_model import FAMILY as REAGE_FAMILY
 from agecast.training.train import RunRecord, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -167,10 +168,29 @@ def export_run(
     """Export ``run`` as a package in ``out``. ``command`` (the CLI line that asked for it) goes
     into the manifest's provenance after the training command."""
     record = RunRecord.load(run)
-    full, _ = load_checkpoint(run, "cpu")
-    net = SwapNet(full).eval()
     if out.exists() and any(out.iterdir()):
         raise TrainError(f"{out} exists and is not empty: export to a new folder")
+    if record.family == REAGE_FAMILY:
+        from agecast.training.reage_export import export_reage
+
+        if fmt != "onnx":
+            raise TrainError(f"--format {fmt}: an {REAGE_FAMILY} identity exports as onnx only")
+        return export_reage(
+            record,
+            run,
+            out,
+            identity_id=identity_id,
+            display_name=display_name or identity_id,
+            actor=actor,
+            purpose=purpose,
+            target_age=target_age,
+            consent=consent,
+            source_footage=source_footage,
+            notes=notes,
+            command=command,
+        )
+    full, _ = load_checkpoint(run, "cpu")
+    net = SwapNet(full).eval()
     out.mkdir(parents=True, exist_ok=True)
     data = _write_onnx(net, out / "model.onnx")
     manifest = _manifest(

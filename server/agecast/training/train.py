@@ -92,6 +92,7 @@ class RunRecord:
     step: int = 0
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    family: str = "agecast-df"  # the model family trained (older runs: agecast-df)
 
     def save(self, run: Path) -> None:
         tmp = run / (RUN_FILE + ".tmp")

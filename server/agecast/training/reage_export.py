@@ -1,0 +1,191 @@
+"""Export of an ``agecast-reage`` run: ONNX (face + age maps in; face, delta and mask out),
+manifest and preview, checked through the live runtime against torch before it is written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from agecast import __version__
+from agecast.errors import TrainError
+from agecast.faces.regions import REGIONS
+from agecast.identities.manifest import MANIFEST_NAME, ConsentRecord, Manifest
+from agecast.identities.package import check_contract, read_package
+from agecast.identities.runtime import IdentityModel
+from agecast.inference import get_backend
+from agecast.training.export import PARITY_LIMIT, ExportReport, _held_out
+from agecast.training.reage_model import FAMILY, ReageNet
+from agecast.training.reage_train import load_reage_checkpoint
+from agecast.training.train import RunRecord
+
+log = logging.getLogger(__name__)
+
+
+def _write_onnx(net: ReageNet, path: Path) -> bytes:
+    r = net.config.resolution
+    args = (torch.rand(1, 3, r, r), torch.full((1, 2, r, r), 0.5))
+    names = ["face_out", "delta_out", "mask_out"]
+    dynamic = {n: {0: "N"} for n in ["face", "age_maps", *names]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            net,
+            args,
+            str(path),
+            input_names=["face", "age_maps"],
+            output_names=names,
+            dynamic_axes=dynamic,
+            opset_version=17,
+            dynamo=False,
+        )
+    return path.read_bytes()
+
+
+def _manifest(
+    record: RunRecord, net: ReageNet, sha: str, fields: dict[str, Any], command: str
+) -> dict[str, Any]:
+    r = net.config.resolution
+    assert record.age_range is not None
+    lo, hi = record.age_range
+    if lo != int(lo) or hi != int(hi):
+        raise TrainError(f"age range {lo}–{hi}: give faceset ages in whole years")
+    consent: ConsentRecord | None = fields["consent"]
+    return {
+        "schema": 1,
+        "id": fields["identity_id"],
+        "display_name": fields["display_name"],
+        "actor": fields["actor"],
+        "purpose": fields["purpose"],
+        "target_age": fields["target_age"],
+        "age_range": [int(lo), int(hi)],
+        "plate_age": int(lo),
+        "mouth": "plate",
+        "family": FAMILY,
+        "family_config": net.config.to_dict(),
+        "model": {
+            "file": "model.onnx",
+            "sha256": sha,
+            "inputs": [
+                {"name": "face", "shape": ["N", 3, r, r], "role": "face"},
+                {"name": "age_maps", "shape": ["N", 2, r, r], "role": "age_map"},
+            ],
+            "outputs": [
+                {"name": "face_out", "shape": ["N", 3, r, r], "role": "face"},
+                {"name": "delta_out", "shape": ["N", 3, r, r], "role": "delta"},
+                {"name": "mask_out", "shape": ["N", 1, r, r], "role": "mask"},
+            ],
+        },
+        "crop": {"size": r, "template": record.template},
+        "color_transfer": "none",  # the delta is relative to the plate's own light
+        "provenance": {
+            "trained_by": f"agecast {__version__} train --family {FAMILY} ({record.step} steps, "
+            f"{record.seconds / 60:.0f} min on {record.device})",
+            "command": f"{record.command}\n{command}",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "source_footage": fields["source_footage"],
+            "notes": fields["notes"],
+        },
+        "consent": consent.model_dump(mode="json") if consent else None,
+        "preview": "preview.png",
+    }
+
+
+def export_reage(
+    record: RunRecord,
+    run: Path,
+    out: Path,
+    *,
+    identity_id: str,
+    display_name: str,
+    actor: str,
+    purpose: Literal["likeness", "demo", "tooling"],
+    target_age: int | None,
+    consent: ConsentRecord | None,
+    source_footage: str,
+    notes: str,
+    command: str,
+) -> ExportReport:
+    net, _ = load_reage_checkpoint(run, "cpu")
+    net.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    data = _write_onnx(net, out / "model.onnx")
+    fields = {
+        "identity_id": identity_id,
+        "display_name": display_name,
+        "actor": actor,
+        "purpose": purpose,
+        "target_age": target_age,
+        "consent": consent,
+        "source_footage": source_footage,
+        "notes": notes,
+    }
+    manifest = _manifest(record, net, hashlib.sha256(data).hexdigest(), fields, command)
+    Manifest.model_validate(manifest)  # fail before anything else is written
+    crops = _held_out(record, net.config.resolution)
+    worst, preview = _parity(out, manifest, net, crops)
+    if not worst <= PARITY_LIMIT:
+        raise TrainError(
+            f"onnxruntime and torch disagree by {worst:.2e} on held-out crops (limit "
+            f"{PARITY_LIMIT:.0e}): the exported model is not the trained one; report this"
+        )
+    Image.fromarray(preview).save(out / "preview.png", optimize=True)
+    manifest["provenance"]["parity_max_abs_diff"] = float(f"{worst:.3g}")
+    manifest["provenance"]["parity_crops"] = int(crops.shape[0])
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    read_package(out)
+    log.info(
+        "exported %s → %s: onnxruntime vs torch max |diff| %.2e over %d held-out crops",
+        run,
+        out,
+        worst,
+        crops.shape[0],
+    )
+    return ExportReport(out, worst, int(crops.shape[0]), len(data))
+
+
+@torch.no_grad()
+def _parity(
+    out: Path, manifest: dict[str, Any], net: ReageNet, crops: torch.Tensor
+) -> tuple[float, np.ndarray]:
+    """Largest |runtime - torch| over face, delta and mask at the youngest, middle and oldest
+    age and with a local offset, through the live runtime; and the preview (plate | middle |
+    oldest) from the same run."""
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    package = read_package(out)
+    model = get_backend("onnxruntime").load(package.model_path, label="export parity")
+    check_contract(package, model)
+    identity = IdentityModel(package, model)
+    lo, hi = manifest["age_range"]
+    eyes = tuple(float(lo - hi) if r == "eyes" else 0.0 for r in REGIONS)
+    tiles = [crops[0]]
+    try:
+        worst = 0.0
+        n = crops.shape[0]
+        for years, offsets in ((lo, None), ((lo + hi) / 2, None), (hi, None), (hi, eyes)):
+            maps = identity.age_maps(n, years, offsets, None, crops.device)
+            face, delta, mask = net(crops, maps)
+            got = identity.infer(crops, years, offsets)
+            assert got.masks is not None and got.deltas is not None
+            worst = max(
+                worst,
+                float((got.faces - face).abs().max()),
+                float((got.deltas - delta).abs().max()),
+                float((got.masks - mask).abs().max()),
+            )
+            if offsets is None and years != lo:
+                tiles.append(face[0])
+        grid = torch.cat(tiles, dim=2)
+        preview = (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        return (worst if math.isfinite(worst) else math.inf), preview
+    finally:
+        identity.close()

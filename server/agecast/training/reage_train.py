@@ -1,0 +1,309 @@
+"""``agecast train --family agecast-reage``: fit the re-ageing U-Net to pairs of the same faces
+at several ages, with the same run folder, checkpoints, resume, ``--minutes`` and previews as
+the swap family (``agecast.training.train``).
+
+``--src`` is the faceset of the faces at several ages (each face names its footage face in
+``pair_of``: ``faceset age-synth`` writes exactly that); ``--dst`` is the footage faceset at the
+actor's own age. Every 10th footage face is held out for previews and export's parity check.
+The loss is L1 (weighted to the face) + DSSIM between the plate-plus-delta and the target, plus
+the mask's error against the region the model may change (face and hair, without occluders
+and the mouth interior).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from agecast.errors import TrainError
+from agecast.faces.regions import REGIONS, target_age_map
+from agecast.training.faceset import Faceset
+from agecast.training.losses import dssim
+from agecast.training.reage_data import AgedFaces, ReageAugment, load_aged
+from agecast.training.reage_model import AGE_SCALE, FAMILY, ReageConfig, ReageNet
+from agecast.training.train import (
+    CHECKPOINT,
+    HELD_OUT_EVERY,
+    RUN_FILE,
+    Progress,
+    RunRecord,
+    pick_train_device,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReageOptions:
+    steps: int = 3000
+    batch: int = 8
+    lr: float = 1e-3
+    resolution: int = 256
+    dims: int = 16
+    crop: int = 128  # training window; the model runs on whole crops
+    save_every: int = 250
+    preview_every: int = 250
+    seed: int = 0
+    device: str = "auto"
+    minutes: float | None = None
+    log_every: int = 100
+    threads: int = 0
+    init_from: str | None = None  # start from another reage run's weights (new data, same net)
+
+
+def _split(data: AgedFaces) -> tuple[AgedFaces, AgedFaces]:
+    held = [i for i in range(len(data)) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
+    train_idx = [i for i in range(len(data)) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
+    if not held:
+        held, train_idx = [len(data) - 1], list(range(len(data) - 1))
+    return data.subset(train_idx), data.subset(held)
+
+
+def reage_loss(
+    net: ReageNet, face: torch.Tensor, maps: torch.Tensor, target: torch.Tensor, keep: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
+    out, _, mask = net(face, maps)
+    weight = 0.2 + keep
+    l1 = ((out - target).abs() * weight).sum() / (weight.sum() * 3)
+    d = dssim(out, target).mean()
+    m = F.mse_loss(mask, keep)
+    total = 10 * l1 + 5 * d + 2 * m
+    return total, {"l1": l1.item(), "dssim": d.item(), "mask": m.item()}
+
+
+def _save(run: Path, net: ReageNet, opt: torch.optim.Optimizer, step: int, gen: Any) -> None:
+    tmp = run / (CHECKPOINT + ".tmp")
+    torch.save(
+        {
+            "step": step,
+            "family": FAMILY,
+            "config": net.config.to_dict(),
+            "model": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "generator": gen.get_state(),
+        },
+        tmp,
+    )
+    os.replace(tmp, run / CHECKPOINT)
+
+
+def load_reage_checkpoint(
+    run: Path, device: torch.device | str = "cpu"
+) -> tuple[ReageNet, dict[str, Any]]:
+    path = run / CHECKPOINT
+    if not path.is_file():
+        raise TrainError(f"{run} has no {CHECKPOINT}: train it first (`agecast train`)")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise TrainError(f"{path} cannot be read ({exc}); resume from an earlier copy") from exc
+    if state.get("family") != FAMILY:
+        raise TrainError(f"{path} is not an {FAMILY} checkpoint")
+    net = ReageNet(ReageConfig.from_dict(state["config"])).to(device)
+    net.load_state_dict(state["model"])
+    return net, state
+
+
+@torch.no_grad()
+def preview_grid(net: ReageNet, held: AgedFaces, rows: int = 3) -> np.ndarray:
+    """HWC uint8: per held-out face, the plate | aged to the middle and oldest age | oldest with
+    the eyes kept at the plate's age (a local offset) | the synthetic target at the oldest age."""
+    was = net.training
+    net.eval()
+    n = min(rows, len(held))
+    ages = held.ages.float()
+    lo, hi = float(ages.min()), float(ages.max())
+    size = held.images.shape[-1]
+    plate = held.images[:n, int(torch.argmin(ages))].float() / 255
+    regions = held.regions[:n].float()
+    cols = [plate]
+    eyes = REGIONS.index("eyes")
+    for target, eyes_offset in (((lo + hi) / 2, 0.0), (hi, 0.0), (hi, lo - hi)):
+        offsets = torch.zeros(n, len(REGIONS))
+        offsets[:, eyes] = eyes_offset
+        tmap = target_age_map(torch.full((n,), target), offsets, regions)
+        maps = torch.cat([torch.full((n, 1, size, size), lo), tmap], 1) / AGE_SCALE
+        cols.append(net(plate, maps)[0])
+    cols.append(held.images[:n, int(torch.argmax(ages))].float() / 255)
+    grid = torch.cat([torch.cat(list(r), dim=2) for r in zip(*cols, strict=True)], dim=1)
+    net.train(was)
+    return (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+
+
+def train_reage(
+    src: Path,
+    dst: Path,
+    run: Path,
+    options: ReageOptions,
+    *,
+    resume: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    command: str = "",
+) -> RunRecord:
+    """Train (or resume) an ``agecast-reage`` run in ``run``; returns its record."""
+    device = pick_train_device(options.device)
+    if options.threads > 0:
+        torch.set_num_threads(options.threads)
+    if resume:
+        record = RunRecord.load(run)
+        if record.family != FAMILY:
+            raise TrainError(f"{run} holds an {record.family} run; resume it without --family")
+        opts = ReageOptions(
+            **{
+                **record.options,
+                "steps": options.steps,
+                "device": options.device,
+                "minutes": options.minutes,
+            }
+        )
+        if Path(record.src) != src or Path(record.dst) != dst:
+            raise TrainError(
+                f"{run} was trained on {record.src} and {record.dst}; resume with the same "
+                "facesets or start a new run"
+            )
+    else:
+        if (run / RUN_FILE).exists():
+            raise TrainError(f"{run} already holds a run: pass --resume, or choose a new --out")
+        opts = options
+    config = ReageConfig(resolution=opts.resolution, dims=opts.dims)
+    footage = Faceset.load(dst)
+    data = load_aged(Faceset.load(src), footage, opts.resolution)
+    if opts.crop > opts.resolution or opts.crop % 32:
+        raise TrainError(
+            f"--crop {opts.crop}: use a multiple of 32 up to --resolution {opts.resolution}"
+        )
+    train_set, held = _split(data)
+    ages = [float(a) for a in data.ages]
+    gen = torch.Generator().manual_seed(opts.seed)
+    torch.manual_seed(opts.seed)
+    if resume:
+        net, state = load_reage_checkpoint(run, device)
+        if net.config != config:
+            raise TrainError(f"{run}'s checkpoint has model {net.config}, the run expects {config}")
+    else:
+        run.mkdir(parents=True, exist_ok=True)
+        net, state = ReageNet(config).to(device), {}
+        if opts.init_from:
+            start, _ = load_reage_checkpoint(Path(opts.init_from), device)
+            if start.config != config:
+                raise TrainError(
+                    f"--init-from {opts.init_from} has model {start.config}, this run {config}"
+                )
+            net.load_state_dict(start.state_dict())
+        record = RunRecord(
+            src=str(src),
+            dst=str(dst),
+            template=footage.template,
+            options=asdict(opts),
+            config=config.to_dict(),
+            age_range=[min(ages), max(ages)],
+            held_out=held.files,
+            paired=True,
+            command=command,
+            device=str(device),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            family=FAMILY,
+        )
+    opt = torch.optim.AdamW(net.parameters(), lr=opts.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    if state:
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+    step = record.step
+    log.info(
+        "training %s (%s): %d faces × %d ages (%s), %d held out, %dpx crops, %dpx windows on %s",
+        run,
+        FAMILY,
+        len(train_set),
+        len(ages),
+        ", ".join(f"{a:g}" for a in ages),
+        len(held),
+        opts.resolution,
+        opts.crop,
+        device,
+    )
+    (run / "previews").mkdir(exist_ok=True)
+    aug = ReageAugment(crop=opts.crop)
+    net.train()
+    t0 = time.perf_counter()
+    window: list[float] = []
+    last_save = step
+    started = time.monotonic()
+    budget_s = opts.minutes * 60 if opts.minutes else math.inf
+    interrupted = False
+    try:
+        while step < opts.steps:
+            if should_stop is not None and should_stop():
+                break
+            if time.monotonic() - started >= budget_s:
+                log.info("--minutes %g reached at step %d: stopping", opts.minutes, step)
+                break
+            for group in opt.param_groups:  # cosine decay to a tenth over the planned steps
+                group["lr"] = opts.lr * (0.55 + 0.45 * math.cos(math.pi * step / opts.steps))
+            b = aug.batch(train_set, opts.batch, gen)
+            loss, parts = reage_loss(
+                net,
+                b.face.to(device),
+                b.age_maps.to(device),
+                b.target.to(device),
+                b.mask.to(device),
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            total = loss.item()
+            if not math.isfinite(total):
+                raise TrainError(
+                    f"loss became {total} at step {step}; lower --lr and resume from the last "
+                    "checkpoint"
+                )
+            window.append(total)
+            elapsed = time.perf_counter() - t0
+            rate = (step - record.step) / elapsed if elapsed > 0 else 0.0
+            if on_progress is not None:
+                on_progress(Progress(step, opts.steps, {"total": total, **parts}, rate))
+            if step % 25 == 0 or step == opts.steps:
+                record.history.append({"step": float(step), "loss": float(np.mean(window))})
+                window = []
+            if opts.log_every and step % opts.log_every == 0:
+                log.info("step %d/%d loss %.4f, %.2f steps/s", step, opts.steps, total, rate)
+            if step % opts.preview_every == 0 or step == opts.steps:
+                Image.fromarray(preview_grid(net.cpu(), held)).save(
+                    run / "previews" / f"step_{step:06d}.png"
+                )
+                net.to(device)
+            if step - last_save >= opts.save_every or step == opts.steps:
+                record.seconds += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                record.step = step
+                _save(run, net, opt, step, gen)
+                record.save(run)
+                last_save = step
+    except KeyboardInterrupt:
+        interrupted = True
+    if step != record.step or not (run / CHECKPOINT).exists():
+        record.seconds += time.perf_counter() - t0
+        record.step = step
+        _save(run, net, opt, step, gen)
+        record.save(run)
+    log.info(
+        "run %s %s at step %d (%.0f s of training)",
+        run,
+        "interrupted, saved" if interrupted else "saved",
+        record.step,
+        record.seconds,
+    )
+    return record
