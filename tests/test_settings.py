@@ -65,3 +65,18 @@ def test_out_of_range_value_is_explained(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("AGECAST_BLEND", "7")
     with pytest.raises(SettingsError, match="blend"):
         Settings.load()
+
+
+def test_local_age_offsets_from_toml_env_and_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "set.toml"
+    cfg.write_text("[agecast]\nage_offsets = { eyes = -10, hair = 5 }\n")
+    assert Settings.load(cfg).age_offsets == (0.0, -10.0, 0.0, 5.0)
+    monkeypatch.setenv("AGECAST_AGE_OFFSETS", '{"forehead": 4}')
+    assert Settings.load().age_offsets == (4.0, 0.0, 0.0, 0.0)
+    assert Settings.load(age_offsets="mouth:-3").age_offsets == (0.0, 0.0, -3.0, 0.0)
+    with pytest.raises(SettingsError, match="nose"):
+        Settings.load(age_offsets="nose:2")
+    with pytest.raises(SettingsError, match="60 years"):
+        Settings.load(age_offsets="eyes:-90")

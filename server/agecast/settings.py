@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         le=130,
         description="target age in years for identities with an age control (default: theirs)",
     )
+    age_offsets: tuple[float, float, float, float] = Field(
+        (0.0, 0.0, 0.0, 0.0),
+        description="years added to the age per region (forehead, eyes, mouth, hair) for "
+        "identities with local age control: eyes:-10,hair:5, a JSON mapping or a list",
+    )
     layout: Layout = Field("side-by-side")
     ai_mark: bool = Field(True, description='visible "AI" mark on the aged picture')
     # Service
@@ -116,6 +121,16 @@ class Settings(BaseSettings):
         description="record a take's raw picture in 4:4:4 (lossless for RGB sources; "
         "costs ~4 ms more CPU per 720p frame) instead of 4:2:0",
     )
+
+    @field_validator("age_offsets", mode="before")
+    @classmethod
+    def _offsets(cls, value: object) -> tuple[float, ...]:
+        from agecast.faces.regions import parse_offsets
+
+        offsets = parse_offsets(value)
+        if any(not -60 <= v <= 60 for v in offsets):
+            raise ValueError(f"{offsets}: each region's offset must be within ±60 years")
+        return offsets
 
     @field_validator("cameras")
     @classmethod

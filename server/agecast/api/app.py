@@ -66,6 +66,8 @@ class Control(BaseModel):
     identity: str | None = Field(None, min_length=1)
     ai_mark: bool | None = None
     age: float | None = Field(None, ge=0, le=130)
+    # years per region (forehead, eyes, mouth, hair): {"eyes": -10} or a list of four
+    age_offsets: dict[str, float] | list[float] | None = None
     camera: str | None = Field(None, min_length=1, max_length=16)  # default: the first
 
 

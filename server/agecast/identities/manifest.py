@@ -27,7 +27,11 @@ from pydantic import (
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
 
-TensorRole = Literal["face", "mask", "age", "morph", "embedding", "other"]
+# face: the aligned crop in / the replaced crop out; mask: where the output applies; age: a
+# target age (0–1 over age_range); age_map: per-pixel current and target ages (N,2,S,S, years /
+# 100; agecast-reage); delta: an RGB change to add to the plate (agecast-reage); morph: a DFM's
+# morph factor; embedding: a source face embedding (inswapper).
+TensorRole = Literal["face", "mask", "age", "age_map", "delta", "morph", "embedding", "other"]
 
 
 class _Strict(BaseModel):
@@ -83,6 +87,11 @@ class ModelDecl(_Strict):
 
     def tensor(self, side: Literal["inputs", "outputs"], role: TensorRole) -> TensorDecl | None:
         return next((t for t in getattr(self, side) if t.role == role), None)
+
+    @property
+    def local_ages(self) -> bool:
+        """The model takes per-pixel age maps, so regions can be given their own age."""
+        return self.tensor("inputs", "age_map") is not None
 
 
 class CropDecl(_Strict):
@@ -178,6 +187,10 @@ class Manifest(_Strict):
     purpose: Literal["likeness", "demo", "tooling"] = "likeness"
     target_age: int | None = Field(None, ge=0, le=130)
     age_range: tuple[int, int] | None = None
+    # the actor's age in the footage the model runs on (a re-ageing model's "current age")
+    plate_age: int | None = Field(None, ge=0, le=130)
+    # the mouth interior (teeth, tongue) between the lips: kept as the plate, or the model's
+    mouth: Literal["plate", "model"] = "plate"
     family: str
     # the family's own description of the network (e.g. agecast-df's ModelConfig), so a native
     # backend can rebuild it from the ONNX file's weights
@@ -197,7 +210,11 @@ class Manifest(_Strict):
 
     @model_validator(mode="after")
     def _age_range_for_age_input(self) -> Manifest:
-        age_in = self.model.tensor("inputs", "age")
+        age_in = self.model.tensor("inputs", "age") or self.model.tensor("inputs", "age_map")
+        if self.model.tensor("inputs", "age_map") is not None and self.plate_age is None:
+            raise ValueError(
+                "model input takes age maps: set plate_age (the actor's age in the footage)"
+            )
         if age_in is not None and age_in.value is None:
             if self.age_range is None:
                 raise ValueError(
@@ -213,7 +230,7 @@ class Manifest(_Strict):
     @property
     def age_control(self) -> tuple[int, int, int] | None:
         """(youngest, oldest, default) when the model takes a continuous age, else None."""
-        age_in = self.model.tensor("inputs", "age")
+        age_in = self.model.tensor("inputs", "age") or self.model.tensor("inputs", "age_map")
         if age_in is None or age_in.value is not None or self.age_range is None:
             return None
         lo, hi = self.age_range

@@ -38,6 +38,7 @@ def look_from(settings: Settings) -> Look:
         mask_feather=settings.mask_feather,
         ai_mark=settings.ai_mark,
         age=settings.age,
+        age_offsets=settings.age_offsets,
     )
 
 

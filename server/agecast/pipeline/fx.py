@@ -17,9 +17,10 @@ import torch
 from agecast.compose.colour import transfer
 from agecast.compose.hull import hull_mask
 from agecast.compose.mask import MaskMaker
-from agecast.compose.paste import paste_back
+from agecast.compose.paste import paste_back, paste_delta
 from agecast.faces.align import estimate_affine, template_points, transform_points, warp_crop
 from agecast.faces.landmarks106 import Landmarks106
+from agecast.faces.regions import REGIONS, mouth_interior
 from agecast.faces.tracker import FaceTracker
 from agecast.frames import FaceBox, Frame
 from agecast.identities.runtime import IdentityModel
@@ -45,6 +46,12 @@ class Look:
     bypass: bool = False
     ai_mark: bool = True  # a visible "AI" on the aged picture whenever a face is replaced
     age: float | None = None  # target age (years) for identities with an age control
+    # years added to the target age per region (REGIONS: forehead, eyes, mouth, hair) for
+    # identities that take age maps (agecast-reage), e.g. eyes -10 keeps the eyes younger
+    age_offsets: tuple[float, ...] = (0.0,) * len(REGIONS)
+
+    def __post_init__(self) -> None:  # a sidecar or JSON gives a list: keep one form
+        object.__setattr__(self, "age_offsets", tuple(float(v) for v in self.age_offsets))
 
 
 @dataclass(slots=True)
@@ -183,18 +190,30 @@ class FaceFX:
         template = template.to(frame.image.device)
         affines = [estimate_affine(f.landmarks5.to(template.device), template) for f in faces]
         crops = torch.stack([warp_crop(frame.image, a, size) for a in affines])
+        pairs = zip(affines, faces, strict=True)
+        points = torch.stack([transform_points(a, f.landmarks5.to(a.device)) for a, f in pairs])
         clock.lap("align")
-        swap = identity.infer(crops, look.age)
+        swap = identity.infer(crops, look.age, look.age_offsets, points)
         clock.lap("infer")
         shape = swap.masks
         if shape is None and self.landmarks106 is not None:
             shape = self._hull_masks(frame.image, faces, affines, size)
             clock.lap("landmarks")
-        masks = MaskMaker(look.mask_feather)(shape, len(faces), size, crops.device)
-        colour = colour_for(identity, look.color_transfer)
-        out_faces = transfer(colour, swap.faces, crops, masks)
+        # a re-ageing model's mask is its own (occluders cut out): only the crop border fades
+        feather_amount = 0.0 if swap.deltas is not None else look.mask_feather
+        masks = MaskMaker(feather_amount)(shape, len(faces), size, crops.device)
+        manifest = identity.manifest
+        if manifest.mouth == "plate" and manifest.purpose != "tooling":
+            mouths = torch.stack([mouth_interior(p, size) for p in points]).to(masks.device)
+            masks = masks * (1 - mouths)
         aged = frame.image.clone() if canvas is None else canvas
-        for i, affine in enumerate(affines):
-            paste_back(aged, out_faces[i], masks[i], affine, look.blend)
+        if swap.deltas is not None:
+            for i, affine in enumerate(affines):
+                paste_delta(aged, swap.deltas[i], masks[i], affine, look.blend)
+        else:
+            colour = colour_for(identity, look.color_transfer)
+            out_faces = transfer(colour, swap.faces, crops, masks)
+            for i, affine in enumerate(affines):
+                paste_back(aged, out_faces[i], masks[i], affine, look.blend)
         clock.lap("paste")
         return Processed(aged, faces, FxState.ON, clock.timings)

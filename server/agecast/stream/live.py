@@ -34,7 +34,7 @@ from agecast.takes.store import Take, TakeInfo, TakeStore
 
 log = logging.getLogger(__name__)
 
-LOOK_KEYS = {"bypass", "blend", "color_transfer", "mask_feather", "ai_mark", "age"}
+LOOK_KEYS = {"bypass", "blend", "color_transfer", "mask_feather", "ai_mark", "age", "age_offsets"}
 CONTROL_KEYS = LOOK_KEYS | {"layout", "identity"}
 
 

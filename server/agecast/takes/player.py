@@ -117,7 +117,7 @@ def recorded_timecodes(take: Take) -> dict[int, str]:
     }
 
 
-LOOK_KEYS = ("age", "blend", "color_transfer", "mask_feather")
+LOOK_KEYS = ("age", "age_offsets", "blend", "color_transfer", "mask_feather")
 
 
 def version_look(take: Take, version: str) -> dict[str, Any]:

@@ -12,9 +12,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agecast.errors import SettingsError
+from agecast.faces.regions import parse_offsets
 from agecast.settings import ColorTransfer, Settings
 from agecast.takes.store import NAME_RE, NAME_RULE, now_iso, write_json_atomic
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from agecast.stream.live import LiveService
 
 PRESETS_FILE = "presets.json"
-VALUE_KEYS = ("identity", "age", "blend", "color_transfer", "mask_feather")
+VALUE_KEYS = ("identity", "age", "age_offsets", "blend", "color_transfer", "mask_feather")
 
 
 class Preset(BaseModel):
@@ -33,10 +34,16 @@ class Preset(BaseModel):
     actor: str | None = None
     identity: str | None = Field(None, min_length=1)
     age: float | None = Field(None, ge=0, le=130)
+    age_offsets: tuple[float, float, float, float] | None = None  # years: forehead, eyes, …
     blend: float | None = Field(None, ge=0, le=1)
     color_transfer: ColorTransfer | None = None
     mask_feather: float | None = Field(None, ge=0, le=0.5)
     created: str = Field(default_factory=now_iso)
+
+    @field_validator("age_offsets", mode="before")
+    @classmethod
+    def _offsets(cls, value: object) -> object:
+        return None if value is None else parse_offsets(value)
 
     def values(self) -> dict[str, Any]:
         """The settings this preset sets (as a control change)."""
@@ -133,6 +140,7 @@ def current_preset(service: LiveService, name: str, actor: str | None = None) ->
         actor=actor or manifest.actor,
         identity=manifest.id,
         age=look.age,
+        age_offsets=look.age_offsets,
         blend=look.blend,
         color_transfer=look.color_transfer,
         mask_feather=look.mask_feather,

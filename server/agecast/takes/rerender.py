@@ -58,11 +58,13 @@ from agecast.takes.store import IdentityRef, RenderInfo, Take, now_iso, write_js
 log = logging.getLogger(__name__)
 
 LOOK_FIELDS = {f.name for f in dataclasses.fields(Look)}
-RENDER_KEYS = ("identity", "age", "blend", "color_transfer", "mask_feather", "ai_mark")
+RENDER_KEYS = (
+    "identity", "age", "age_offsets", "blend", "color_transfer", "mask_feather", "ai_mark",
+)  # fmt: skip
 # Recorded settings a re-render keeps (the rest — devices, folders — are this machine's).
 CARRIED = (
     "detect_every", "faces", "max_faces", "smoothing", "detector_threshold", "insightface_dir",
-    "blend", "color_transfer", "mask_feather", "age", "ai_mark",
+    "blend", "color_transfer", "mask_feather", "age", "age_offsets", "ai_mark",
 )  # fmt: skip
 
 Progress = Callable[[int, int, float], None]  # frames done, frames in all, frames per second
