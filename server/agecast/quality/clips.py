@@ -32,7 +32,6 @@ from agecast.errors import SourceError
 from agecast.sources.astronaut import FACE_LANDMARKS5, astronaut_rgb
 from agecast.sources.demo import (
     DEMO_FPS,
-    DEMO_FRAMES,
     DEMO_HEIGHT,
     DEMO_WIDTH,
     DemoRenderer,
@@ -273,6 +272,3 @@ def clip_path(clip: Clip, frames: int | None = None) -> Path:
             f"cannot write the {clip.name} clip to {path.parent} ({exc}): set AGECAST_CACHE_DIR "
             "to a writable folder"
         ) from exc
-
-
-assert OCCLUDER_FRAMES <= DEMO_FRAMES  # the occluder clip uses the demo's first frames

@@ -44,7 +44,7 @@ from agecast.identities.runtime import IdentityModel
 from agecast.inference.registry import get_backend
 from agecast.pipeline.build import build
 from agecast.pipeline.fx import Look
-from agecast.pipeline.runner import Output
+from agecast.pipeline.runner import Output, Pipeline
 from agecast.quality.clips import Clip, clip_path, get_clip, is_generated
 from agecast.quality.figures import (
     abs_change,
@@ -271,29 +271,19 @@ def measure(
         settings = settings.model_copy(update={"source": str(clip_path(clip, frames))})
     settings = settings.model_copy(update={"layout": "aged", "ai_mark": False, "loop": False})
     recogniser = Recogniser(get_backend("onnxruntime", threads=settings.threads))
-    built = build(settings, mode="render")
-    tap = MaskTap(built.identity)
-    built.fx.set_identity(cast(IdentityModel, tap))
-    pipeline = built.pipeline
-    pipeline.limit = frames
-    pipeline.before_frame = tap.at_frame
-    measurer = Measurer(recogniser, tap, clip)
-    started = time.monotonic()
     try:
-        pipeline.start()
-        for output in pipeline.outputs():
-            if output is None:
-                continue
-            measurer.add(output)
-            if progress is not None:
-                progress(pipeline.frames_out)
-        if pipeline.error is not None:
-            raise pipeline.error
-        stats = pipeline.stats()
+        built = build(settings, mode="render")
+        tap = MaskTap(built.identity)
+        built.fx.set_identity(cast(IdentityModel, tap))
+        measurer = Measurer(recogniser, tap, clip)
+        started = time.monotonic()
+        try:
+            stats = _run(built.pipeline, tap, measurer, frames, progress)
+        finally:
+            built.close()
+        seconds = time.monotonic() - started
     finally:
-        built.close()
         recogniser.close()
-    seconds = time.monotonic() - started
     samples = measurer.samples
     if not samples:
         raise QualityError(
@@ -304,7 +294,30 @@ def measure(
     if not tap.seen:
         log.warning("the FX stage never called the identity's infer: seam ring from the template")
     report = _report(settings, built.identity, samples, stats, seconds, clip)
-    return {"source": source, "clip_file": settings.source, **report}
+    where = {"backend": built.backend.name, "device": str(built.device)}
+    return {"source": source, "clip_file": settings.source, **where, **report}
+
+
+def _run(
+    pipeline: Pipeline,
+    tap: MaskTap,
+    measurer: Measurer,
+    frames: int | None,
+    progress: Callable[[int], None] | None,
+) -> dict[str, Any]:
+    """Render every frame (up to ``frames``), measuring each output; the pipeline's stats."""
+    pipeline.limit = frames
+    pipeline.before_frame = tap.at_frame
+    pipeline.start()
+    for output in pipeline.outputs():
+        if output is None:
+            continue
+        measurer.add(output)
+        if progress is not None:
+            progress(pipeline.frames_out)
+    if pipeline.error is not None:
+        raise pipeline.error
+    return pipeline.stats()
 
 
 def _identity_info(identity: IdentityModel, settings: Settings) -> dict[str, Any]:
@@ -350,8 +363,6 @@ def _report(
             "color_transfer": settings.color_transfer,
             "mask_feather": settings.mask_feather,
         },
-        "backend": settings.backend,
-        "device": settings.device,
         "frames": {
             "rendered": frames_out,
             "with_face": len({s.frame for s in samples}),
