@@ -154,7 +154,7 @@ class Clip:
     face_truth: Callable[[int], NDArray[np.float64]] | None
     occluded: bool
 
-    def _occluder_pose(self, index: int) -> tuple[float, float, float, float] | None:
+    def _occluder_pose(self, index: int) -> tuple[float, float, float, float]:
         """(x, y, size, angle°) of the occluder in frame ``index``: it crosses the face from
         left to right and back, over the nose and mouth."""
         assert self.face_truth is not None
@@ -172,9 +172,7 @@ class Clip:
         """HxW bool: the pixels the occluder covers in frame ``index`` (None: no occluder)."""
         if not self.occluded:
             return None
-        pose = self._occluder_pose(index)
-        assert pose is not None
-        x, y, size, angle = pose
+        x, y, size, angle = self._occluder_pose(index)
         rotation = cv2.getRotationMatrix2D((0.0, 0.0), angle, 1.0)
         mask = np.zeros((DEMO_HEIGHT, DEMO_WIDTH), np.uint8)
         polygons = [
@@ -209,15 +207,6 @@ class Clip:
         return torch.from_numpy(cv2.erode(mask.astype(np.uint8), kernel).astype(bool))
 
 
-def _demo_drawer() -> Callable[[int], NDArray[np.uint8]]:
-    renderer = DemoRenderer()
-    return renderer.render
-
-
-def _demo_face_truth(index: int) -> NDArray[np.float64]:
-    return demo_truth(index)
-
-
 def get_clip(name: str) -> Clip:
     """The generated clip called ``name`` (one of :data:`CLIP_NAMES`)."""
     if name == UNSEEN:
@@ -225,7 +214,7 @@ def get_clip(name: str) -> Clip:
     if name.startswith(OCCLUDER_PREFIX):
         base = name.removeprefix(OCCLUDER_PREFIX)
         if base == "demo":
-            return Clip(name, OCCLUDER_FRAMES, _demo_drawer(), _demo_face_truth, True)
+            return Clip(name, OCCLUDER_FRAMES, DemoRenderer().render, demo_truth, True)
         if base == UNSEEN:
             return Clip(name, OCCLUDER_FRAMES, UnseenRenderer().render, unseen_truth, True)
     raise SourceError(f"unknown generated clip {name!r}: one of {', '.join(CLIP_NAMES)}")

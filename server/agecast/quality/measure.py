@@ -39,7 +39,7 @@ from agecast.compose.mask import MaskMaker
 from agecast.errors import QualityError
 from agecast.faces.align import estimate_affine, template_points, warp_crop
 from agecast.faces.recognise import SFACE_SIZE, SFACE_TEMPLATE, Recogniser, cosine
-from agecast.frames import FaceBox
+from agecast.frames import FaceBox, Frame
 from agecast.identities.runtime import IdentityModel
 from agecast.inference.registry import get_backend
 from agecast.pipeline.build import build
@@ -85,8 +85,8 @@ class MaskTap:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def at_frame(self, frame: Any) -> None:
-        self.frame = int(frame.index)
+    def at_frame(self, frame: Frame) -> None:
+        self.frame = frame.index
 
     def infer(self, crops: torch.Tensor, age: float | None = None) -> Any:
         result = self.inner.infer(crops, age)
@@ -120,7 +120,6 @@ class _Stabilised:
     """A track's last face-stabilised crops, for flicker."""
 
     frame: int
-    size: int
     raw: torch.Tensor
     aged: torch.Tensor
 
@@ -175,7 +174,21 @@ class Measurer:
         embeddings = self.recogniser.embed_crops(crops)
         sample.identity = float(cosine(embeddings[0], embeddings[1])[0])
         self._flicker(sample, raw, aged, points)
-        # seam and occlusion: on the paste-back mask, as the FX stage makes it
+        self._paste_edge(sample, raw, aged, points, identity, look, model_mask)
+        return sample
+
+    def _paste_edge(
+        self,
+        sample: FaceSample,
+        raw: torch.Tensor,
+        aged: torch.Tensor,
+        points: torch.Tensor,
+        identity: IdentityModel,
+        look: Look,
+        model_mask: torch.Tensor | None,
+    ) -> None:
+        """Seam and occlusion: on the paste-back mask, made as the FX stage makes it."""
+        hw = (int(raw.shape[0]), int(raw.shape[1]))
         size = identity.crop_size
         paste_affine = estimate_affine(
             points, template_points(identity.manifest.crop.template, size)
@@ -188,14 +201,13 @@ class Measurer:
                 gradient_energy(luma(box_of(aged, pbox)), ring),
                 gradient_energy(luma(box_of(raw, pbox)), ring),
             )
-        occluder = None if self.clip is None else self.clip.measured_occluder(index)
+        occluder = None if self.clip is None else self.clip.measured_occluder(sample.frame)
         if occluder is not None:
             inside = box_of(occluder, pbox) & (palpha > 0.0)
             if bool(inside.any()):
                 change = abs_change(box_of(raw, pbox), box_of(aged, pbox), inside)
                 sample.occlusion_p99 = float(torch.quantile(change, 0.99))
                 sample.occlusion_max = float(change.max())
-        return sample
 
     def _flicker(
         self, sample: FaceSample, raw: torch.Tensor, aged: torch.Tensor, points: torch.Tensor
@@ -207,9 +219,7 @@ class Measurer:
             self._sizes[track] = int(min(512, max(64, round(SFACE_SIZE / crop_px_per_frame_px))))
         size = self._sizes[track]
         affine = estimate_affine(points, template_points(SFACE_TEMPLATE, size))
-        now = _Stabilised(
-            sample.frame, size, warp_crop(raw, affine, size), warp_crop(aged, affine, size)
-        )
+        now = _Stabilised(sample.frame, warp_crop(raw, affine, size), warp_crop(aged, affine, size))
         before = self._tracks.get(track)
         self._tracks[track] = now
         if before is None or before.frame != sample.frame - 1:
