@@ -1094,5 +1094,10 @@ from agecast.takes.commands import register as _register_takes  # noqa: E402
 
 _register_takes(app, settings_flags)
 
+# agecast quality lives in its own module too
+from agecast.quality.command import register as _register_quality  # noqa: E402
+
+_register_quality(app, settings_flags)
+
 if __name__ == "__main__":  # pragma: no cover
     app()

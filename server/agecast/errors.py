@@ -33,6 +33,14 @@ class DetectorError(AgecastError):
     """The face detector's model file is missing or not the expected one."""
 
 
+class RecogniserError(AgecastError):
+    """The face recogniser's model file is missing or not the expected one."""
+
+
+class QualityError(AgecastError):
+    """A picture-quality measurement cannot be made (e.g. no face in the clip)."""
+
+
 class FacesetError(AgecastError):
     """A faceset folder is missing, malformed or empty, or an extraction cannot go on."""
 
