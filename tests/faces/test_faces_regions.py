@@ -19,7 +19,7 @@ SIZE = 256
 
 
 def _at(maps: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
-    x, y = (int(round(float(v))) for v in point)
+    x, y = (round(float(v)) for v in point)
     return maps[..., y, x]
 
 
@@ -36,7 +36,8 @@ def test_regions_sit_on_their_features() -> None:
     assert float(_at(maps[named["mouth"]], mouth + torch.tensor([0.0, 0.3 * d]))) == 1.0
     assert float(_at(maps[named["hair"]], eyes - torch.tensor([0.0, 1.6 * d]))) > 0.5
     # the hair region leaves the eyes and the mouth alone
-    assert float(_at(maps[named["hair"]], lm[0])) == 0 and float(_at(maps[named["hair"]], mouth)) == 0
+    hair = maps[named["hair"]]
+    assert float(_at(hair, lm[0])) == 0 and float(_at(hair, mouth)) == 0
     # the eyes region does not reach the mouth
     assert float(_at(maps[named["eyes"]], mouth)) == 0
 

@@ -90,6 +90,27 @@ def colour_for(identity: IdentityModel, setting: ColorTransfer) -> str:
     return setting
 
 
+def paste_masks(
+    identity: IdentityModel,
+    model_masks: torch.Tensor | None,
+    delta: bool,
+    look: Look,
+    points: torch.Tensor,
+) -> torch.Tensor:
+    """The paste-back masks (N,1,S,S) of faces whose landmarks in crop pixels are ``points``
+    (N,5,2): the model's mask (or the template's), feathered, faded at the crop border, with
+    the mouth interior cut out unless the identity draws it."""
+    size = identity.crop_size
+    # a re-ageing model's mask is its own (occluders cut out): only the crop border fades
+    feather_amount = 0.0 if delta else look.mask_feather
+    masks = MaskMaker(feather_amount)(model_masks, points.shape[0], size, points.device)
+    manifest = identity.manifest
+    if manifest.mouth == "plate" and manifest.purpose != "tooling":
+        mouths = torch.stack([mouth_interior(p, size) for p in points]).to(masks.device)
+        masks = masks * (1 - mouths)
+    return masks
+
+
 class FaceFX:
     def __init__(
         self,
@@ -199,13 +220,7 @@ class FaceFX:
         if shape is None and self.landmarks106 is not None:
             shape = self._hull_masks(frame.image, faces, affines, size)
             clock.lap("landmarks")
-        # a re-ageing model's mask is its own (occluders cut out): only the crop border fades
-        feather_amount = 0.0 if swap.deltas is not None else look.mask_feather
-        masks = MaskMaker(feather_amount)(shape, len(faces), size, crops.device)
-        manifest = identity.manifest
-        if manifest.mouth == "plate" and manifest.purpose != "tooling":
-            mouths = torch.stack([mouth_interior(p, size) for p in points]).to(masks.device)
-            masks = masks * (1 - mouths)
+        masks = paste_masks(identity, shape, swap.deltas is not None, look, points)
         aged = frame.image.clone() if canvas is None else canvas
         if swap.deltas is not None:
             for i, affine in enumerate(affines):

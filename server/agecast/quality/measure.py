@@ -35,15 +35,14 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from agecast.compose.mask import MaskMaker
 from agecast.errors import QualityError
-from agecast.faces.align import estimate_affine, template_points, warp_crop
+from agecast.faces.align import estimate_affine, template_points, transform_points, warp_crop
 from agecast.faces.recognise import SFACE_SIZE, SFACE_TEMPLATE, Recogniser, cosine
 from agecast.frames import FaceBox, Frame
 from agecast.identities.runtime import IdentityModel
 from agecast.inference.registry import get_backend
 from agecast.pipeline.build import build
-from agecast.pipeline.fx import Look
+from agecast.pipeline.fx import Look, paste_masks
 from agecast.pipeline.runner import Output, Pipeline
 from agecast.quality.clips import Clip, clip_path, get_clip, is_generated
 from agecast.quality.figures import (
@@ -81,6 +80,7 @@ class MaskTap:
         self.frame = -1
         self.masks: dict[int, torch.Tensor | None] = {}
         self.seen = False
+        self.delta = False  # a re-ageing identity: its mask is not feathered
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -88,10 +88,11 @@ class MaskTap:
     def at_frame(self, frame: Frame) -> None:
         self.frame = frame.index
 
-    def infer(self, crops: torch.Tensor, age: float | None = None) -> Any:
-        result = self.inner.infer(crops, age)
+    def infer(self, crops: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        result = self.inner.infer(crops, *args, **kwargs)
         masks = getattr(result, "masks", None)
         self.masks[self.frame] = None if masks is None else masks.detach().cpu()
+        self.delta = getattr(result, "deltas", None) is not None
         self.seen = True
         return result
 
@@ -193,7 +194,8 @@ class Measurer:
         paste_affine = estimate_affine(
             points, template_points(identity.manifest.crop.template, size)
         )
-        paste = MaskMaker(look.mask_feather)(model_mask, 1, size, torch.device("cpu"))[0]
+        crop_points = transform_points(paste_affine, points)[None]
+        paste = paste_masks(identity, model_mask, self.tap.delta, look, crop_points)[0]
         pbox, palpha = in_frame(paste, paste_affine, hw)
         ring = (palpha > _RING[0]) & (palpha < _RING[1])
         if bool(ring.any()):
