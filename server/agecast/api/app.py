@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agecast import __version__
 from agecast.api.auth import COOKIE, Auth, Link, Role
 from agecast.api.cameras import LiveCameras
+from agecast.api.identities import include_identities
 from agecast.api.metrics import render_metrics
 from agecast.api.review import _refuse, include_review
 from agecast.api.takes import control_message as takes_control
@@ -261,6 +262,7 @@ def create_app(
 
     include_review(app, admit, auth, lambda: svc().settings.resolved_takes_dir)
     include_takes(app, cameras, auth)
+    include_identities(app, cameras)
 
     if ui_dir.is_dir():
         app.mount("/ui", StaticFiles(directory=ui_dir), name="ui")

@@ -1,0 +1,45 @@
+"""``GET /api/identities``: the identity packages this server could switch to, for the page's
+identity picker. Read-only; switching is ``POST /api/control`` (or ``/ws/control``) with
+``{"identity": ID}``, as before.
+
+Each entry says whether it can run now (its consent in force) and, if not, why, so the picker
+can show a blocked likeness without offering it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+
+from agecast.api.cameras import LiveCameras
+from agecast.errors import UnknownCamera
+from agecast.identities.package import consent_problem, discover
+
+
+def include_identities(app: FastAPI, cameras: LiveCameras) -> None:
+    """Add ``GET /api/identities`` (``?camera=NAME``: whose ``active`` identity to report)."""
+
+    @app.get("/api/identities")
+    def identities(camera: str | None = None) -> dict[str, Any]:
+        try:
+            live = cameras.get(camera)
+        except UnknownCamera as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        found = []
+        for package in discover(live.settings.identities_dir):
+            m = package.manifest
+            problem = consent_problem(package)
+            found.append(
+                {
+                    "id": m.id,
+                    "display_name": m.display_name,
+                    "actor": m.actor,
+                    "age_label": m.age_label,
+                    "purpose": m.purpose,
+                    "family": m.family,
+                    "runnable": problem is None,
+                    "problem": problem,
+                }
+            )
+        return {"identities": found, "active": live.built.fx.identity.manifest.id}
