@@ -88,7 +88,7 @@ export class ControlChannel {
   }
 }
 
-function errorText(body) {
+export function errorText(body) {
   if (!body) return "";
   if (typeof body.detail === "string") return body.detail;
   if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg ?? String(d)).join("; ");
@@ -128,7 +128,6 @@ export class ControlPanel {
     this.slider(e.blend, "blend", e.blendValue, (v) => `${Math.round(v * 100)}%`);
     this.slider(e.feather, "mask_feather", e.featherValue, (v) => v.toFixed(2));
     this.slider(e.age, "age", e.ageValue, (v) => `${Math.round(v)} years`);
-    this.record = new RecordBar(doc, channel);
   }
 
   look() {
@@ -183,8 +182,11 @@ export class ControlPanel {
     e.bypass.dataset.tone = bypass ? "warn" : "ok";
     const matched = look.color_transfer !== "none";
     e.colour.setAttribute("aria-pressed", String(matched));
-    const kind = { auto: "auto: as the identity asks", "rct-lab": "Lab" }[look.color_transfer];
-    e.colour.textContent = matched ? `Colour match ON (${kind ?? "RCT"})` : "Colour match OFF";
+    const kind = { auto: "auto", "rct-lab": "Lab" }[look.color_transfer] ?? "RCT";
+    e.colour.textContent = matched ? `Colour: ${kind}` : "Colour OFF";
+    e.colour.title = matched
+      ? `Colour match on (${kind === "auto" ? "auto: as the identity asks" : kind}); click: off`
+      : "Colour match off; click: on (RCT)";
     const marked = look.ai_mark !== false;
     e.aiMark.setAttribute("aria-pressed", String(marked));
     e.aiMark.textContent = marked ? "AI mark ON" : "AI mark OFF";
@@ -210,121 +212,6 @@ export class ControlPanel {
     }
     if (typeof status.layout === "string" && this.doc.activeElement !== e.layout) {
       e.layout.value = status.layout;
-    }
-    this.record.reflect(status);
-  }
-}
-
-// --- record bar --------------------------------------------------------------------------
-// Scene / take / camera and REC in the operator panel; a red REC badge with the take's time in
-// the top bar for everyone. Start and stop go over /ws/control ({"type": "record"|"stop"}), or
-// POST /api/takes/record|stop when the socket is down; the status document says what records.
-
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
-export class RecordBar {
-  constructor(doc, channel) {
-    this.channel = channel;
-    this.recording = null; // status.recording while a take records
-    this.el = {
-      scene: doc.getElementById("r-scene"),
-      take: doc.getElementById("r-take"),
-      camera: doc.getElementById("r-camera"),
-      rec: doc.getElementById("r-rec"),
-      message: doc.getElementById("r-message"),
-      badge: doc.getElementById("rec-badge"),
-      badgeTake: doc.getElementById("rec-take"),
-      badgeTime: doc.getElementById("rec-time"),
-    };
-    if (!this.el.rec) return; // a page without the record bar
-    channel.onTake = (msg) => this.taken(msg);
-    this.el.rec.addEventListener("click", () => (this.recording ? this.stop() : this.start()));
-  }
-
-  names() {
-    const e = this.el;
-    const values = { scene: e.scene.value.trim(), take: e.take.value.trim() };
-    const camera = e.camera.value.trim();
-    if (camera) values.camera = camera;
-    for (const [field, value] of Object.entries(values)) {
-      if (!NAME_RE.test(value) || value.includes("..")) {
-        return `${field}: letters, digits, '.', '_' or '-' (1–64, no '..')`;
-      }
-    }
-    return values;
-  }
-
-  async start() {
-    const names = this.names();
-    this.el.message.textContent = typeof names === "string" ? names : "";
-    if (typeof names === "string") return;
-    await this.send({ type: "record", ...names }, "/api/takes/record", names);
-  }
-
-  async stop() {
-    await this.send({ type: "stop" }, "/api/takes/stop", null);
-  }
-
-  async send(message, path, body) {
-    const ws = this.channel.ws;
-    if (ws && ws.readyState === WebSocket.OPEN) {
-      ws.send(JSON.stringify(message));
-      return;
-    }
-    const camera = this.channel.camera; // several cameras: the one on screen records
-    const url = camera ? `${path}?camera=${encodeURIComponent(camera)}` : path;
-    try {
-      const res = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: body ? JSON.stringify(body) : undefined,
-      });
-      const reply = await res.json().catch(() => null);
-      if (!res.ok) this.el.message.textContent = errorText(reply) || `refused (${res.status})`;
-      else this.taken({ type: message.type === "stop" ? "take_stopped" : "take_started", take: reply });
-    } catch (err) {
-      this.el.message.textContent = `cannot reach the server: ${err.message ?? err}`;
-    }
-  }
-
-  /** The server started or stopped a take (the status follows within a second). */
-  taken(msg) {
-    this.el.message.textContent = "";
-    const take = msg.take ?? {};
-    if (msg.type === "take_started") {
-      this.show({ take: take.id, recording: true, seconds: 0, status: "recording" });
-      return;
-    }
-    this.show(null);
-    this.el.message.textContent = `take ${take.id ?? ""} ${take.status ?? "stopped"}`;
-    // ready for the next take: 3 → 4, 3A → 3A (only a trailing number counts up)
-    const next = this.el.take.value.replace(/(\d+)$/, (d) => String(Number(d) + 1).padStart(d.length, "0"));
-    this.el.take.value = next;
-  }
-
-  show(recording) {
-    this.recording = recording?.recording ? recording : null;
-    const e = this.el;
-    const on = Boolean(this.recording);
-    e.rec.setAttribute("aria-pressed", String(on));
-    e.rec.textContent = on ? "■ STOP" : "● REC";
-    for (const input of [e.scene, e.take, e.camera]) input.disabled = on;
-    e.badge.hidden = !on;
-    if (on) {
-      e.badgeTake.textContent = recording.take ?? "";
-      const s = Math.floor(recording.seconds ?? 0);
-      e.badgeTime.textContent = `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
-    }
-  }
-
-  /** Mirror status.recording: the take, its time, and why it stopped (a full disk). */
-  reflect(status) {
-    if (!this.el.rec) return;
-    const recording = status.recording ?? null;
-    const was = this.recording;
-    this.show(recording);
-    if (was && !this.recording && recording?.status?.startsWith("stopped")) {
-      this.el.message.textContent = recording.message || recording.status;
     }
   }
 }

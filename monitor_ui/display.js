@@ -1,69 +1,95 @@
 // One window's picture: the canvas, how a view crops the raw | aged picture into it, the wipe,
-// the frame guides and the status bars. Every window (main and second screen) has one; the
+// the frame guides and the labels; its overlay (overlay.js) shows the status bars. Every window (main and second screen) has one; the
 // main window paints decoded pictures into all of them in the same task.
 
+import { Overlay } from "./overlay.js";
 import { halves } from "./protocol.js";
-
-export const VIEWS = ["side-by-side", "raw", "aged", "wipe"];
-
-const FX_TEXT = {
-  on: ["FX ON", "ok"],
-  "no face": ["NO FACE", "muted"],
-  bypass: ["FX OFF · BYPASS", "warn"],
-  error: ["FX ERROR", "bad"],
-  "no signal": ["FX —", "muted"],
-  unknown: ["FX —", "muted"],
-};
-const STATE_TEXT = {
-  connecting: ["CONNECTING", "muted"],
-  live: ["LIVE", "ok"],
-  reconnecting: ["RECONNECTING", "warn"],
-  "no signal": ["NO SIGNAL", "bad"],
-  "main closed": ["MAIN WINDOW CLOSED", "bad"],
-  "signed out": ["SIGNED OUT", "bad"],
-  review: ["REVIEW", "review"],
-};
 
 const $ = (root, sel) => root.querySelector(sel);
 
-function fmtMs(value) {
-  return Number.isFinite(value) ? `${Math.round(value)}` : "–";
+export const VIEWS = ["side-by-side", "raw", "aged", "wipe", "stacked"];
+
+const MIN_KEEP = 0.5; // a fill crops at most half of a picture's width (or height) away
+
+/** The centre of `rect` cropped towards the aspect `target` (w / h; null: uncropped). */
+export function cropTo(rect, target) {
+  if (!target) return rect;
+  const aspect = rect.w / rect.h;
+  if (aspect > target * 1.001) {
+    const w = Math.max(Math.round(rect.h * target), Math.round(rect.w * MIN_KEEP));
+    return { ...rect, x: rect.x + Math.floor((rect.w - w) / 2), w };
+  }
+  if (aspect < target / 1.001) {
+    const h = Math.max(Math.round(rect.w / target), Math.round(rect.h * MIN_KEEP));
+    return { ...rect, y: rect.y + Math.floor((rect.h - h) / 2), h };
+  }
+  return rect;
 }
 
-/** The crop(s) a view draws: [{src rect, dst x offset}], and the canvas size. */
-export function planView(view, layout, width, height, split) {
-  const h = halves(layout, width, height);
-  const full = { x: 0, y: 0, w: width, h: height };
-  const only = h.raw ?? h.aged ?? full;
-  if (view === "side-by-side" || (!h.raw && !h.aged)) {
-    const regions = h.raw && h.aged ? [h.raw, h.aged] : [full];
-    return { w: width, h: height, parts: [{ src: full, dx: 0 }], regions, missing: null };
-  }
+/** Which pictures a view shows and how they are arranged: row, column, single or wipe. */
+function arrangement(view, h) {
+  const both = h.raw && h.aged;
+  const one = h.raw ? ["raw", h.raw] : ["aged", h.aged];
+  if (view === "side-by-side") return both ? { arrange: "row", pics: [["raw", h.raw], ["aged", h.aged]] } : { arrange: "single", pics: [one] };
   if (view === "raw" || view === "aged") {
-    const rect = h[view];
-    return {
-      w: (rect ?? only).w,
-      h: (rect ?? only).h,
-      parts: [{ src: rect ?? only, dx: 0 }],
-      regions: [{ x: 0, y: 0, w: (rect ?? only).w, h: (rect ?? only).h }],
-      missing: rect ? null : view,
-    };
+    return h[view] ? { arrange: "single", pics: [[view, h[view]]] } : { arrange: "single", pics: [one], missing: view };
   }
-  // wipe: raw left of the split line, aged right of it (both the same size by construction)
-  if (!h.raw || !h.aged) {
-    return {
-      w: only.w,
-      h: only.h,
-      parts: [{ src: only, dx: 0 }],
-      regions: [{ x: 0, y: 0, w: only.w, h: only.h }],
-      missing: h.raw ? "aged" : "raw",
-    };
+  if (!both) return { arrange: "single", pics: [one], missing: h.raw ? "aged" : "raw" };
+  return { arrange: view === "stacked" ? "column" : "wipe", pics: [["raw", h.raw], ["aged", h.aged]] };
+}
+
+/**
+ * What a view draws from a stream picture of `layout`: the canvas size, the parts (source rect →
+ * canvas offset), the region each picture fills, each picture's whole frame (for the guides:
+ * a fill may crop it), where the aged picture is and which picture the stream lacks.
+ * `fillAspect` (w / h of the screen area; null: fit) crops every picture's centre so that
+ * the view fills that area.
+ */
+export function planView(view, layout, width, height, split, fillAspect = null) {
+  const h = halves(layout, width, height);
+  const { arrange, pics, missing = null } = arrangement(view, h);
+  const per = !fillAspect ? null : arrange === "row" ? fillAspect / 2 : arrange === "column" ? fillAspect * 2 : fillAspect;
+  let crops = pics.map(([, rect]) => cropTo(rect, per));
+  if (arrange === "wipe") {
+    // the same crop of both pictures, so the line splits one frame
+    const c = crops[0];
+    crops = [c, { ...c, x: h.aged.x + (c.x - h.raw.x), y: h.aged.y + (c.y - h.raw.y) }];
   }
-  const cut = Math.round(Math.min(1, Math.max(0, split)) * h.raw.w);
-  const parts = [];
-  if (cut > 0) parts.push({ src: { ...h.raw, w: cut }, dx: 0 });
-  if (cut < h.aged.w) parts.push({ src: { ...h.aged, x: h.aged.x + cut, w: h.aged.w - cut }, dx: cut });
-  return { w: h.raw.w, h: h.raw.h, parts, regions: [{ x: 0, y: 0, w: h.raw.w, h: h.raw.h }], missing: null };
+  const [c0, c1] = crops;
+  let w = c0.w;
+  let ht = c0.h;
+  let parts;
+  let regions;
+  if (arrange === "row") {
+    w = c0.w + c1.w;
+    parts = [{ src: c0, dx: 0, dy: 0 }, { src: c1, dx: c0.w, dy: 0 }];
+    regions = [{ x: 0, y: 0, w: c0.w, h: c0.h }, { x: c0.w, y: 0, w: c1.w, h: c1.h }];
+  } else if (arrange === "column") {
+    ht = c0.h + c1.h;
+    parts = [{ src: c0, dx: 0, dy: 0 }, { src: c1, dx: 0, dy: c0.h }];
+    regions = [{ x: 0, y: 0, w: c0.w, h: c0.h }, { x: 0, y: c0.h, w: c1.w, h: c1.h }];
+  } else if (arrange === "wipe") {
+    const cut = Math.round(Math.min(1, Math.max(0, split)) * c0.w);
+    parts = [];
+    if (cut > 0) parts.push({ src: { ...c0, w: cut }, dx: 0, dy: 0 });
+    if (cut < c1.w) parts.push({ src: { ...c1, x: c1.x + cut, w: c1.w - cut }, dx: cut, dy: 0 });
+    regions = [{ x: 0, y: 0, w: c0.w, h: c0.h }];
+  } else {
+    parts = [{ src: c0, dx: 0, dy: 0 }];
+    regions = [{ x: 0, y: 0, w: c0.w, h: c0.h }];
+  }
+  const frames = regions.map((r, i) => {
+    const [, rect] = pics[i];
+    const c = crops[i];
+    return { clip: r, full: { x: r.x - (c.x - rect.x), y: r.y - (c.y - rect.y), w: rect.w, h: rect.h } };
+  });
+  // The aged picture's region and whole frame (the AI mark sits in that frame's top-right).
+  const agedAt = arrange === "wipe" ? 0 : pics.findIndex(([name]) => name === "aged");
+  const aged = agedAt >= 0 ? regions[agedAt] : null;
+  const agedCrop = agedAt >= 0 ? crops[arrange === "wipe" ? 1 : agedAt] : null;
+  const agedRect = agedAt >= 0 ? pics[arrange === "wipe" ? 1 : agedAt][1] : null;
+  const agedCropped = Boolean(agedCrop && (agedCrop.w < agedRect.w || agedCrop.h < agedRect.h));
+  return { w, h: ht, parts, regions, frames, aged, agedCropped, missing };
 }
 
 export class Display {
@@ -82,18 +108,21 @@ export class Display {
     this.names = { raw: "RAW", aged: "AGED" }; // what the two halves are (a review: V1, V2 …)
     this.source = { w: 0, h: 0 };
     this.listeners = new Set(); // called with the display after a view/guides change
+    this.resizeListeners = new Set(); // called after the canvas changed size
     const d = this.doc;
-    this.stage = $(d, "#stage");
+    this.area = $(d, "#view"); // the picture's own area: the stage less the docked panels
     this.picture = $(d, "#picture");
     this.canvas = $(d, "#video");
     this.ctx = this.canvas.getContext("2d", { alpha: false, desynchronized: true });
     this.guideCanvas = $(d, "#guides");
     this.labels = [$(d, "#label-a"), $(d, "#label-b")];
+    this.aiMark = $(d, "#ai-mark");
+    this.fill = false; // crop to fill the picture area (key Z) rather than fit it whole
     this.wipeLine = $(d, "#wipe-line");
-    this.notice = $(d, "#notice");
+    this.overlay = new Overlay(d);
     this.ctx.fillStyle = "#000";
     this.ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
-    new win.ResizeObserver(() => this.fit()).observe(this.stage);
+    new win.ResizeObserver(() => this.fit()).observe(this.area);
     this.bindWipe();
     this.fit();
     this.applyView();
@@ -155,14 +184,39 @@ export class Display {
     if (!on) this.kept = this.keptMeta = null;
   }
 
+  /** Fill: crop the pictures' centres so the view fills the screen area (off: fit whole). */
+  setFill(on) {
+    this.fill = Boolean(on);
+    this.applyView();
+    this.changed();
+  }
+
+  /** The aspect a fill crops to (the picture area's), or null when fitting whole. */
+  fillAspect() {
+    const sw = this.area.clientWidth;
+    const sh = this.area.clientHeight;
+    return this.fill && sw && sh ? sw / sh : null;
+  }
+
+  /** The view's picture size uncropped: the dock places the panels by it. */
+  natural() {
+    if (!this.source.w) return { w: this.canvas.width, h: this.canvas.height };
+    const p = planView(this.view, this.layout, this.source.w, this.source.h, this.split);
+    return { w: p.w, h: p.h };
+  }
+
   replan() {
-    const plan = planView(this.view, this.layout, this.source.w, this.source.h, this.split);
+    this.plannedAspect = this.fillAspect();
+    const plan = planView(this.view, this.layout, this.source.w, this.source.h, this.split, this.plannedAspect);
     const resized = !this.plan || plan.w !== this.plan.w || plan.h !== this.plan.h;
     this.plan = plan;
     if (resized) {
       this.canvas.width = plan.w;
       this.canvas.height = plan.h;
       this.fit();
+      this.placeLabels();
+      for (const fn of this.resizeListeners) fn(this);
+      if (this.kept) this.draw(this.kept, this.keptMeta); // a resized canvas is blank
     }
     return resized;
   }
@@ -196,16 +250,19 @@ export class Display {
   draw(source, meta) {
     if (!this.plan || meta.layout !== this.layout) return;
     const ctx = this.ctx;
-    for (const { src, dx } of this.plan.parts) {
-      ctx.drawImage(source, src.x, src.y, src.w, src.h, dx, 0, src.w, src.h);
+    for (const { src, dx, dy } of this.plan.parts) {
+      ctx.drawImage(source, src.x, src.y, src.w, src.h, dx, dy, src.w, src.h);
     }
   }
 
   // --- geometry ---------------------------------------------------------------------------
 
   fit() {
-    const sw = this.stage.clientWidth;
-    const sh = this.stage.clientHeight;
+    const sw = this.area.clientWidth;
+    const sh = this.area.clientHeight;
+    if (this.fill && this.source.w && sw && sh && Math.abs(sw / sh - (this.plannedAspect ?? 0)) > 0.003) {
+      if (this.replan()) return; // the crop follows the area's shape; replan fitted it
+    }
     const cw = this.canvas.width || 16;
     const ch = this.canvas.height || 9;
     if (!sw || !sh) return;
@@ -224,6 +281,9 @@ export class Display {
     this.drawGuides();
   }
 
+  /** Labels at the top-left of the region each picture fills; in a wipe the aged label goes
+   * to the bottom-right, clear of the AI mark the server burns into the aged picture's top-right
+   * corner (and of the raw label whatever the split). */
   placeLabels() {
     const [a, b] = this.labels;
     const plan = this.plan;
@@ -231,35 +291,52 @@ export class Display {
     const missing = plan?.missing;
     const names = this.names;
     const layoutName = this.layout === "raw" ? names.raw : names.aged;
+    const at = (el, where) => Object.assign(el.style, { left: "auto", right: "auto", top: "auto", bottom: "auto", ...where });
     a.hidden = b.hidden = false;
-    a.classList.remove("right");
-    b.classList.add("right");
-    if (this.view === "side-by-side") {
-      if (twoUp) {
-        a.textContent = names.raw;
-        b.textContent = names.aged;
-        a.style.left = "1.2%";
-        b.style.left = "51.2%";
-        b.classList.remove("right");
-      } else {
-        a.textContent = this.source.w ? `${layoutName} ONLY` : "";
-        a.style.left = "1.2%";
-        b.hidden = true;
-      }
+    at(a, { left: "1.2%", top: "2.2%" });
+    if (twoUp) {
+      a.textContent = names.raw;
+      b.textContent = names.aged;
+      // the second picture's top-left corner, in percent of the whole picture
+      const r = plan.regions[1];
+      const pad = this.view === "stacked" ? { left: "1.2%", top: "1.1%" } : { left: "1.2%", top: "2.2%" };
+      const x = (r.x / plan.w) * 100;
+      const y = (r.y / plan.h) * 100;
+      at(a, pad);
+      at(b, {
+        left: `calc(${x.toFixed(3)}% + ${pad.left})`,
+        top: `calc(${y.toFixed(3)}% + ${pad.top})`,
+      });
+    } else if (this.view === "side-by-side" || this.view === "stacked") {
+      a.textContent = this.source.w ? `${layoutName} ONLY` : "";
+      b.hidden = true;
     } else if (this.view === "wipe" && !missing) {
       a.textContent = names.raw;
       b.textContent = names.aged;
-      a.style.left = "1.2%";
-      b.style.left = "auto";
+      at(b, { right: "1.2%", bottom: "2.2%" });
     } else {
       const shown = missing ? layoutName : names[this.view];
       a.textContent = missing ? `${shown} · ${missing.toUpperCase()} NOT IN STREAM` : shown;
-      a.style.left = "1.2%";
       b.hidden = true;
     }
     a.classList.toggle("alert", Boolean(missing));
     this.wipeLine.hidden = this.view !== "wipe" || Boolean(missing);
     this.wipeLine.style.left = `${(this.split * 100).toFixed(3)}%`;
+    this.placeAiMark();
+  }
+
+  /** A fill can crop away the "AI" the server burns into the aged picture's top-right corner:
+   * then the page shows its own at the top-right of what is left of the aged picture. */
+  placeAiMark() {
+    const plan = this.plan;
+    const show = Boolean(plan?.aged && plan.agedCropped && this.model.aiMark);
+    this.aiMark.hidden = !show;
+    if (!show) return;
+    const r = plan.aged;
+    Object.assign(this.aiMark.style, {
+      right: `calc(${(((plan.w - r.x - r.w) / plan.w) * 100).toFixed(3)}% + 0.6%)`,
+      top: `calc(${((r.y / plan.h) * 100).toFixed(3)}% + 1.2%)`,
+    });
   }
 
   bindWipe() {
@@ -294,9 +371,16 @@ export class Display {
     const sx = gc.width / this.plan.w;
     const sy = gc.height / this.plan.h;
     const px = this.win.devicePixelRatio || 1;
-    for (const region of this.plan.regions) {
-      const r = { x: region.x * sx, y: region.y * sy, w: region.w * sx, h: region.h * sy };
-      this.drawRegionGuides(ctx, r, px);
+    const scaled = (r) => ({ x: r.x * sx, y: r.y * sy, w: r.w * sx, h: r.h * sy });
+    for (const { clip, full } of this.plan.frames) {
+      // safe areas and mattes of the whole frame, drawn only where the picture shows
+      const c = scaled(clip);
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(c.x, c.y, c.w, c.h);
+      ctx.clip();
+      this.drawRegionGuides(ctx, scaled(full), px);
+      ctx.restore();
     }
   }
 
@@ -358,59 +442,27 @@ export class Display {
     }
   }
 
-  // --- status bars ------------------------------------------------------------------------
+  // --- status -----------------------------------------------------------------------------
 
-  /** Show the status model (same for every window); cheap enough to call a few times a second. */
+  /** The status model (status.js), the same for every window: the overlay shows it; a review
+   * keeps its pictures and names the halves after the versions compared. */
   update(model) {
+    const markChanged = Boolean(model.aiMark) !== Boolean(this.model.aiMark);
     this.model = model;
-    const d = this.doc;
-    const set = (sel, text) => {
-      const el = $(d, sel);
-      if (el && el.textContent !== text) el.textContent = text;
-    };
-    const badge = (sel, [text, tone]) => {
-      const el = $(d, sel);
-      if (!el) return;
-      if (el.textContent !== text) el.textContent = text;
-      if (el.dataset.tone !== tone) el.dataset.tone = tone;
-    };
-    const id = model.identity || {};
-    set("#identity-name", id.display_name || id.id || "No identity");
-    set("#identity-age", id.age_label || "");
-    $(d, "#identity-age").hidden = !id.age_label;
-    set("#identity-actor", id.actor && id.actor !== "none" ? id.actor : "");
-    badge("#fx-badge", FX_TEXT[model.fx] || FX_TEXT.unknown);
-    const review = model.state === "review" && model.review;
-    badge("#state-badge", review ? [model.review, "review"] : STATE_TEXT[model.state] || STATE_TEXT.connecting);
+    this.overlay.update(model);
+    if (markChanged) this.placeAiMark();
     if (Boolean(model.review) !== Boolean(this.keep)) this.keepPictures(Boolean(model.review));
     const names = model.names || { raw: "RAW", aged: "AGED" };
     if (names.raw !== this.names.raw || names.aged !== this.names.aged) {
       this.names = { raw: names.raw, aged: names.aged };
       this.placeLabels();
     }
-    set("#m-fps", Number.isFinite(model.fps) ? model.fps.toFixed(1) : "–");
-    set("#m-g2g", `${fmtMs(model.glass?.p50)} / ${fmtMs(model.glass?.p95)}`);
-    set("#m-server", fmtMs(model.serverLatency?.p50));
-    set("#m-viewers", model.viewers == null ? "–" : String(model.viewers));
-    set("#m-frame", model.index >= 0 ? String(model.index).padStart(6, "0") : "–");
-    set("#m-format", model.format || "–");
-    d.body.dataset.state = model.state;
-    d.body.dataset.fx = model.fx || "";
     // A revoked viewer keeps nothing on screen: not even the last frame.
     this.canvas.style.visibility = model.state === "signed out" ? "hidden" : "";
-    const notice = STATE_NOTICE[model.state];
-    this.notice.hidden = !notice;
-    if (notice) {
-      set("#notice-title", notice[0]);
-      set("#notice-detail", typeof notice[1] === "function" ? notice[1](model) : notice[1]);
-    }
+  }
+
+  /** Call `fn` whenever the canvas changes size (the dock picks its side from the picture). */
+  onResize(fn) {
+    this.resizeListeners.add(fn);
   }
 }
-
-const STATE_NOTICE = {
-  connecting: ["CONNECTING", "Waiting for the agecast server"],
-  reconnecting: ["RECONNECTING", "The agecast server is not answering — retrying"],
-  "no signal": ["NO SIGNAL", (m) => (m.sourceUri ? `No pictures from ${m.sourceUri}` : "No pictures from the camera")],
-  "main closed": ["MAIN WINDOW CLOSED", "Continuing on this screen alone in a moment"],
-  "signed out": ["SIGNED OUT", "This link has expired or was revoked — ask the operator for a new one"],
-};

@@ -6,6 +6,7 @@ import { MonitorStream } from "./stream.js";
 
 const SEND_GAP_MS = 70; // steps and scrubs are coalesced: the server takes ~20 messages/s
 const NOTE_MS = 5000;
+const REFRESH_MS = 2000; // the list, while it is open: a take's status and new takes show
 
 function duration(frames, fps) {
   const s = fps > 0 ? frames / fps : 0;
@@ -27,7 +28,8 @@ function describe(take) {
 export class TakesPanel {
   /**
    * @param {Document} doc
-   * @param {object} hub  codec() → "h264"|"jpeg"; enter(); leave(); paint(source, meta); update()
+   * @param {object} hub  codec() → "h264"|"jpeg"; enter(); leave(); paint(source, meta); update();
+   *   reviewed(take, look): the take on screen and its compared version's look (null: live)
    */
   constructor(doc, hub) {
     this.doc = doc;
@@ -41,6 +43,7 @@ export class TakesPanel {
     this.review = null; // {take, stream, hello, position, shown, …} while a take is reviewed
     this.takes = [];
     this.dragging = false;
+    this.refreshTimer = null;
     this.bind();
   }
 
@@ -51,12 +54,22 @@ export class TakesPanel {
   // --- the list ---------------------------------------------------------------------------
 
   toggle(open = this.panel.hidden) {
+    const changed = this.panel.hidden === open;
     this.panel.hidden = !open;
     this.button?.setAttribute("aria-expanded", String(open));
+    clearInterval(this.refreshTimer);
+    this.refreshTimer = open ? setInterval(() => this.refresh(), REFRESH_MS) : null;
     if (open) this.refresh();
+    if (changed) this.hub.docked?.();
   }
 
+  get open() {
+    return !this.panel.hidden;
+  }
+
+  /** Reload the list (a take started or stopped); nothing while the list is closed. */
   async refresh() {
+    if (this.panel.hidden) return;
     try {
       const res = await fetch("/api/takes", { cache: "no-store" });
       if (!res.ok) throw new Error(`the server answered ${res.status}`);
@@ -69,6 +82,9 @@ export class TakesPanel {
   }
 
   showList() {
+    const key = JSON.stringify(this.takes.map((t) => [t.id, t.status, t.frames, t.versions]));
+    if (key === this.shownKey) return; // the same list: keep the images and the scroll
+    this.shownKey = key;
     const items = this.takes.map((take) => {
       const { title, facts } = describe(take);
       const li = this.doc.createElement("li");
@@ -121,6 +137,7 @@ export class TakesPanel {
     this.bar.hidden = false;
     this.doc.body.classList.add("reviewing");
     this.hub.enter();
+    this.hub.reviewed?.(take, null);
   }
 
   /** Back to live. */
@@ -129,6 +146,7 @@ export class TakesPanel {
     this.stopStream();
     this.bar.hidden = true;
     this.doc.body.classList.remove("reviewing");
+    this.hub.reviewed?.(null, null);
     this.hub.leave();
   }
 
@@ -149,14 +167,8 @@ export class TakesPanel {
     const first = review.hello === null;
     review.hello = hello;
     const info = hello.review ?? {};
-    const pick = (select, value) => {
-      const names = ["raw", ...(info.versions ?? [])];
-      select.replaceChildren(
-        ...names.map((n) => new Option(n === "raw" ? "Raw" : n.toUpperCase(), n, false, n === value)),
-      );
-    };
-    pick(this.el("t-a"), review.a);
-    pick(this.el("t-b"), review.b);
+    this.fillPickers(review);
+    this.hub.reviewed?.(review.take, info.looks?.[review.b] ?? info.looks?.v1 ?? null);
     const scrub = this.el("t-scrub");
     scrub.max = String(Math.max(0, (info.frames ?? 1) - 1));
     if (!first && review.position) {
@@ -168,6 +180,17 @@ export class TakesPanel {
       if (p.playing) review.stream.send({ type: "play" });
     }
     this.hub.update();
+  }
+
+  /** The compare pickers: raw and every version of the take. */
+  fillPickers(review) {
+    const names = ["raw", ...(review.hello?.review?.versions ?? [])];
+    const pick = (select, value) =>
+      select.replaceChildren(
+        ...names.map((n) => new Option(n === "raw" ? "Raw" : n.toUpperCase(), n, false, n === value)),
+      );
+    pick(this.el("t-a"), review.a);
+    pick(this.el("t-b"), review.b);
   }
 
   /** Messages of the review socket the stream does not handle itself; true when handled. */
@@ -195,6 +218,29 @@ export class TakesPanel {
       return true;
     }
     return false;
+  }
+
+  /** The review stream's connection state (connecting, live, reconnecting …). */
+  streamState() {
+    return this.review?.stream.state ?? "connecting";
+  }
+
+  /** The timecode of the frame shown, as recorded (null before the first position). */
+  timecode() {
+    return this.review?.position?.timecode ?? null;
+  }
+
+  /** A re-render of `takeId` made `version`: list it, and compare it with the raw picture. */
+  rendered(takeId, version) {
+    this.shownKey = null;
+    this.refresh();
+    const r = this.review;
+    if (!r || r.take.id !== takeId || !r.hello) return;
+    const info = r.hello.review ?? {};
+    info.versions = [...new Set([...(info.versions ?? []), version])];
+    r.take = { ...r.take, versions: info.versions };
+    this.fillPickers(r);
+    this.send({ type: "compare", a: "raw", b: version });
   }
 
   /** The state badge while reviewing: "REVIEW — take 12_3 V1" (or "V1 | V2"). */

@@ -1,0 +1,270 @@
+"""The monitor's layout at 1024 px, 1600 px and 4K, in real Chromium: what a user would notice.
+
+Panels dock beside or under the picture and never cover it; REC and the connection badge stay
+in view; the header does not overflow; the picture's labels never collide with each other or
+with the AI mark the server burns into the aged picture. Screenshots of every state go to the
+shots folder (``layout-<width>-<state>.png``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import torch
+
+from agecast.compose.marks import Marker
+from tests.e2e.conftest import HEIGHT, WIDTH, AgecastServer, wait_painting
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+Box = Mapping[str, float]
+SIZES = [(1024, 768), (1600, 900), (3840, 2160)]
+
+
+def box(page: Page, selector: str) -> Box:
+    found = page.locator(selector).bounding_box()
+    assert found is not None, f"{selector} is not on screen"
+    return {k: float(found[k]) for k in ("x", "y", "width", "height")}
+
+
+def overlap(a: Box, b: Box) -> bool:
+    """True when the two boxes share some area (touching edges do not count)."""
+    return (
+        min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"]) > 0.5
+        and min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"]) > 0.5
+    )
+
+
+def inside(inner: Box, outer: Box) -> bool:
+    return (
+        inner["x"] >= outer["x"] - 0.5
+        and inner["y"] >= outer["y"] - 0.5
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5
+    )
+
+
+def ai_mark_box(page: Page, region: Box) -> Box:
+    """Where the server burns "AI" into an aged picture shown in ``region`` (page pixels): the
+    live pipeline's own Marker, on a picture of the stream's aged size."""
+    rect = Marker().burn(torch.zeros(HEIGHT, WIDTH, 3, dtype=torch.uint8), "AI", "top-right")
+    sx, sy = region["width"] / WIDTH, region["height"] / HEIGHT
+    return {
+        "x": region["x"] + rect.x0 * sx,
+        "y": region["y"] + rect.y0 * sy,
+        "width": (rect.x1 - rect.x0) * sx,
+        "height": (rect.y1 - rect.y0) * sy,
+    }
+
+
+def aged_region(page: Page) -> Box:
+    """The aged picture's whole frame on the page (the view's plan says where it is)."""
+    picture = box(page, "#picture")
+    plan = page.evaluate(
+        "(() => { const p = agecast.display.plan, i = p.frames.findIndex("
+        "f => f.clip === p.aged); return {w: p.w, h: p.h, r: p.frames[Math.max(0, i)].full}; })()"
+    )
+    sx, sy = picture["width"] / plan["w"], picture["height"] / plan["h"]
+    r = plan["r"]
+    return {
+        "x": picture["x"] + r["x"] * sx,
+        "y": picture["y"] + r["y"] * sy,
+        "width": r["w"] * sx,
+        "height": r["h"] * sy,
+    }
+
+
+def check_header(page: Page, size: tuple[int, int]) -> None:
+    """Every header item on screen, none over another; LIVE and REC in view."""
+    screen = {"x": 0, "y": 0, "width": size[0], "height": size[1]}
+    header = box(page, "#top")
+    assert header["width"] <= size[0] + 0.5
+    items = [
+        ".brand",
+        "#identity-name",
+        "nav.views",
+        "#r-rec",
+        "#fx-badge",
+        "#state-badge",
+    ]
+    boxes = {sel: box(page, sel) for sel in items}
+    for sel, found in boxes.items():
+        assert inside(found, screen), f"{sel} runs off the screen: {found}"
+        assert inside(found, header), f"{sel} spills out of the header: {found} vs {header}"
+    for i, first in enumerate(items):
+        for second in items[i + 1 :]:
+            assert not overlap(boxes[first], boxes[second]), f"{first} and {second} overlap"
+    # the view buttons themselves fit their bar (no clipped labels)
+    clipped = page.evaluate(
+        "[...document.querySelectorAll('#top button')]"
+        ".filter(b => b.offsetParent && b.scrollWidth > b.clientWidth + 1).map(b => b.textContent)"
+    )
+    assert not clipped, f"header buttons with clipped text: {clipped}"
+    assert page.inner_text("#state-badge") == "LIVE"
+
+
+def check_labels(page: Page, view: str) -> None:
+    """RAW and AGED apart, and neither on the AI mark of the aged picture."""
+    page.evaluate(f"agecast.setView('{view}')")
+    page.wait_for_function(f"agecast.view === '{view}'")
+    page.wait_for_timeout(150)
+    a, b = box(page, "#label-a"), box(page, "#label-b")
+    picture = box(page, "#picture")
+    assert inside(a, picture) and inside(b, picture), f"{view}: a label off the picture"
+    assert not overlap(a, b), f"{view}: RAW and AGED labels overlap"
+    mark = ai_mark_box(page, aged_region(page))
+    assert not overlap(a, mark) and not overlap(b, mark), f"{view}: a label covers the AI mark"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_layout_at_each_width(
+    server: AgecastServer, browser: Browser, size: tuple[int, int], shots: Path
+) -> None:
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(20_000)
+    w = size[0]
+    try:
+        page.goto(server.page_url("/"))
+        wait_painting(page, 5)
+        check_header(page, size)
+        alone = box(page, "#picture")
+        page.screenshot(path=str(shots / f"layout-{w}-side-by-side.png"))
+
+        # Controls open: docked, the picture shrinks into the space left, nothing covers it.
+        page.click("button[data-action='panel']")
+        page.wait_for_selector("#panel", state="visible")
+        page.wait_for_timeout(200)
+        picture, panel = box(page, "#picture"), box(page, "#panel")
+        assert not overlap(picture, panel), "the controls cover the picture"
+        assert inside(picture, box(page, "#view"))
+        check_header(page, size)
+        # Side by side on a wide screen: the panel goes under the picture, into the height a
+        # 32:9 picture does not use, so the picture stays (nearly) as large as without it.
+        assert page.evaluate("agecast.dock") == "bottom"
+        assert picture["width"] >= 0.8 * alone["width"]
+        page.screenshot(path=str(shots / f"layout-{w}-controls.png"))
+
+        # Takes as well: three boxes, no two overlapping.
+        page.click("button[data-action='takes']")
+        page.wait_for_selector("#takes", state="visible")
+        page.wait_for_timeout(200)
+        boxes = [box(page, "#picture"), box(page, "#panel"), box(page, "#takes")]
+        assert not any(overlap(boxes[i], boxes[j]) for i in range(3) for j in range(i + 1, 3))
+        page.screenshot(path=str(shots / f"layout-{w}-controls-takes.png"))
+        page.click("button[data-action='takes']")
+
+        # Over/under: a tall picture; the panel goes beside it and the picture fills the height.
+        page.evaluate("agecast.setView('stacked')")
+        page.wait_for_function("agecast.dock === 'right'")
+        page.wait_for_timeout(200)
+        picture, panel, view = box(page, "#picture"), box(page, "#panel"), box(page, "#view")
+        assert not overlap(picture, panel)
+        assert picture["height"] >= 0.95 * view["height"]
+        check_labels(page, "stacked")
+        page.screenshot(path=str(shots / f"layout-{w}-stacked-controls.png"))
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#panel", state="hidden")
+
+        for view_name in ("side-by-side", "wipe", "stacked"):
+            check_labels(page, view_name)
+            page.screenshot(path=str(shots / f"layout-{w}-{view_name}.png"))
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("size", [(1600, 900), (3840, 2160)], ids=["1600x900", "3840x2160"])
+def test_fill_uses_the_screen_and_keeps_the_ai_mark(
+    server: AgecastServer, browser: Browser, size: tuple[int, int], shots: Path
+) -> None:
+    """Side by side on a 16:9 screen leaves bars above and below; Fill (Z) crops the pictures'
+    edges instead, and shows the page's own AI mark where the crop took the burnt-in one."""
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(server.page_url("/"))
+        wait_painting(page, 5)
+        view = box(page, "#view")
+        fitted = box(page, "#picture")
+        assert fitted["width"] * fitted["height"] < 0.7 * view["width"] * view["height"]
+        page.keyboard.press("z")
+        page.wait_for_function("agecast.display.fill")
+        page.wait_for_timeout(300)
+        filled = box(page, "#picture")
+        assert filled["width"] * filled["height"] >= 0.97 * view["width"] * view["height"]
+        assert page.get_attribute("button[data-action='fill']", "aria-pressed") == "true"
+        # each picture cropped around its centre, both the same frame: halves of equal width
+        plan = page.evaluate("agecast.display.plan")
+        assert plan["regions"][0]["w"] == plan["regions"][1]["w"]
+        assert plan["agedCropped"] is True
+        page.wait_for_selector("#ai-mark", state="visible")
+        mark, a, b = box(page, "#ai-mark"), box(page, "#label-a"), box(page, "#label-b")
+        assert not overlap(mark, a) and not overlap(mark, b) and not overlap(a, b)
+        assert inside(mark, aged_region_visible(page))
+        page.screenshot(path=str(shots / f"layout-{size[0]}-fill.png"))
+        # Controls open: the picture still fills what is left, the panel beside or under it.
+        page.click("button[data-action='panel']")
+        page.wait_for_timeout(300)
+        assert not overlap(box(page, "#picture"), box(page, "#panel"))
+        assert inside(box(page, "#picture"), box(page, "#view"))
+        page.keyboard.press("z")
+        page.wait_for_function("!agecast.display.fill")
+        page.wait_for_selector("#ai-mark", state="hidden")
+    finally:
+        context.close()
+
+
+def aged_region_visible(page: Page) -> Box:
+    picture = box(page, "#picture")
+    plan = page.evaluate("agecast.display.plan")
+    sx, sy = picture["width"] / plan["w"], picture["height"] / plan["h"]
+    r = plan["aged"]
+    return {
+        "x": picture["x"] + r["x"] * sx,
+        "y": picture["y"] + r["y"] * sy,
+        "width": r["w"] * sx,
+        "height": r["h"] * sy,
+    }
+
+
+def test_stacked_and_fill_geometry(server: AgecastServer, page: Page) -> None:
+    """Which part of the stream picture the over/under view and a fill draw."""
+    page.goto(server.page_url("/"))
+    plans = page.evaluate(
+        """async () => {
+          const { planView } = await import('/ui/display.js');
+          const parts = (p) =>
+            p.parts.map(({ src, dx, dy }) => [src.x, src.y, src.w, src.h, dx, dy]);
+          const stacked = planView('stacked', 'side-by-side', 1280, 360, 0.5);
+          const fill = planView('side-by-side', 'side-by-side', 1280, 360, 0.5, 2.0);
+          const tall = planView('aged', 'side-by-side', 1280, 360, 0.5, 0.5);
+          const wipe = planView('wipe', 'side-by-side', 1280, 360, 0.5, 1.0);
+          return {
+            stacked: [stacked.w, stacked.h, parts(stacked)],
+            fill: [fill.w, fill.h, parts(fill), fill.frames.map((f) => f.full)],
+            tall: [tall.w, tall.h, parts(tall)],
+            wipe: [wipe.w, wipe.h, parts(wipe)],
+            agedOnlyStacked: planView('stacked', 'aged', 640, 360, 0.5).missing,
+          };
+        }"""
+    )
+    # raw over aged, each whole
+    assert plans["stacked"] == [640, 720, [[0, 0, 640, 360, 0, 0], [640, 0, 640, 360, 0, 360]]]
+    # a 2:1 screen: each picture cropped to 1:1 around its centre (140 px off each side)
+    w, h, fill_parts, frames = plans["fill"]
+    assert (w, h) == (720, 360)
+    assert fill_parts == [[140, 0, 360, 360, 0, 0], [780, 0, 360, 360, 360, 0]]
+    assert frames[1] == {"x": 220, "y": 0, "w": 640, "h": 360}  # the aged frame, uncropped
+    # a tall screen: never more than half of a picture cropped away
+    assert plans["tall"] == [320, 360, [[800, 0, 320, 360, 0, 0]]]
+    # wipe: both pictures cropped alike, the line splits the crop
+    assert plans["wipe"] == [360, 360, [[140, 0, 180, 360, 0, 0], [960, 0, 180, 360, 180, 0]]]
+    assert plans["agedOnlyStacked"] == "raw"
