@@ -47,15 +47,19 @@ export class Dock {
     if (open) {
       const style = getComputedStyle(this.stage);
       const natural = this.display.natural(); // uncropped: a fill must not move the panels
-      side = chooseSide({
-        w: this.stage.clientWidth,
-        h: this.stage.clientHeight,
-        cw: natural.w || 16,
-        ch: natural.h || 9,
-        n: open,
-        side: px(style, "--dock-w", 340),
-        below: px(style, "--dock-h", 280),
-      });
+      const w = this.stage.clientWidth;
+      const h = this.stage.clientHeight;
+      const cw = natural.w || 16;
+      const ch = natural.h || 9;
+      const sideW = px(style, "--dock-w", 340);
+      const belowH = px(style, "--dock-h", 280);
+      side = chooseSide({ w, h, cw, ch, n: open, side: sideW, below: belowH });
+      // The panels take the room the picture leaves anyway (up to a limit), not just their least.
+      const room =
+        side === "bottom"
+          ? Math.min(Math.max(h - (w * ch) / cw, belowH), 0.5 * h)
+          : Math.min(Math.max((w - (h * cw) / ch) / open, sideW), 1.3 * sideW);
+      this.stage.style.setProperty(side === "bottom" ? "--dock-h-now" : "--dock-w-now", `${Math.floor(room)}px`);
     }
     if (this.stage.dataset.dock !== side) this.stage.dataset.dock = side;
   }

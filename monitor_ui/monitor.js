@@ -22,7 +22,7 @@ import { Painter } from "./painter.js";
 import { IdentityPicker, PresetPicker } from "./pickers.js";
 import { RecordBar } from "./record.js";
 import { RenderForm } from "./rerender.js";
-import { openerHub, startSecond } from "./second.js";
+import { openerHub, SecondScreen, startSecond } from "./second.js";
 import { describeDropped, statusModel } from "./status.js";
 import { nowMs, webCodecsUsable } from "./stream.js";
 import { TakesPanel } from "./takes.js";
@@ -39,6 +39,77 @@ const display = new Display(window, { view: defaultView, role });
 
 const fps = (value) => (Number.isFinite(value) ? value.toFixed(1) : "–");
 
+/** window.agecast of the main window: what the second window registers with, and what tests
+ * and the console read. */
+function mainHub({ feed, painter, picker, takes, panel, second, dock, model, openSecond }) {
+  return {
+    role,
+    get codec() {
+      return feed.codec;
+    },
+    get view() {
+      return display.view;
+    },
+    get lastPainted() {
+      return display.lastPainted;
+    },
+    get painted() {
+      return display.painted;
+    },
+    get state() {
+      return model().state;
+    },
+    get glass() {
+      return model().glass;
+    },
+    get status() {
+      return feed.status;
+    },
+    /** The camera on screen (its name; null before the first hello) and every camera's name. */
+    get camera() {
+      return picker.current;
+    },
+    get cameras() {
+      return [...picker.names];
+    },
+    showCamera: (name) => picker.pick(name),
+    get counts() {
+      return { ...feed.counts };
+    },
+    get clock() {
+      return { offsetMs: feed.clock.offsetMs, rttMs: feed.clock.rttMs };
+    },
+    /** ms from this page's start to its first painted picture (null before). */
+    get firstPaintMs() {
+      return painter.firstPaintPerf;
+    },
+    get second() {
+      return second.window;
+    },
+    get displays() {
+      return painter.windows.length;
+    },
+    /** Where the open panels sit: "right", "bottom" or "none". */
+    get dock() {
+      return dock.side;
+    },
+    display,
+    takes,
+    setView: (v) => display.setView(v),
+    openSecond,
+    toggleBypass: () => panel.toggleBypass(),
+    control: (values) => feed.channel.set(values),
+    // A second window hands over its Display; idempotent (it re-registers after our reload).
+    _register(d) {
+      painter.add(d);
+      second.adopt(d.win); // also after this window reloaded: the second one finds us again
+      d.update(model());
+      return true;
+    },
+    _registered: (d) => painter.has(d),
+  };
+}
+
 function startMain() {
   const askedJpeg = params.get("codec") === "jpeg";
   const codec = askedJpeg || !webCodecsUsable() ? "jpeg" : "h264";
@@ -46,8 +117,24 @@ function startMain() {
     console.warn("agecast: no WebCodecs here (needs a secure context); using the JPEG fallback");
   }
   const painter = new Painter(display);
-  let second = null; // the dual-screen window this one opened
-  let takes = null;
+  // Reviewing a take: the live socket closes (the server keeps the live picture running for
+  // everyone else) and the review stream's pictures go through the same painter and windows.
+  const takes = new TakesPanel(document, {
+    codec: () => feed.codec,
+    enter: () => {
+      feed.pause();
+      painter.forget();
+      pushModel();
+    },
+    leave: () => {
+      painter.forget({ latencies: false });
+      feed.resume();
+      pushModel();
+    },
+    paint: (source, meta) => painter.paint(source, meta, { measure: false }),
+    update: () => pushModel(),
+    reviewed: (take, look) => render.reviewing(take, look),
+  });
 
   const feed = new LiveFeed({
     codec,
@@ -86,24 +173,7 @@ function startMain() {
       pushModel();
     },
   });
-  // Reviewing a take: the live socket closes (the server keeps the live picture running for
-  // everyone else) and the review stream's pictures go through the same painter and windows.
-  takes = new TakesPanel(document, {
-    codec: () => feed.codec,
-    enter: () => {
-      feed.pause();
-      painter.forget();
-      pushModel();
-    },
-    leave: () => {
-      painter.forget({ latencies: false });
-      feed.resume();
-      pushModel();
-    },
-    paint: (source, meta) => painter.paint(source, meta, { measure: false }),
-    update: () => pushModel(),
-    reviewed: (take, look) => render.reviewing(take, look),
-  });
+  const second = new SecondScreen(window, display, { onBlocked: say });
   const render = new RenderForm(document, {
     identities: () => identities.identities,
     done: (takeId, version) => takes.rendered(takeId, version),
@@ -165,23 +235,7 @@ function startMain() {
     pushModel();
   }
 
-  function openSecond() {
-    if (second && !second.closed) {
-      second.focus();
-      return second;
-    }
-    const w = Math.min(1600, screen.availWidth || 1280);
-    const h = Math.min(960, screen.availHeight || 800);
-    const camera = feed.camera;
-    const path = `/?role=second&view=aged${camera ? `&camera=${encodeURIComponent(camera)}` : ""}`;
-    second = window.open(path, "agecast-second", `popup,width=${w},height=${h}`);
-    if (!second) {
-      panel.showError("The browser blocked the second window: allow pop-ups for this page.");
-      return null;
-    }
-    display.setView("raw"); // main shows raw, the second screen aged
-    return second;
-  }
+  const openSecond = () => second.open(feed.camera);
 
   setInterval(pushModel, MODEL_EVERY_MS);
   setInterval(() => {
@@ -189,74 +243,8 @@ function startMain() {
     feed.report(painter.takeUnsent(), meta ? meta.index : -1);
   }, STATS_EVERY_MS);
 
-  window.agecast = {
-    role,
-    get codec() {
-      return feed.codec;
-    },
-    get view() {
-      return display.view;
-    },
-    get lastPainted() {
-      return display.lastPainted;
-    },
-    get painted() {
-      return display.painted;
-    },
-    get state() {
-      return model().state;
-    },
-    get glass() {
-      return model().glass;
-    },
-    get status() {
-      return feed.status;
-    },
-    /** The camera on screen (its name; null before the first hello) and every camera's name. */
-    get camera() {
-      return picker.current;
-    },
-    get cameras() {
-      return [...picker.names];
-    },
-    showCamera: (name) => picker.pick(name),
-    get counts() {
-      return { ...feed.counts };
-    },
-    get clock() {
-      return { offsetMs: feed.clock.offsetMs, rttMs: feed.clock.rttMs };
-    },
-    /** ms from this page's start to its first painted picture (null before). */
-    get firstPaintMs() {
-      return painter.firstPaintPerf;
-    },
-    get second() {
-      return second && !second.closed ? second : null;
-    },
-    get displays() {
-      return painter.windows.length;
-    },
-    /** Where the open panels sit: "right", "bottom" or "none". */
-    get dock() {
-      return dock.side;
-    },
-    display,
-    takes,
-    setView: (v) => display.setView(v),
-    openSecond,
-    toggleBypass: () => panel.toggleBypass(),
-    control: (values) => feed.channel.set(values),
-    // A second window hands over its Display; idempotent (it re-registers after our reload).
-    _register(d) {
-      painter.add(d);
-      second = d.win; // also after this window reloaded: the second one finds us again
-      d.update(model());
-      return true;
-    },
-    _registered: (d) => painter.has(d),
-  };
-
   const dock = new Dock(document, display);
+  window.agecast = mainHub({ feed, painter, picker, takes, panel, second, dock, model, openSecond });
   const chrome = bindChrome(document, {
     display,
     openSecond,

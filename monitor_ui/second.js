@@ -6,6 +6,44 @@ import { bindChrome } from "./chrome.js";
 
 const TAKEOVER_AFTER_MS = 3000; // without its main window: run on its own after this
 
+/** The main window's side: opens the second window (once) and remembers it. */
+export class SecondScreen {
+  constructor(win, display, { onBlocked }) {
+    this.win = win;
+    this.display = display;
+    this.onBlocked = onBlocked;
+    this.other = null; // the second window, once opened (or found again after a reload)
+  }
+
+  get window() {
+    return this.other && !this.other.closed ? this.other : null;
+  }
+
+  /** A second window registered itself (also one opened before this window reloaded). */
+  adopt(other) {
+    this.other = other;
+  }
+
+  /** Open (or bring forward) the aged picture on a second window; the main one shows raw. */
+  open(camera) {
+    if (this.window) {
+      this.other.focus();
+      return this.other;
+    }
+    const screen = this.win.screen;
+    const w = Math.min(1600, screen.availWidth || 1280);
+    const h = Math.min(960, screen.availHeight || 800);
+    const path = `/?role=second&view=aged${camera ? `&camera=${encodeURIComponent(camera)}` : ""}`;
+    this.other = this.win.open(path, "agecast-second", `popup,width=${w},height=${h}`);
+    if (!this.other) {
+      this.onBlocked("The browser blocked the second window: allow pop-ups for this page.");
+      return null;
+    }
+    this.display.setView("raw");
+    return this.other;
+  }
+}
+
 /** The main window's hub (window.agecast of the opener), or null. */
 export function openerHub(win) {
   try {
