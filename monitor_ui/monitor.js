@@ -22,7 +22,7 @@ import { Painter } from "./painter.js";
 import { IdentityPicker, PresetPicker } from "./pickers.js";
 import { RecordBar } from "./record.js";
 import { RenderForm } from "./rerender.js";
-import { openerHub, SecondScreen, startSecond } from "./second.js";
+import { openerHub, SecondScreen, startSecond, windowHub } from "./second.js";
 import { describeDropped, statusModel } from "./status.js";
 import { nowMs, webCodecsUsable } from "./stream.js";
 import { TakesPanel } from "./takes.js";
@@ -42,19 +42,9 @@ const fps = (value) => (Number.isFinite(value) ? value.toFixed(1) : "–");
 /** window.agecast of the main window: what the second window registers with, and what tests
  * and the console read. */
 function mainHub({ feed, painter, picker, takes, panel, second, dock, model, openSecond }) {
-  return {
-    role,
+  return windowHub(role, display, {
     get codec() {
       return feed.codec;
-    },
-    get view() {
-      return display.view;
-    },
-    get lastPainted() {
-      return display.lastPainted;
-    },
-    get painted() {
-      return display.painted;
     },
     get state() {
       return model().state;
@@ -93,9 +83,7 @@ function mainHub({ feed, painter, picker, takes, panel, second, dock, model, ope
     get dock() {
       return dock.side;
     },
-    display,
     takes,
-    setView: (v) => display.setView(v),
     openSecond,
     toggleBypass: () => panel.toggleBypass(),
     control: (values) => feed.channel.set(values),
@@ -107,7 +95,7 @@ function mainHub({ feed, painter, picker, takes, panel, second, dock, model, ope
       return true;
     },
     _registered: (d) => painter.has(d),
-  };
+  });
 }
 
 function startMain() {

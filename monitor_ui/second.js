@@ -44,6 +44,26 @@ export class SecondScreen {
   }
 }
 
+/** window.agecast: what every window shows (read by tests and the console), plus `more`'s
+ * properties (getters stay getters). */
+export function windowHub(role, display, more = {}) {
+  const hub = {
+    role,
+    get view() {
+      return display.view;
+    },
+    get lastPainted() {
+      return display.lastPainted;
+    },
+    get painted() {
+      return display.painted;
+    },
+    display,
+    setView: (v) => display.setView(v),
+  };
+  return Object.defineProperties(hub, Object.getOwnPropertyDescriptors(more));
+}
+
 /** The main window's hub (window.agecast of the opener), or null. */
 export function openerHub(win) {
   try {
@@ -81,19 +101,6 @@ export function startSecond(win, display, params) {
   };
   keepRegistered();
   setInterval(keepRegistered, 500);
-  win.agecast = {
-    role: "second",
-    get view() {
-      return display.view;
-    },
-    get lastPainted() {
-      return display.lastPainted;
-    },
-    get painted() {
-      return display.painted;
-    },
-    display,
-    setView: (v) => display.setView(v),
-  };
+  win.agecast = windowHub("second", display);
   bindChrome(doc, { display, openSecond: null, toggleBypass: () => openerHub(win)?.toggleBypass() });
 }

@@ -17,6 +17,7 @@ import torch
 
 from agecast.compose.marks import Marker
 from tests.e2e.conftest import HEIGHT, WIDTH, AgecastServer, wait_painting
+from tests.takes.review_media import make_take
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -61,21 +62,26 @@ def ai_mark_box(page: Page, region: Box) -> Box:
     }
 
 
+def on_page(page: Page, rect: Mapping[str, float]) -> Box:
+    """A rectangle of the view's plan (canvas pixels) in page pixels."""
+    picture = box(page, "#picture")
+    plan = page.evaluate("agecast.display.plan")
+    sx, sy = picture["width"] / plan["w"], picture["height"] / plan["h"]
+    return {
+        "x": picture["x"] + rect["x"] * sx,
+        "y": picture["y"] + rect["y"] * sy,
+        "width": rect["w"] * sx,
+        "height": rect["h"] * sy,
+    }
+
+
 def aged_region(page: Page) -> Box:
     """The aged picture's whole frame on the page (the view's plan says where it is)."""
-    picture = box(page, "#picture")
-    plan = page.evaluate(
-        "(() => { const p = agecast.display.plan, i = p.frames.findIndex("
-        "f => f.clip === p.aged); return {w: p.w, h: p.h, r: p.frames[Math.max(0, i)].full}; })()"
+    frame = page.evaluate(
+        "(() => { const p = agecast.display.plan;"
+        " return p.frames[Math.max(0, p.frames.findIndex(f => f.clip === p.aged))].full; })()"
     )
-    sx, sy = picture["width"] / plan["w"], picture["height"] / plan["h"]
-    r = plan["r"]
-    return {
-        "x": picture["x"] + r["x"] * sx,
-        "y": picture["y"] + r["y"] * sy,
-        "width": r["w"] * sx,
-        "height": r["h"] * sy,
-    }
+    return on_page(page, frame)
 
 
 def check_header(page: Page, size: tuple[int, int]) -> None:
@@ -105,6 +111,13 @@ def check_header(page: Page, size: tuple[int, int]) -> None:
     )
     assert not clipped, f"header buttons with clipped text: {clipped}"
     assert page.inner_text("#state-badge") == "LIVE"
+    # the footer too: every read-out and tool on screen
+    footer = page.eval_on_selector_all(
+        "#bottom .metrics > div, #bottom .tools button",
+        "els => els.filter(e => e.offsetParent).map(e => {"
+        " const r = e.getBoundingClientRect(); return [e.textContent.trim(), r.left, r.right]; })",
+    )
+    assert footer and all(left >= 0 and right <= size[0] + 0.5 for _, left, right in footer), footer
 
 
 def check_labels(page: Page, view: str) -> None:
@@ -223,48 +236,37 @@ def test_fill_uses_the_screen_and_keeps_the_ai_mark(
 
 
 def aged_region_visible(page: Page) -> Box:
-    picture = box(page, "#picture")
-    plan = page.evaluate("agecast.display.plan")
-    sx, sy = picture["width"] / plan["w"], picture["height"] / plan["h"]
-    r = plan["aged"]
-    return {
-        "x": picture["x"] + r["x"] * sx,
-        "y": picture["y"] + r["y"] * sy,
-        "width": r["w"] * sx,
-        "height": r["h"] * sy,
-    }
+    """What shows of the aged picture (a fill crops it)."""
+    return on_page(page, page.evaluate("agecast.display.plan.aged"))
 
 
-def test_stacked_and_fill_geometry(server: AgecastServer, page: Page) -> None:
-    """Which part of the stream picture the over/under view and a fill draw."""
-    page.goto(server.page_url("/"))
-    plans = page.evaluate(
-        """async () => {
-          const { planView } = await import('/ui/display.js');
-          const parts = (p) =>
-            p.parts.map(({ src, dx, dy }) => [src.x, src.y, src.w, src.h, dx, dy]);
-          const stacked = planView('stacked', 'side-by-side', 1280, 360, 0.5);
-          const fill = planView('side-by-side', 'side-by-side', 1280, 360, 0.5, 2.0);
-          const tall = planView('aged', 'side-by-side', 1280, 360, 0.5, 0.5);
-          const wipe = planView('wipe', 'side-by-side', 1280, 360, 0.5, 1.0);
-          return {
-            stacked: [stacked.w, stacked.h, parts(stacked)],
-            fill: [fill.w, fill.h, parts(fill), fill.frames.map((f) => f.full)],
-            tall: [tall.w, tall.h, parts(tall)],
-            wipe: [wipe.w, wipe.h, parts(wipe)],
-            agedOnlyStacked: planView('stacked', 'aged', 640, 360, 0.5).missing,
-          };
-        }"""
-    )
-    # raw over aged, each whole
-    assert plans["stacked"] == [640, 720, [[0, 0, 640, 360, 0, 0], [640, 0, 640, 360, 0, 360]]]
-    # a 2:1 screen: each picture cropped to 1:1 around its centre (140 px off each side)
-    w, h, fill_parts, frames = plans["fill"]
-    assert (w, h) == (720, 360)
-    assert fill_parts == [[140, 0, 360, 360, 0, 0], [780, 0, 360, 360, 360, 0]]
-    assert frames[1] == {"x": 220, "y": 0, "w": 640, "h": 360}  # the aged frame, uncropped
-    # a tall screen: never more than half of a picture cropped away
-    assert plans["tall"] == [320, 360, [[800, 0, 320, 360, 0, 0]]]
-    # wipe: both pictures cropped alike, the line splits the crop
-    assert plans["wipe"] == [360, 360, [[140, 0, 180, 360, 0, 0], [960, 0, 180, 360, 180, 0]]]
-    assert plans["agedOnlyStacked"] == "raw"
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_review_layout_at_each_width(
+    server: AgecastServer, browser: Browser, size: tuple[int, int], shots: Path
+) -> None:
+    """Reviewing a take with the re-render panel open: transport, panel and picture apart, and
+    nothing wider than the window."""
+    take = make_take(server.state_dir / "takes", "layout", str(size[0]), frames=12)
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(server.page_url("/"))
+        wait_painting(page, 3)
+        page.click("button[data-action='takes']")
+        page.click(f"button.take[data-id='{take.id}']")
+        page.wait_for_function("agecast.lastPainted.index === 0")
+        page.click("#t-render")
+        page.wait_for_selector("#render", state="visible")
+        page.wait_for_timeout(200)
+        screen = {"x": 0, "y": 0, "width": size[0], "height": size[1]}
+        parts = {s: box(page, s) for s in ("#picture", "#render", "#transport", "#stage", "#top")}
+        for sel, found in parts.items():
+            assert inside(found, screen), f"{sel} runs off the screen: {found}"
+        assert not overlap(parts["#picture"], parts["#render"])
+        assert not overlap(parts["#transport"], parts["#stage"])
+        for sel in ("#t-render", "#t-live", "#t-pos", "#r-rec", "#state-badge"):
+            assert inside(box(page, sel), screen), f"{sel} off the screen"
+        page.screenshot(path=str(shots / f"layout-{size[0]}-review-render.png"))
+    finally:
+        context.close()
