@@ -144,13 +144,31 @@ export class RecordBar {
     const rec = status.recording ?? null;
     const was = this.recording;
     if (rec?.recording) {
-      if (was?.take !== rec.take) this.show({ take: rec.take, startPerf: performance.now() - 1000 * (rec.seconds ?? 0) });
+      if (was?.take !== rec.take) {
+        // Started elsewhere (or before this page opened): its recorded seconds for now, then
+        // the take's own start time once the server says it.
+        this.show({ take: rec.take, startPerf: performance.now() - 1000 * (rec.seconds ?? 0) });
+        this.fetchStart(rec.take);
+      }
       return;
     }
     if (!was) return;
     this.show(null);
     if (rec?.status?.startsWith("stopped")) this.say(rec.message || rec.status);
     this.moveOn(rec?.take ?? was.take);
+  }
+
+  async fetchStart(id) {
+    try {
+      const res = await fetch(`/api/takes/${encodeURIComponent(id)}`, { cache: "no-store" });
+      const take = res.ok ? await res.json() : null;
+      const created = Date.parse(take?.created ?? "");
+      if (Number.isFinite(created) && this.recording?.take === id) {
+        this.recording = { ...this.recording, startPerf: performance.now() - Math.max(0, this.serverNow() - created) };
+      }
+    } catch (err) {
+      console.warn("agecast: cannot read the take's start", err?.message ?? err);
+    }
   }
 
   /** The tally (null: not recording): the take and the seconds it has run. */

@@ -64,6 +64,15 @@ def test_rec_and_stop_from_the_panel_record_a_take(
         " b.dataset.id === 'e2e_1_A' && b.innerText.includes('RECORDING'))"
     )
     page.screenshot(path=str(shots / "monitor-recording.png"))
+    # A page opened mid-take shows the same running time (the take's own start), not zero.
+    late = page.context.new_page()
+    late.goto(server.page_url("/"))
+    late.wait_for_selector("#rec-badge", state="visible")
+    seconds = "(() => { const [m, s] = document.querySelector('#rec-time').textContent"
+    seconds += ".split(':').map(Number); return 60 * m + s; })()"
+    late.wait_for_function(f"{seconds} >= {page.evaluate(seconds)} - 1")
+    assert "e2e_1_A" in late.inner_text("#rec-badge")
+    late.close()
 
     page.click("#r-rec")
     page.wait_for_selector("#rec-badge", state="hidden")
