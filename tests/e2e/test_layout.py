@@ -8,7 +8,8 @@ shots folder (``layout-<width>-<state>.png``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,21 @@ if TYPE_CHECKING:
 
 Box = Mapping[str, float]
 SIZES = [(1024, 768), (1600, 900), (3840, 2160)]
+
+
+@contextmanager
+def sized_page(browser: Browser, size: tuple[int, int]) -> Iterator[Page]:
+    """A fresh page ``size`` CSS pixels large; fails the test if the page threw."""
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(20_000)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
 
 
 def box(page: Page, selector: str) -> Box:
@@ -137,13 +153,8 @@ def check_labels(page: Page, view: str) -> None:
 def test_layout_at_each_width(
     server: AgecastServer, browser: Browser, size: tuple[int, int], shots: Path
 ) -> None:
-    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(20_000)
     w = size[0]
-    try:
+    with sized_page(browser, size) as page:
         page.goto(server.page_url("/"))
         wait_painting(page, 5)
         check_header(page, size)
@@ -188,9 +199,6 @@ def test_layout_at_each_width(
         for view_name in ("side-by-side", "wipe", "stacked"):
             check_labels(page, view_name)
             page.screenshot(path=str(shots / f"layout-{w}-{view_name}.png"))
-        assert not errors, errors
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize("size", [(1600, 900), (3840, 2160)], ids=["1600x900", "3840x2160"])
@@ -199,10 +207,7 @@ def test_fill_uses_the_screen_and_keeps_the_ai_mark(
 ) -> None:
     """Side by side on a 16:9 screen leaves bars above and below; Fill (Z) crops the pictures'
     edges instead, and shows the page's own AI mark where the crop took the burnt-in one."""
-    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    try:
+    with sized_page(browser, size) as page:
         page.goto(server.page_url("/"))
         wait_painting(page, 5)
         view = box(page, "#view")
@@ -231,8 +236,6 @@ def test_fill_uses_the_screen_and_keeps_the_ai_mark(
         page.keyboard.press("z")
         page.wait_for_function("!agecast.display.fill")
         page.wait_for_selector("#ai-mark", state="hidden")
-    finally:
-        context.close()
 
 
 def aged_region_visible(page: Page) -> Box:
@@ -247,10 +250,7 @@ def test_review_layout_at_each_width(
     """Reviewing a take with the re-render panel open: transport, panel and picture apart, and
     nothing wider than the window."""
     take = make_take(server.state_dir / "takes", "layout", str(size[0]), frames=12)
-    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    try:
+    with sized_page(browser, size) as page:
         page.goto(server.page_url("/"))
         wait_painting(page, 3)
         page.click("button[data-action='takes']")
@@ -268,5 +268,3 @@ def test_review_layout_at_each_width(
         for sel in ("#t-render", "#t-live", "#t-pos", "#r-rec", "#state-badge"):
             assert inside(box(page, sel), screen), f"{sel} off the screen"
         page.screenshot(path=str(shots / f"layout-{size[0]}-review-render.png"))
-    finally:
-        context.close()
