@@ -69,7 +69,7 @@ class _Face:
     down: torch.Tensor
     u: torch.Tensor
     v: torch.Tensor
-    mouth_u: float  # half the mouth's width (the right corner's u)
+    mouth_u: float  # half the mouth's width, across
     mouth_v: float
     nose_v: float
     mu: torch.Tensor
@@ -101,7 +101,7 @@ class _Face:
             down=down,
             u=u,
             v=v,
-            mouth_u=float(((right - centre) * across).sum() + (centre * across).sum()),
+            mouth_u=float(((right - left) * across).sum()) / 2,
             mouth_v=float((centre * down).sum()),
             nose_v=float((((landmarks5[2] - origin) / d) * down).sum()),
             mu=(m * axis).sum(-1) / half,
@@ -351,7 +351,7 @@ def _folds(
             continue
         nominal = p.line.width * (0.6 + 0.4 * s)
         w = max(nominal, narrowest)
-        depth = p.line.depth * amount * (nominal / w) * p.ends * vary[p.box]
+        depth = 1.3 * p.line.depth * amount * (nominal / w) * p.ends * vary[p.box]
         r = p.dist / w
         groove = torch.exp(-(r**2))
         floor[p.box] += depth * groove
