@@ -8,13 +8,15 @@ drawn by code, not photographed. On an aligned crop, placed by the face's five l
   nasolabial, marionette, jowl and lip lines) with a shadow in the fold, a lit edge and, for the
   nasolabial and jowl folds, the cheek bulging over them; under-eye bags; fine crepey creases and
   skin grain whose direction follows the face (across the forehead, fanning from the eye corners,
-  down the cheeks). More lines appear, wider and deeper, as the age rises;
-- greys the hair and brows strand by strand (salt and pepper first, temples first, then silver);
+  down the cheeks), each drawn only where the crop is large enough to show it without aliasing.
+  More lines appear, wider and deeper, as the age rises;
+- greys the hair and brows strand by strand along the hair's own strands (salt and pepper first,
+  temples first, then silver);
 - dulls, desaturates and warms the skin, mottles its pigment and adds age spots of varied size
   and colour; pales the lips.
 Every texture, line and spot is computed in face coordinates (from the landmarks: origin between
-the eyes, eye distance as the unit), never per pixel of the crop, so the same face in consecutive
-frames gets the same wrinkles at the same place. The eye openings and the mouth interior (between
+the eyes, eye distance as the unit) or from the plate's own pixels, never from the crop's pixel
+grid, so the same face in consecutive frames gets the same wrinkles at the same place. The eye openings and the mouth interior (between
 the mouth corners) keep the plate's pixels, as does everything outside the head.
 ``strength`` 0 leaves the crop untouched; 1 is the oldest target; effects grow smoothly and
 monotonically between. It is plainly synthetic ageing: a model that learns it shows that the
@@ -575,9 +577,8 @@ def _shading(plan: _Plan, s: float) -> torch.Tensor:
 def _render(plan: _Plan, s: float) -> np.ndarray:
     regions = plan.regions
     x = _warp(plan.plate, s * plan.sag * (1 - regions.still)[..., None])
-    # hair and brows, strand by strand to silver that keeps their light and shade
-    # on average ``s`` of the way to silver (blends of neighbouring ages stay close to the age
-    # between), early strands ahead of it and late ones behind
+    # hair and brows to a silver that keeps their light and shade: on average ``s`` of the way
+    # (a blend of neighbouring ages stays close to the age between), early strands ahead
     spread = (1.2 - 2.4 * plan.grey_order).clamp(-1.2, 1.2)
     grey = (s + s * (1 - s) * spread).clamp(0, 1) * regions.hair
     luma = (x * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
