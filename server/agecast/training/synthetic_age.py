@@ -16,8 +16,9 @@ drawn by code, not photographed. On an aligned crop, placed by the face's five l
   and colour; pales the lips.
 Every texture, line and spot is computed in face coordinates (from the landmarks: origin between
 the eyes, eye distance as the unit) or from the plate's own pixels, never from the crop's pixel
-grid, so the same face in consecutive frames gets the same wrinkles at the same place. The eye openings and the mouth interior (between
-the mouth corners) keep the plate's pixels, as does everything outside the head.
+grid, so the same face in consecutive frames gets the same wrinkles at the same place. The eye
+openings and the mouth interior (between the mouth corners) keep the plate's pixels, as does
+everything outside the head.
 ``strength`` 0 leaves the crop untouched; 1 is the oldest target; effects grow smoothly and
 monotonically between. It is plainly synthetic ageing: a model that learns it shows that the
 pipeline ages a face live and can be steered by age, not what the actor will look like.
