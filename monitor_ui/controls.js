@@ -95,6 +95,10 @@ export function errorText(body) {
   return body.error ? String(body.error) : "";
 }
 
+function signedYears(v) {
+  return v === 0 ? "0" : `${v > 0 ? "+" : "−"}${Math.abs(Math.round(v))} y`;
+}
+
 /** Binds the operator panel's inputs to a ControlChannel and mirrors the server's status. */
 export class ControlPanel {
   constructor(doc, channel) {
@@ -108,6 +112,8 @@ export class ControlPanel {
       age: doc.getElementById("c-age"),
       ageRow: doc.getElementById("c-age-row"),
       ageValue: doc.getElementById("c-age-value"),
+      regions: doc.getElementById("c-regions"),
+      regionInputs: [...doc.querySelectorAll("#c-regions input[data-region]")],
       colour: doc.getElementById("c-colour"),
       aiMark: doc.getElementById("c-aimark"),
       feather: doc.getElementById("c-feather"),
@@ -128,21 +134,27 @@ export class ControlPanel {
     this.slider(e.blend, "blend", e.blendValue, (v) => `${Math.round(v * 100)}%`);
     this.slider(e.feather, "mask_feather", e.featherValue, (v) => v.toFixed(2));
     this.slider(e.age, "age", e.ageValue, (v) => `${Math.round(v)} years`);
+    for (const input of e.regionInputs) {
+      const out = this.doc.getElementById(`${input.id}-value`);
+      // every region is sent together: the server takes the four offsets as one value
+      this.slider(input, "age_offsets", out, signedYears, () =>
+        e.regionInputs.map((i) => Number(i.value)),
+      );
+    }
   }
 
   look() {
     return this.status?.look ?? {};
   }
 
-  slider(input, key, out, fmt) {
+  slider(input, key, out, fmt, valueOf = () => Number(input.value)) {
     const push = (final) => {
-      const value = Number(input.value);
-      out.textContent = fmt(value);
+      out.textContent = fmt(Number(input.value));
       const now = performance.now();
       clearTimeout(this.timer);
       if (final || now - this.lastSent > SLIDER_SEND_GAP_MS) {
         this.lastSent = now;
-        this.send({ [key]: value });
+        this.send({ [key]: valueOf() });
       } else {
         this.timer = setTimeout(() => push(true), SLIDER_SEND_GAP_MS);
       }
@@ -198,6 +210,14 @@ export class ControlPanel {
     // [youngest, oldest, default]); the look's age is null until the operator moves it.
     const ages = status.identity?.age_control;
     e.ageRow.hidden = !Array.isArray(ages);
+    // Local age (agecast-reage identities): years per region, in the server's region order
+    e.regions.hidden = !status.identity?.local_ages;
+    const offsets = Array.isArray(look.age_offsets) ? look.age_offsets : [];
+    e.regionInputs.forEach((input, i) => {
+      if (this.editing.has(input) || !Number.isFinite(offsets[i])) return;
+      input.value = String(offsets[i]);
+      this.doc.getElementById(`${input.id}-value`).textContent = signedYears(offsets[i]);
+    });
     if (Array.isArray(ages) && !this.editing.has(e.age)) {
       const [lo, hi, def] = ages;
       e.age.min = String(lo);

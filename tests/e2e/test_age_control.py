@@ -60,3 +60,33 @@ def test_the_age_slider_ages_the_picture(demo_server: AgecastServer, page: Page)
     old = _settled(page, 75)
     assert old < 0.85 * young, f"hair saturation {young:.1f} at 38, {old:.1f} at 75"
     assert page.text_content("#c-age-value") == "75 years"
+
+
+def test_local_age_keeps_the_hair_young(demo_server: AgecastServer, page: Page) -> None:
+    """The re-ageing identity's Local age sliders: hair −37 years at age 75 leaves the hair's
+    colour nearly as filmed while the rest ages; every viewer's status shows the offsets."""
+    page.goto(demo_server.page_url("/"))
+    wait_painting(page, 5)
+    page.click("button[data-action='panel']")
+    page.wait_for_selector("#c-regions", state="visible")
+    labels = page.eval_on_selector_all("#c-regions input", "els => els.map(e => e.dataset.region)")
+    assert labels == ["forehead", "eyes", "mouth", "hair"]
+
+    def slide(selector: str, value: int) -> None:
+        page.eval_on_selector(
+            selector,
+            "(el, v) => { el.value = String(v); el.dispatchEvent(new Event('input'));"
+            " el.dispatchEvent(new Event('change')); }",
+            value,
+        )
+
+    slide("#c-age", 75)
+    grey = _settled(page, 75)
+    slide("#c-region-hair", -30)
+    page.wait_for_function("agecast.status && agecast.status.look.age_offsets[3] === -30")
+    page.wait_for_timeout(1500)
+    kept = _hair_saturation(page)
+    assert kept > 1.1 * grey, f"hair saturation {grey:.1f} aged, {kept:.1f} with hair −30"
+    assert page.text_content("#c-region-hair-value") == "−30 y"
+    slide("#c-region-hair", 0)
+    page.wait_for_function("agecast.status && agecast.status.look.age_offsets[3] === 0")

@@ -259,6 +259,7 @@ class LiveService:
                 "age_label": manifest.age_label,
                 "purpose": manifest.purpose,
                 "age_control": self.built.fx.identity.age_control,
+                "local_ages": self.built.fx.identity.local_ages,
             },
             "fx": fx,
             "fx_errors": stats["fx_errors"],

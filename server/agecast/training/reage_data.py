@@ -113,7 +113,7 @@ class ReageAugment:
     local_p: float = 0.5  # share of samples with per-region target ages
     same_p: float = 0.12  # share with target age = input age (must change nothing)
     base_p: float = 0.6  # share whose input is the footage's own age (what runs live)
-    occluder_p: float = 0.35
+    occluder_p: float = 0.5
 
     def batch(self, data: AgedFaces, n: int, gen: torch.Generator) -> Batch:
         a = len(data.ages)
@@ -274,8 +274,8 @@ def occluder(size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tenso
         alpha = alpha * (((xy - centre) * second).sum(-1) / soft + 0.5).clamp(0, 1)
     fill = int(torch.randint(4, (1,), generator=gen))
     colour = torch.rand(3, 1, 1, generator=gen)
-    if fill == 1:  # skin tones: the hard case, a hand the colour of the face
-        colour = torch.tensor([0.55, 0.38, 0.3]).reshape(3, 1, 1) * _rand(gen, 0.6, 1.5)
+    if torch.rand(1, generator=gen) < 0.45:  # skin tones: the hard case, a hand like the face
+        colour = torch.tensor([0.55, 0.38, 0.3]).reshape(3, 1, 1) * _rand(gen, 0.6, 1.6)
     shade = colour.expand(3, size, size).clone()
     if fill == 2:  # a gradient (a lit, rounded object)
         ramp = ((xy - centre) * direction).sum(-1) / s

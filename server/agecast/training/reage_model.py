@@ -30,6 +30,7 @@ from torch.nn import functional as F
 FAMILY = "agecast-reage"
 AGE_SCALE = 100.0  # age maps hold years / AGE_SCALE
 _WIDTHS = (1, 2, 4, 6)  # channel multipliers of the four levels
+MASK_FLOOR = 0.03
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,9 @@ class ReageNet(nn.Module):
             x = block(torch.cat([x, skip], 1))
         y = F.pixel_shuffle(self.out(x), 2)
         delta = torch.tanh(y[:, :3])
-        mask = torch.sigmoid(y[:, 3:])
+        # below MASK_FLOOR the mask is exactly 0: what the model leaves alone (an occluder, the
+        # background) stays bit-exact instead of taking a sliver of the delta
+        mask = (torch.sigmoid(y[:, 3:]) - MASK_FLOOR).clamp(min=0) / (1 - MASK_FLOOR)
         face_out = (face + delta * mask).clamp(0, 1)
         return face_out, delta, mask
 
