@@ -3,7 +3,7 @@
 # demo clip: the exact commands that made the committed package. Footage faces → the same faces
 # procedurally aged (server/agecast/training/synthetic_age.py) → a re-ageing U-Net that learns
 # the change as a delta on the plate → export (ONNX, checked against torch through the runtime).
-# CPU: 4000 steps or 60 min, whichever comes first (the manifest records which). One torch thread:
+# CPU: 6000 steps or 60 min, whichever comes first (the manifest records which). One torch thread:
 # on a 2-core box that is as fast as two and does not spin against the rest of the machine.
 set -euo pipefail
 work=${1:-work/demo-identity}
@@ -12,7 +12,7 @@ agecast faceset extract --source demo --out "$work/footage" --size 256
 agecast faceset age-synth --footage "$work/footage" --out "$work/aged" --base-age 38 \
   --ages 38,50,62,75
 agecast --log-level info train --family agecast-reage --src "$work/aged" --dst "$work/footage" \
-  --out "$work/run" --resolution 256 --steps 4000 --minutes 60 --batch 8 --seed 0 \
+  --out "$work/run" --resolution 256 --steps 6000 --minutes 60 --batch 8 --seed 0 \
   --threads 1 --device auto
 agecast export "$work/run" --out models/demo-aged --id demo-aged --purpose demo \
   --display-name "Demo: astronaut, re-aged (synthetic)" \

@@ -55,3 +55,12 @@ def test_committed_testpattern_package_is_reproducible(tmp_path: Path) -> None:
     committed = read_package(REPO_MODELS_DIR / "testpattern")
     assert rebuilt.manifest.model.sha256 == committed.manifest.model.sha256
     assert rebuilt.manifest == committed.manifest
+
+
+def test_render_takes_local_age_offsets(tmp_path: Path) -> None:
+    """--age-offsets reaches the render (a bad region is named, the good one renders)."""
+    bad = CliRunner().invoke(
+        app,
+        ["render", "--source", "demo", "--age-offsets", "nose:3", "--out", str(tmp_path / "a.mp4")],
+    )
+    assert bad.exit_code != 0 and "forehead, eyes, mouth, hair" in bad.output

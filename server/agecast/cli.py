@@ -73,6 +73,10 @@ _SETTINGS_FLAGS: dict[str, tuple[type, typer.models.OptionInfo]] = {
     "faces": (str, typer.Option(help="largest | all")),
     "blend": (float, typer.Option(help="0 = raw face … 1 = fully replaced")),
     "age": (float, typer.Option(help="target age in years (identities with an age control)")),
+    "age_offsets": (
+        str,
+        typer.Option(help="years per region for re-ageing identities, e.g. eyes:-10,hair:5"),
+    ),
     "color_transfer": (str, typer.Option(help="auto (the identity's) | rct | rct-lab | none")),
     "threads": (int, typer.Option(help="CPU threads per model (0 = default)")),
     "insightface_dir": (
