@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,11 +37,11 @@ def test_a_model_raising_every_nth_frame(
     real_infer = identity.infer
     calls = {"n": 0}
 
-    def flaky(crops: torch.Tensor, age: float | None = None) -> SwapResult:
+    def flaky(crops: torch.Tensor, *args: Any, **kwargs: Any) -> SwapResult:
         calls["n"] += 1
         if calls["n"] % EVERY == 0:
             raise RuntimeError("CUDA error: an illegal memory access was encountered (simulated)")
-        return real_infer(crops, age)
+        return real_infer(crops, *args, **kwargs)
 
     with server.client("viewer") as client:
         before = status(client)

@@ -81,11 +81,11 @@ def test_a_model_that_hangs_for_two_seconds_once(
     real_infer = identity.infer
     hung = threading.Event()
 
-    def hangs_once(crops: torch.Tensor, age: float | None = None) -> SwapResult:
+    def hangs_once(crops: torch.Tensor, *args: Any, **kwargs: Any) -> SwapResult:
         if not hung.is_set():
             hung.set()
             time.sleep(2.0)
-        return real_infer(crops, age)
+        return real_infer(crops, *args, **kwargs)
 
     with server.client("viewer") as client, caplog.at_level(logging.INFO):
         before = watchdog_of(server, client)

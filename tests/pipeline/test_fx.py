@@ -2,6 +2,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -98,11 +99,11 @@ def test_fail_open_when_the_model_raises_every_third_frame(
     real_infer = fx.identity.infer
     calls = {"n": 0}
 
-    def flaky(crops: torch.Tensor, age: float | None = None):  # type: ignore[no-untyped-def]
+    def flaky(crops: torch.Tensor, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] % 3 == 0:
             raise RuntimeError("CUDA error: an illegal memory access (simulated)")
-        return real_infer(crops)
+        return real_infer(crops, *args, **kwargs)
 
     monkeypatch.setattr(fx.identity, "infer", flaky)
     states = []

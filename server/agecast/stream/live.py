@@ -15,6 +15,8 @@ import time
 from collections import deque
 from typing import Any
 
+from pydantic import ValidationError
+
 from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
 from agecast.identities.package import resolve
@@ -170,9 +172,18 @@ class LiveService:
             )
         with self._control_lock:
             look_values = {k: v for k, v in values.items() if k in LOOK_KEYS}
-            checked = Settings.model_validate(
-                {**self.settings.model_dump(), **{k: v for k, v in values.items() if k != "bypass"}}
-            )
+            try:
+                checked = Settings.model_validate(
+                    {
+                        **self.settings.model_dump(),
+                        **{k: v for k, v in values.items() if k != "bypass"},
+                    }
+                )
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+                )
+                raise SettingsError(f"invalid control value: {problems}") from exc
             if "bypass" in values and not isinstance(values["bypass"], bool):
                 raise SettingsError(f"bypass must be true or false (got {values['bypass']!r})")
             fx = self.built.fx

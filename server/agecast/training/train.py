@@ -275,6 +275,10 @@ def train(
         torch.set_num_threads(options.threads)
     if resume:
         record = RunRecord.load(run)
+        if record.family != "agecast-df":
+            raise TrainError(
+                f"{run} holds an {record.family} run; resume it with --family {record.family}"
+            )
         opts = TrainOptions(
             **{
                 **record.options,
