@@ -102,9 +102,10 @@ It comes from
   machine that reaches that index."
   fi
   rm -f "$torch_req"
-  "${pip[@]}" install -q --require-hashes -r "$lock" ||
+  # -qq: errors only (a machine's pip configuration may add an index that warns per package)
+  "${pip[@]}" install -qq --require-hashes -r "$lock" ||
     agecast_die "installing $lock failed (see pip's message above)"
-  "${pip[@]}" install -q --no-deps --no-build-isolation -e . ||
+  "${pip[@]}" install -qq --no-deps --no-build-isolation -e . ||
     agecast_die "installing agecast itself (editable) into $dir failed"
   "${pip[@]}" check >&2 || agecast_die "the installed set in $dir is inconsistent (pip check)"
   printf '%s\n' "$want" >"$stamp"
