@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/venv.sh
 . scripts/lib/venv.sh
 
-mode=write
+mode="write"
 out=requirements
 upgrade=()
 while [ $# -gt 0 ]; do
@@ -102,7 +102,7 @@ if [ "$mode" = check ]; then
     [ -f "$lock" ] || agecast_die "$lock is missing: run 'bash scripts/lock.sh'"
     cp "$lock" "$scratch/$name.txt" # uv keeps the pins of the file it writes over
     compile "$name" "$scratch/$name.txt" ||
-      agecast_die "resolving $lock failed: pyproject.toml or requirements/$name.in cannot be satisfied"
+      agecast_die "resolving $lock failed (uv's message above; torch's CPU wheel was looked for in $torch_links)"
     if ! diff <(pins "$lock") <(pins "$scratch/$name.txt") >"$scratch/$name.diff"; then
       bad=1
       echo "agecast: $lock does not match pyproject.toml / requirements/$name.in:" >&2
@@ -121,5 +121,6 @@ for name in tools cpu gpu; do
     cp "requirements/$name.txt" "$out/$name.txt"
   fi
   agecast_log "locking $out/$name.txt"
-  compile "$name" "$out/$name.txt" || agecast_die "resolving $out/$name.txt failed (uv's message above)"
+  compile "$name" "$out/$name.txt" ||
+    agecast_die "resolving $out/$name.txt failed (uv's message above; torch's CPU wheel was looked for in $torch_links)"
 done

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/demo.sh, scripts/test.sh and scripts/lock.sh (not run on its own).
 # The project's own virtual environment, installed from the lock; nothing ever goes into the
 # system Python (a Debian/Ubuntu python3 is "externally managed", PEP 668, and refuses anyway).
