@@ -89,10 +89,6 @@ compile() { # NAME OUTFILE
     --custom-compile-command "bash scripts/lock.sh" -o "$target"
 }
 
-pins() { # the 'name==version ; markers' lines of a lock, without hashes
-  grep -E '^[A-Za-z0-9._-]+==' "$1" | sed -E 's/[[:space:]]*\\$//' | sort
-}
-
 if [ "$mode" = check ]; then
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' EXIT
@@ -103,7 +99,7 @@ if [ "$mode" = check ]; then
     cp "$lock" "$scratch/$name.txt" # uv keeps the pins of the file it writes over
     compile "$name" "$scratch/$name.txt" ||
       agecast_die "resolving $lock failed (uv's message above; torch's CPU wheel was looked for in $torch_links)"
-    if ! diff <(pins "$lock") <(pins "$scratch/$name.txt") >"$scratch/$name.diff"; then
+    if ! diff <(agecast_pins "$lock") <(agecast_pins "$scratch/$name.txt") >"$scratch/$name.diff"; then
       bad=1
       echo "agecast: $lock does not match pyproject.toml / requirements/$name.in:" >&2
       sed -n -E 's/^< /  locked, no longer wanted: /p; s/^> /  wanted, not locked:      /p' \

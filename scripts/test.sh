@@ -27,8 +27,7 @@ venv=.venv
 if [ "$latest" = 1 ]; then
   name=$(basename "$lock" .txt)
   bash scripts/lock.sh --upgrade --out .cache/latest
-  changes=$(diff <(grep -E '^[A-Za-z0-9._-]+==' "$lock" | sed -E 's/[[:space:]]*\\$//' | sort) \
-    <(grep -E '^[A-Za-z0-9._-]+==' ".cache/latest/$name.txt" | sed -E 's/[[:space:]]*\\$//' | sort) |
+  changes=$(diff <(agecast_pins "$lock") <(agecast_pins ".cache/latest/$name.txt") |
     sed -n -E 's/^< /  - /p; s/^> /  + /p' || true)
   if [ -z "$changes" ]; then
     agecast_log "the newest versions allowed are the locked ones ($lock)"

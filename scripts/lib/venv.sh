@@ -17,6 +17,11 @@ agecast_log() {
   printf '==> %s\n' "$*" >&2
 }
 
+# The 'name==version ; markers' lines of a lock, sorted, without hashes.
+agecast_pins() {
+  grep -E '^[A-Za-z0-9._-]+==' "$1" | sed -E 's/[[:space:]]*\\$//' | sort
+}
+
 # Which lock this machine installs: requirements/cpu.txt, or gpu.txt with AGECAST_LOCK=gpu.
 agecast_lock_file() {
   case "${AGECAST_LOCK:-cpu}" in
