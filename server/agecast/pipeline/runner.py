@@ -108,6 +108,9 @@ class Pipeline:
         # Called on the device thread with each frame just before its face stages (a re-render
         # sets the look a take recorded for that frame).
         self.before_frame: Callable[[Frame], None] | None = None
+        # Called on the capture thread with every frame the source delivers, before the live
+        # hand-off may drop it (a take's recorder keeps them all); it must not block.
+        self.tap: Callable[[Frame], object] | None = None
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -162,6 +165,9 @@ class Pipeline:
                     break
                 self.frames_in += 1
                 self._last_in_ns = frame.capture_ns
+                tap = self.tap
+                if tap is not None:
+                    tap(frame)
                 self._in.put(frame)
         except SlotClosed:
             pass

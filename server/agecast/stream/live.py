@@ -104,7 +104,7 @@ class LiveService:
             self.last_output = output
             self.fx_state = output.fx.value
             recorder = self.recorder
-            if recorder is not None and recorder.active:
+            if recorder is not None and not recorder.finished:  # also the last, after a stop
                 recorder.offer(output)  # a reference on a queue: never blocks the live path
             for mark in self.fanout.marks():  # nobody watching: no encode at all
                 try:
@@ -216,7 +216,7 @@ class LiveService:
             self.recorder = Recorder.begin(
                 TakeStore(self.settings.resolved_takes_dir), scene, take, camera,
                 settings=self.settings, look=self.built.fx.look, identity=self.built.fx.identity,
-                source_uri=pipeline.source.uri, fps=pipeline.source.fps, preset=self.preset,
+                pipeline=pipeline, preset=self.preset,
             )  # fmt: skip
             return self.recorder.take
 
@@ -225,7 +225,9 @@ class LiveService:
         recorder = self.recorder
         if recorder is None or not recorder.active:
             raise TakeError("not recording: start a take first")
-        return recorder.stop()
+        info = recorder.stop()
+        self.built.pipeline.tap = None
+        return info
 
     # status ----------------------------------------------------------------------------------
     def record_glass(self, values: list[float]) -> None:
