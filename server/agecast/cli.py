@@ -14,6 +14,7 @@ import re
 import shlex
 import signal
 import sys
+import types
 import typing
 from collections.abc import Callable
 from enum import StrEnum
@@ -22,10 +23,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from agecast.errors import AgecastError
+from agecast.outfiles import check_writable, write_text_atomic
 from agecast.settings import Settings
 
 
@@ -39,10 +41,12 @@ class Family(StrEnum):
 app = typer.Typer(
     help=(
         "agecast — live on-set de-aging monitor.\n\n"
-        "Start with `agecast render --out demo.mp4`: the bundled demo clip through the default "
-        "identity, raw | aged side by side. `agecast bench` measures speed; "
+        "Start with `agecast serve`: the live monitor on the bundled demo clip (or --source), "
+        "raw | aged side by side; open the sign-in URL it prints. `agecast render --out "
+        "take.mp4` renders every frame of a file; `agecast bench` measures speed; "
         "`agecast identity list` shows installed identities; `agecast backends` shows what can "
-        "run inference on this machine."
+        "run inference on this machine. Settings: flags, AGECAST_* variables or --config "
+        "TOML; `--log-level debug` shows tracebacks."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -57,33 +61,43 @@ log = logging.getLogger("agecast")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file", exists=True)]
 BackendOpt = Annotated[str | None, typer.Option(help="auto | onnxruntime | onnxruntime-cuda | …")]
 
-# The settings every pipeline command takes as flags (None = not given: env, TOML or default).
+# Help for flags where the setting's own description is not enough (the rest come from it).
+_FLAG_HELP = {
+    "source": "demo | FILE | testpattern[:WxH@FPS] | v4l2:///dev/videoN | rtsp:// | udp://",
+    "identity": "identity id or package folder (auto = best installed)",
+    "identities_dir": "folders searched for identity packages: a:b, a,b or a JSON list",
+    "cameras": "cameras for serve: NAME=URI,NAME=URI (or a JSON list)",
+    "threads": "CPU threads per model (0 = default)",
+    "insightface_dir": "local insightface pack (det_10g.onnx, 2d106det.onnx)",
+    "takes_dir": "where takes are recorded (default <state_dir>/takes)",
+    "age_offsets": "years per region for re-ageing identities, e.g. eyes:-10,hair:5",
+}
+
+
+def _flag_for(name: str, field: Any) -> tuple[type, typer.models.OptionInfo]:
+    """(type, typer option) for setting ``name``: ``--name-with-dashes``, help from its
+    description, its env variable named; booleans as ``--x/--no-x``."""
+    kind = field.annotation
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))  # X | None → X
+    if typing.get_origin(kind) is typing.Literal:
+        choices = " | ".join(str(c) for c in typing.get_args(kind))
+        help_text, kind = f"{field.description or name}: {choices}", str
+    else:
+        help_text = _FLAG_HELP.get(name) or field.description or name.replace("_", " ")
+    if typing.get_origin(kind) is list:  # lists as text: split by the setting itself
+        kind = str
+    flag = "--" + name.replace("_", "-")
+    decls = [f"{flag}/--no-{name.replace('_', '-')}"] if kind is bool else [flag]
+    if kind not in (bool, int, float, Path):
+        kind = str
+    env = f"AGECAST_{name.upper()}"
+    return kind, typer.Option(*decls, help=f"{help_text} (env {env})", show_default=False)
+
+
+# Every setting as a flag of every pipeline command (None = not given: env, TOML or default).
 _SETTINGS_FLAGS: dict[str, tuple[type, typer.models.OptionInfo]] = {
-    "source": (
-        str,
-        typer.Option(
-            help="demo | FILE | testpattern[:WxH@FPS] | v4l2:///dev/videoN | rtsp:// | udp://"
-        ),
-    ),
-    "identity": (str, typer.Option(help="identity id or package folder (auto = best)")),
-    "backend": (str, typer.Option(help="auto | onnxruntime | onnxruntime-cuda | …")),
-    "device": (str, typer.Option(help="auto | cpu | cuda")),
-    "layout": (str, typer.Option(help="side-by-side | aged | raw")),
-    "detect_every": (int, typer.Option(help="detect every N frames, track between")),
-    "faces": (str, typer.Option(help="largest | all")),
-    "blend": (float, typer.Option(help="0 = raw face … 1 = fully replaced")),
-    "age": (float, typer.Option(help="target age in years (identities with an age control)")),
-    "age_offsets": (
-        str,
-        typer.Option(help="years per region for re-ageing identities, e.g. eyes:-10,hair:5"),
-    ),
-    "color_transfer": (str, typer.Option(help="auto (the identity's) | rct | rct-lab | none")),
-    "threads": (int, typer.Option(help="CPU threads per model (0 = default)")),
-    "insightface_dir": (
-        Path,
-        typer.Option(help="local insightface pack (det_10g.onnx, 2d106det.onnx)"),
-    ),
-    "takes_dir": (Path, typer.Option(help="where takes are recorded (default <state_dir>/takes)")),
+    name: _flag_for(name, field) for name, field in Settings.model_fields.items()
 }
 
 
@@ -98,6 +112,9 @@ def settings_flags(command: Callable[..., None]) -> Callable[..., None]:
         for p in inspect.signature(command).parameters.values()
         if p.name != "settings"
     ]
+    # a command's own parameter of a setting's name (bench --cameras N) wins over the setting
+    taken = {p.name for p in own}
+    shared = {k: v for k, v in _SETTINGS_FLAGS.items() if k not in taken}
     extra = [
         inspect.Parameter(
             name,
@@ -105,7 +122,7 @@ def settings_flags(command: Callable[..., None]) -> Callable[..., None]:
             default=None,
             annotation=Annotated[kind | None, option],
         )
-        for name, (kind, option) in _SETTINGS_FLAGS.items()
+        for name, (kind, option) in shared.items()
     ]
     config = inspect.Parameter(
         "config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt
@@ -113,7 +130,7 @@ def settings_flags(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> None:
-        flags = {name: kwargs.pop(name) for name in _SETTINGS_FLAGS}
+        flags = {name: kwargs.pop(name) for name in shared}
         try:
             settings = Settings.load(kwargs.pop("config"), **flags)
         except AgecastError as exc:
@@ -138,22 +155,65 @@ def _command_line() -> str:
     return shlex.join(["agecast", *sys.argv[1:]])
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_debug = False  # --log-level debug: errors come with their traceback
+
+
+def _error(text: str) -> None:
+    """One ``error: …`` line on stderr (the message's own brackets are not markup)."""
+    console.print("[bold red]error:[/]", escape(text))
+
+
 def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}")
+    if _debug:
+        log.debug("traceback of the error below", exc_info=exc)
+    _error(str(exc))
     return typer.Exit(code=2)
 
 
 @app.callback()
 def main(
     log_level: Annotated[
-        str, typer.Option(envvar="AGECAST_LOG_LEVEL", help="debug|info|warning")
+        str,
+        typer.Option(
+            envvar="AGECAST_LOG_LEVEL", help="debug (with tracebacks) | info | warning | error"
+        ),
     ] = "info",
 ) -> None:
+    global _debug
+    level = log_level.lower()
+    if level not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"{log_level!r}: use one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
+        )
+    _debug = level == "debug"
+    # plain lines (no wrapping at the terminal's width): they are copied into bug reports
     logging.basicConfig(
-        level=log_level.upper(),
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
     )
+
+
+def run() -> None:
+    """The ``agecast`` program: a failure agecast expects (a missing file, a bad setting, a
+    port in use) is one ``error:`` line and exit 2; anything else one line and exit 1. The
+    traceback only with ``--log-level debug``."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except AgecastError as exc:
+        if _debug:
+            raise
+        _error(str(exc))
+        sys.exit(2)
+    except Exception as exc:
+        if _debug:
+            raise
+        _error(f"{type(exc).__name__}: {exc} (run with --log-level debug for the traceback)")
+        sys.exit(1)
 
 
 @app.command()
@@ -222,6 +282,11 @@ def bench(
     frame, jitter and memory."""
     from agecast.pipeline.bench import bench as run_bench
 
+    if json_out is not None:
+        try:
+            check_writable(json_out, "--json")  # before the measuring, not after
+        except AgecastError as exc:
+            raise _fail(exc) from exc
     if resolution is not None or fps is not None:
         source = _test_pattern(resolution or "1280x720", fps or 30.0)
         settings = settings.model_copy(update={"source": source, "cameras": []})
@@ -235,8 +300,7 @@ def bench(
     result["argv"] = ["agecast", *sys.argv[1:]]
     text = json.dumps(result, indent=2)
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(text + "\n")
+        write_text_atomic(json_out, text + "\n")
     table = Table(title=f"agecast bench ({result['mode']}, {result['seconds']} s)")
     for col in ("stage", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(col)
@@ -281,8 +345,7 @@ def _bench_cameras(
         raise _fail(exc) from exc
     result["argv"] = ["agecast", *sys.argv[1:]]
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
     table = Table(title=f"agecast bench: {n} cameras on {result['backend']} ({result['mode']})")
     columns = ("camera", "source", "fps out", "dropped", "frame→output p50/p95/p99 ms")
     for col in (*columns, "frame→packet p50/p95/p99 ms"):
@@ -320,21 +383,29 @@ def serve(
 
     from agecast.api.app import create_app
     from agecast.api.auth import Auth
+    from agecast.serving import listen, record_address
     from agecast.stream.live import live_services
 
     if (tls_cert is None) != (tls_key is None):
         raise _fail(ValueError("give both --tls-cert and --tls-key, or neither"))
+    services: list[Any] = []
     try:
-        # load and check everything before listening: one service per camera (`cameras`
-        # setting, one shared backend) or the one --source
+        # check everything before a sign-in URL is printed: the identity and models (one
+        # service per camera, one shared backend), every source opened, the port bound
         services = live_services(settings)
+        for service in services:
+            service.open_source()
+        listener = listen(host, port)
     except AgecastError as exc:
+        for service in services:
+            service.stop()
         raise _fail(exc) from exc
     auth = Auth.at(settings.state_dir, secure_cookies=tls_cert is not None)
     _, token = auth.links.create("operator", label="serve", expires_s=12 * 3600, one_time=True)
     app_ = create_app(lambda: services, auth=auth)
     scheme = "https" if tls_cert else "http"
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    record_address(settings.state_dir, f"{scheme}://{shown}:{port}", host, port)
     # plain stdout, one line: a URL wrapped by a pretty printer cannot be clicked or copied
     sys.stdout.write(f"agecast monitor: {scheme}://{shown}:{port}/?token={token}\n")
     sys.stdout.flush()
@@ -351,14 +422,19 @@ def serve(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        # permessage-deflate costs ~200 ms per large message and gains nothing on H.264.
-        uvicorn.run(
+    # permessage-deflate costs ~200 ms per large message and gains nothing on H.264.
+    server = uvicorn.Server(
+        uvicorn.Config(
             app_, host=host, port=port, ws_per_message_deflate=False, log_level="warning",
             ws_max_size=256 * 1024, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-        )  # fmt: skip
+        )
+    )  # fmt: skip
+    try:
+        server.run(sockets=[listener])  # the socket bound above: no second bind to fail
     except AgecastError as exc:
         raise _fail(exc) from exc
+    if not server.started:  # the app failed to start (its error is logged above)
+        raise typer.Exit(code=3)
 
 
 links_app = typer.Typer(help="Sign-in links for viewers and operators.", no_args_is_help=True)
@@ -381,11 +457,20 @@ def links_create(
     burn_label: Annotated[
         bool, typer.Option(help="burn the label into every picture this link's viewers receive")
     ] = False,
-    url: Annotated[str, typer.Option(help="the monitor's address")] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="the monitor's address (default: the one `agecast serve` last served on with "
+            "this state_dir, else http://127.0.0.1:8000)"
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Make a sign-in link (printed once: the token is stored only as a hash)."""
     from agecast.api.auth import ROLES, parse_duration
+    from agecast.serving import served_address
+
+    url = url or served_address(_settings(config).state_dir)
 
     if role not in ROLES:
         raise _fail(ValueError(f"--role must be one of {', '.join(ROLES)}"))
@@ -1104,4 +1189,4 @@ from agecast.quality.command import register as _register_quality  # noqa: E402
 _register_quality(app, settings_flags)
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

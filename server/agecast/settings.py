@@ -7,18 +7,21 @@ they come from, with the valid names listed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from pydantic_settings import SettingsError as EnvParseError
 
 from agecast.errors import SettingsError
 
@@ -42,7 +45,7 @@ class Settings(BaseSettings):
         "demo", description="demo | FILE | testpattern:WxH@FPS | v4l2:// | rtsp:// | udp:// …"
     )
     loop: bool = Field(True, description="restart a file source at its end (live mode)")
-    cameras: list[str] = Field(
+    cameras: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="several cameras for `serve` (one pipeline each, one backend) and "
         "`bench --cameras N`: NAME=URI or URI (named cam1, cam2… by position)",
@@ -51,9 +54,9 @@ class Settings(BaseSettings):
     identity: str = Field(
         "auto", description="identity id or package folder; auto = best installed"
     )
-    identities_dir: list[Path] = Field(
+    identities_dir: Annotated[list[Path], NoDecode] = Field(
         default_factory=lambda: [REPO_MODELS_DIR],
-        description="folders searched for identity packages",
+        description="folders searched for identity packages (a:b, a,b or a JSON list)",
     )
     backend: str = Field(
         "auto", description="auto | onnxruntime | onnxruntime-cuda | tensorrt | torch"
@@ -132,6 +135,18 @@ class Settings(BaseSettings):
             raise ValueError(f"{offsets}: each region's offset must be within ±60 years")
         return offsets
 
+    @field_validator("identities_dir", mode="before")
+    @classmethod
+    def _split_folders(cls, value: Any) -> Any:
+        """``a:b``, ``a,b`` (or one folder) as well as a JSON list, from flags, env or TOML."""
+        return split_list(value, separators=(os.pathsep, ","))
+
+    @field_validator("cameras", mode="before")
+    @classmethod
+    def _split_cameras(cls, value: Any) -> Any:
+        """``A=rtsp://…,B=rtsp://…`` as well as a JSON list (a URI holds ``:``, not ``,``)."""
+        return split_list(value, separators=(",",))
+
     @field_validator("cameras")
     @classmethod
     def _camera_names_unique(cls, value: list[str]) -> list[str]:
@@ -168,8 +183,29 @@ class Settings(BaseSettings):
             return cls(**given)
         except ValidationError as exc:
             raise SettingsError(_explain(exc, path)) from exc
+        except EnvParseError as exc:  # an env value pydantic-settings could not read
+            raise SettingsError(f"invalid environment variable: {exc}") from exc
         finally:
             _TomlSource.current = token
+
+
+def split_list(value: Any, *, separators: tuple[str, ...]) -> Any:
+    """A list setting given as text: a JSON list (``["a", "b"]``), else split at the first of
+    ``separators`` it holds (blank parts dropped). Anything else is left to validation."""
+    if isinstance(value, Path):
+        return [value]
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{text!r} starts like a JSON list but is not one: {exc}") from exc
+    for sep in separators:
+        if sep in text:
+            return [part.strip() for part in text.split(sep) if part.strip()]
+    return [text] if text else []
 
 
 # "A=rtsp://…" names a camera; a URI's own "=" (a query string) comes after a ":" and does not.

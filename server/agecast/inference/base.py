@@ -81,6 +81,7 @@ class Backend(ABC):
 
     name: ClassVar[str]
     device: ClassVar[str] = "cpu"
+    why: str = "named by the backend setting"  # why this backend runs (the startup line says)
 
     @classmethod
     @abstractmethod

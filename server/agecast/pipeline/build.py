@@ -104,11 +104,12 @@ def build(settings: Settings, *, mode: Literal["live", "render"] = "live") -> Bu
     )
     pipeline = Pipeline(source, fx, layout=settings.layout, mode=mode, device=device)
     log.info(
-        "built pipeline: source=%s identity=%s (%s) backend=%s device=%s",
+        "built pipeline: source=%s identity=%s (%s) backend=%s (%s) device=%s",
         settings.source,
         identity.manifest.id,
         identity.manifest.age_label,
         backend.name,
+        backend.why,
         device,
     )
     return Built(settings, device, backend, identity, fx, pipeline)

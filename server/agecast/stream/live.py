@@ -74,14 +74,20 @@ class LiveService:
         self.preset: str | None = None  # the preset last applied
 
     # lifecycle -------------------------------------------------------------------------------
-    def start(self) -> None:
-        pipeline = self.built.pipeline
+    def open_source(self) -> None:
+        """Open the source now (``start`` would): a missing file or camera fails before
+        anything is served."""
         try:
-            pipeline.start()
+            self.built.pipeline.source.open()
         except SourceError as exc:
             if not self._named:
                 raise
             raise SourceError(f"camera {self.name}: {exc}") from exc
+
+    def start(self) -> None:
+        pipeline = self.built.pipeline
+        self.open_source()
+        pipeline.start()  # the source is open: opening it again does nothing
         self.encoder = H264Encoder(pipeline.source.fps)
         self._thread = threading.Thread(
             target=self._encode_loop, name="agecast-encode", daemon=True
