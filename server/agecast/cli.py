@@ -161,7 +161,7 @@ _debug = False  # --log-level debug: errors come with their traceback
 
 def _error(text: str) -> None:
     """One ``error: …`` line on stderr (the message's own brackets are not markup)."""
-    console.print("[bold red]error:[/]", escape(text))
+    console.print("[bold red]error:[/]", escape(text), soft_wrap=True)
 
 
 def _fail(exc: Exception) -> typer.Exit:
