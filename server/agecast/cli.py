@@ -637,21 +637,46 @@ def engines_prune(config: ConfigOpt = None) -> None:
 
 
 @identity_app.command("list")
-def identity_list(config: ConfigOpt = None) -> None:
-    """Installed identity packages."""
+def identity_list(
+    long: Annotated[
+        bool, typer.Option("--long", "-l", help="every field: actor, crop, folder")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Installed identity packages: one line each (id, age, purpose, name) to fit a terminal.
+
+    Reads manifests only: no model is loaded (`identity validate` checks one)."""
+    import shutil
+
     from agecast.identities.package import discover
 
     settings = _settings(config)
-    table = Table(title="identities in " + ", ".join(map(str, settings.identities_dir)))
-    table.add_column("id", no_wrap=True)  # what the operator types: never broken
-    for col in ("name", "actor", "age", "purpose", "crop", "path"):
-        table.add_column(col)
-    for p in discover(settings.identities_dir):
-        m = p.manifest
-        table.add_row(
-            m.id, m.display_name, m.actor, m.age_label, m.purpose, str(m.crop.size), str(p.path)
-        )
-    Console().print(table)
+    folders = settings.identities_dir
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        console.print(f"[yellow]not a folder:[/] {escape(', '.join(missing))}", soft_wrap=True)
+    packages = discover(folders)
+    out = sys.stdout
+    out.write(f"identities in {', '.join(map(str, folders))}: {len(packages)}\n")
+    if long:
+        for p in packages:
+            m = p.manifest
+            out.write(f"\n{m.id}\n")
+            for key, value in (
+                ("name", m.display_name), ("actor", m.actor), ("age", m.age_label),
+                ("purpose", m.purpose), ("crop", f"{m.crop.size} px"), ("folder", p.path),
+            ):  # fmt: skip
+                out.write(f"  {key:8} {value}\n")
+        return
+    rows = [("ID", "AGE", "PURPOSE", "NAME")]
+    rows += [(p.manifest.id, p.manifest.age_label, p.manifest.purpose, p.manifest.display_name)
+             for p in packages]  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    width = shutil.get_terminal_size((80, 24)).columns
+    for row in rows:
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+        line = f"{line}  {row[3]}"
+        out.write((line if len(line) <= width else line[: width - 1] + "…") + "\n")
 
 
 @identity_app.command("inspect")

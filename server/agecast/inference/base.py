@@ -11,11 +11,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
-
-import torch
+from typing import TYPE_CHECKING, ClassVar
 
 from agecast.errors import BackendError
+
+if TYPE_CHECKING:  # the interface names torch types; importing it is the backends' business
+    import torch
 
 Dim = int | str | None
 
