@@ -813,21 +813,27 @@ def faceset_extract(
 
 
 # Consent for imported likenesses (see models/README.md); the same options on every import.
+_REQUIRED = "required for a likeness with the other --consent-* options (or --consent-file)"
 ConsentByOpt = Annotated[
-    str | None, typer.Option("--consent-granted-by", help="who granted the actor's consent")
+    str | None,
+    typer.Option("--consent-granted-by", help=f"who granted the actor's consent; {_REQUIRED}"),
 ]
 ConsentProductionOpt = Annotated[
-    str | None, typer.Option("--consent-production", help="production the consent covers")
+    str | None,
+    typer.Option("--consent-production", help=f"production the consent covers; {_REQUIRED}"),
 ]
 ConsentPurposeOpt = Annotated[
     list[str] | None,
-    typer.Option("--consent-purpose", help="a consented use, e.g. 'on-set monitoring' (repeat)"),
+    typer.Option(
+        "--consent-purpose",
+        help=f"a consented use, e.g. 'on-set monitoring' (repeat); at least one {_REQUIRED}",
+    ),
 ]
 ConsentFromOpt = Annotated[
-    str | None, typer.Option("--consent-from", help="first valid day, YYYY-MM-DD")
+    str | None, typer.Option("--consent-from", help=f"first valid day, YYYY-MM-DD; {_REQUIRED}")
 ]
 ConsentUntilOpt = Annotated[
-    str | None, typer.Option("--consent-until", help="last valid day, YYYY-MM-DD")
+    str | None, typer.Option("--consent-until", help=f"last valid day, YYYY-MM-DD; {_REQUIRED}")
 ]
 ConsentRefOpt = Annotated[
     str | None, typer.Option("--consent-reference", help="contract or release reference")
@@ -837,14 +843,28 @@ ConsentFileOpt = Annotated[
     typer.Option("--consent-file", help="consent record as JSON instead", exists=True),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="replace a package already in --out")]
+PurposeOpt = Annotated[
+    str,
+    typer.Option(
+        help="likeness (a real person's face: loads only with their consent recorded) | demo | "
+        "tooling (a test model that is no one's likeness: no consent needed)"
+    ),
+]
+PURPOSES = ("likeness", "demo", "tooling")
+
+
+def _purpose(value: str) -> Any:
+    if value not in PURPOSES:
+        raise _fail(ValueError(f"--purpose {value!r}: use {', '.join(PURPOSES)}"))
+    return value
 
 
 def _imported(out: Path, consent: Any) -> None:
     from agecast.identities.package import read_package
 
     m = read_package(out).manifest
-    console.print(f"[green]wrote[/] identity {m.id} ({m.display_name}) to {out}")
-    if consent is None:
+    console.print(f"[green]wrote[/] identity {m.id} ({m.display_name}, {m.purpose}) to {out}")
+    if consent is None and m.purpose == "likeness":
         console.print(
             f"[yellow]no consent recorded:[/] {m.id} is the likeness of {m.actor} and will not "
             "load (serve, render, identity validate) until their consent is in its manifest — "
@@ -859,7 +879,10 @@ def identity_import_dfm(
     out: Annotated[Path | None, typer.Option(help="package folder (default models/ID)")] = None,
     id: Annotated[str | None, typer.Option("--id", help="identity id (default from FILE)")] = None,
     actor: Annotated[str | None, typer.Option(help="whose likeness (default from FILE)")] = None,
-    display_name: Annotated[str | None, typer.Option(help="name shown to the crew")] = None,
+    display_name: Annotated[
+        str | None, typer.Option(help="name shown to the crew (default: --actor, else FILE's)")
+    ] = None,
+    purpose: PurposeOpt = "likeness",
     template: Annotated[
         str | None, typer.Option(help="crop template: dfl_whole_face (default) | dfl_full_face …")
     ] = None,
@@ -903,10 +926,11 @@ def identity_import_dfm(
             target,
             id=identity,
             actor=actor,
-            display_name=display_name or default_name,
+            display_name=display_name or (actor if actor != default_actor else default_name),
             template=template,
             morph=morph,
             consent=consent,
+            purpose=_purpose(purpose),
             backend=get_backend(backend or "auto"),
             overwrite=force,
             command=shlex.join(command),
@@ -928,7 +952,10 @@ def identity_import_inswapper(
         str | None, typer.Option("--id", help="identity id (default from --face)")
     ] = None,
     actor: Annotated[str | None, typer.Option(help="whose likeness (default from --face)")] = None,
-    display_name: Annotated[str | None, typer.Option(help="name shown to the crew")] = None,
+    display_name: Annotated[
+        str | None, typer.Option(help="name shown to the crew (default: --actor, else --face's)")
+    ] = None,
+    purpose: PurposeOpt = "likeness",
     consent_by: ConsentByOpt = None,
     consent_production: ConsentProductionOpt = None,
     consent_purpose: ConsentPurposeOpt = None,
@@ -947,7 +974,7 @@ def identity_import_inswapper(
     from agecast.identities.inswapper import import_inswapper
     from agecast.inference.registry import get_backend
 
-    name = display_name or face.stem.replace("_", " ").strip()
+    name = display_name or actor or face.stem.replace("_", " ").strip()
     identity = id or slug(f"inswapper-{face.stem}")
     actor = actor or name
     target = out or Path("models") / identity
@@ -973,6 +1000,7 @@ def identity_import_inswapper(
             actor=actor,
             display_name=name,
             consent=consent,
+            purpose=_purpose(purpose),
             backend=get_backend(backend or "auto"),
             insightface_dir=insightface_dir,
             overwrite=force,

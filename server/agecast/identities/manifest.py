@@ -108,7 +108,9 @@ class CropDecl(_Strict):
         if isinstance(v, list) and len(v) != 5:
             raise ValueError("a template given as points needs exactly 5 (x, y) pairs in 0–1")
         if isinstance(v, str) and v not in TEMPLATE_NAMES:
-            raise ValueError(f"unknown template {v!r}; use one of {', '.join(sorted(TEMPLATE_NAMES))}")
+            raise ValueError(
+                f"unknown template {v!r}; use one of {', '.join(sorted(TEMPLATE_NAMES))}"
+            )
         return v
 
 
