@@ -277,9 +277,18 @@ def bench(
     fps: Annotated[
         float | None, typer.Option(min=1, max=240, help="frame rate of that test pattern")
     ] = None,
+    encode: Annotated[
+        bool,
+        typer.Option(
+            "--encode/--no-encode",
+            help="H.264-encode every output as the monitor does (--no-encode: the pipeline "
+            "alone, e.g. to compare the model path with another tool)",
+        ),
+    ] = True,
 ) -> None:
     """Measure fps, drops, per-stage, frame→output and frame→encoded-packet latency, copies per
-    frame, jitter and memory."""
+    frame, jitter and memory. --max reads every frame flat out (a file source loops to fill
+    --seconds); a run whose source ended early says so (ended_early in the JSON)."""
     from agecast.pipeline.bench import bench as run_bench
 
     if json_out is not None:
@@ -291,24 +300,24 @@ def bench(
         source = _test_pattern(resolution or "1280x720", fps or 30.0)
         settings = settings.model_copy(update={"source": source, "cameras": []})
     if cameras > 1:
-        _bench_cameras(settings, cameras, seconds, live, warmup, json_out)
+        _bench_cameras(settings, cameras, seconds, live, warmup, json_out, encode)
         return
     try:
-        result = run_bench(settings, seconds=seconds, live=live, warmup=warmup)
+        result = run_bench(
+            settings, seconds=seconds, live=live, warmup=warmup, encode=encode,
+            command=["agecast", *sys.argv[1:]],
+        )  # fmt: skip
     except AgecastError as exc:
         raise _fail(exc) from exc
-    result["argv"] = ["agecast", *sys.argv[1:]]
     text = json.dumps(result, indent=2)
     if json_out:
         write_text_atomic(json_out, text + "\n")
     table = Table(title=f"agecast bench ({result['mode']}, {result['seconds']} s)")
     for col in ("stage", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(col)
-    stages = {
-        **result["stages_ms"],
-        "frame→output": result["frame_to_output_ms"],
-        f"frame→packet ({result['encoder']['name']})": result["frame_to_packet_ms"],
-    }
+    stages = {**result["stages_ms"], "frame→output": result["frame_to_output_ms"]}
+    if encode:
+        stages[f"frame→packet ({result['encoder']['name']})"] = result["frame_to_packet_ms"]
     for name, p in stages.items():
         table.add_row(name, str(p["p50"]), str(p["p95"]), str(p["p99"]))
     Console().print(table)
@@ -317,6 +326,20 @@ def bench(
         f"jitter {result['landmark_jitter_px']}, peak RSS {result['peak_rss_mb']} MB, "
         f"copies per frame {result['copies']['h2d_per_frame']} up "
         f"{result['copies']['d2h_per_frame']} down"
+    )
+    _say_if_short(result)
+
+
+def _say_if_short(result: dict[str, Any]) -> None:
+    """A run its source cut short is not the run asked for: say so where it cannot be missed."""
+    if not result.get("ended_early"):
+        return
+    where = "during the warm-up" if result.get("ended_in_warmup") else "before the end"
+    console.print(
+        f"[bold yellow]warning:[/] the source ended {where}: these figures cover "
+        f"{result['seconds']} s ({result['frames_out']} frames), not the {result['requested_s']} s "
+        "asked (ended_early in the JSON)",
+        soft_wrap=True,
     )
 
 
@@ -330,7 +353,13 @@ def _test_pattern(resolution: str, fps: float) -> str:
 
 
 def _bench_cameras(
-    settings: Settings, n: int, seconds: float, live: bool, warmup: float, json_out: Path | None
+    settings: Settings,
+    n: int,
+    seconds: float,
+    live: bool,
+    warmup: float,
+    json_out: Path | None,
+    encode: bool,
 ) -> None:
     from agecast.pipeline.cameras import bench_cameras
 
@@ -340,7 +369,9 @@ def _bench_cameras(
         )
     sources = settings.cameras[:n] if settings.cameras else [settings.source] * n
     try:
-        result = bench_cameras(settings, sources, seconds=seconds, live=live, warmup=warmup)
+        result = bench_cameras(
+            settings, sources, seconds=seconds, live=live, warmup=warmup, encode=encode
+        )
     except AgecastError as exc:
         raise _fail(exc) from exc
     result["argv"] = ["agecast", *sys.argv[1:]]
@@ -351,13 +382,15 @@ def _bench_cameras(
     for col in (*columns, "frame→packet p50/p95/p99 ms"):
         table.add_column(col)
     for cam in result["per_camera"]:
-        p, k = cam["frame_to_output_ms"], cam["frame_to_packet_ms"]
+        p, k = cam["frame_to_output_ms"], cam.get("frame_to_packet_ms")
         table.add_row(
             cam["camera"], cam["source"]["uri"], str(cam["fps_out"]),
             str(sum(cam["dropped"].values())), f"{p['p50']} / {p['p95']} / {p['p99']}",
-            f"{k['p50']} / {k['p95']} / {k['p99']}",
+            f"{k['p50']} / {k['p95']} / {k['p99']}" if k else "not encoded",
         )  # fmt: skip
     Console().print(table)
+    for cam in result["per_camera"]:
+        _say_if_short({**cam, "camera": cam["camera"]})
 
 
 @app.command()
