@@ -1,26 +1,33 @@
-"""Recording a take from the live pipeline: raw and aged pictures plus a sidecar, on a thread.
+"""Recording a take: every source frame (raw), the live aged pictures beside it, a sidecar.
 
-The live encode thread hands each :class:`~agecast.pipeline.runner.Output` to
-:meth:`Recorder.offer`, which only puts a reference on a bounded queue (never blocks; a full
-queue drops the frame from the take, counts it and says so). The recorder's thread encodes:
+Two feeds meet on the recorder's own thread, each hand-off a reference on a bounded queue that
+never blocks the live path:
 
-- ``raw.mp4``: libx264 at qp 0 (lossless in YCbCr) in 4:2:0, or 4:4:4 with ``take_raw_444``
-  (High 4:4:4 Predictive). When the source decodes BT.601 4:2:0 (files, streams and the demo
-  clip mostly do) the decoded picture itself is encoded: the raw take is bit-exact with the
-  decoded source. Other sources (RGB pictures, BT.709 or full-range YCbCr) are converted from
-  the RGB the pipeline saw: ≈ 46 dB PSNR of the decoded pictures in 4:2:0, ≈ 54 dB in 4:4:4 (only
-  the 8-bit RGB→YCbCr rounding), the latter for ~4 ms more CPU per 720p frame. Source packets
-  are not remuxed (a take starts on any frame, not on the source's next key frame).
-- ``versions/v1/aged.mp4``: libx264 crf 12 (visually lossless), the aged picture as shown live.
-  With the source's 4:2:0 at hand only the box the faces changed is converted from RGB; the rest
-  of the picture is the decoded source's.
+- the capture side (:attr:`Pipeline.tap <agecast.pipeline.runner.Pipeline.tap>`): every frame
+  the source delivers, before the live path's newest-wins hand-offs may drop it. ``raw.mp4``
+  holds them all at the source's own timestamps (a file's or stream's pts where they run in
+  step; the capture clock across a loop or a jump), so a take plays at its true speed however
+  slow the pipeline was. libx264 qp 0 (lossless in YCbCr) in 4:2:0, or 4:4:4 with
+  ``take_raw_444``. From a BT.601 4:2:0 source (files, streams, the demo clip) the decoded
+  picture itself is encoded: bit-exact with the decoded source. Other sources are converted
+  from the RGB the pipeline saw (≈ 46 dB in 4:2:0, ≈ 54 dB in 4:4:4). Source packets are not
+  remuxed (a take starts on any frame, not on the source's next key frame).
+- the encode thread (:meth:`Recorder.offer`): the live aged pictures, matched to the raw frames
+  by frame index. ``versions/v1/aged.mp4`` has one picture per raw frame at the same timestamps;
+  a frame the live path dropped repeats the aged picture before it (``held``), counted in
+  take.json and listed in the sidecar (its frame record says ``held`` and which frame it shows;
+  the end record lists them all). libx264 crf 12, only the boxes the faces changed converted
+  from RGB over the source's 4:2:0.
 - ``versions/v1/sidecar.jsonl``: identity, every setting, each change at the frame it took
-  effect, and the faces of every frame.
+  effect, the faces of every aged frame, each frame's timecode: the file's start timecode plus
+  the frame's time, so the container's timecode and the sidecar's agree frame for frame.
 
-Both MP4s are fragmented with a key frame and a fragment every second and flushed as written,
-so a ``kill -9`` loses at most about a second and the file still plays. Free disk space is
-checked before a take starts and every second while it runs; a full disk or a write error stops
-the take cleanly (status ``stopped: …``) and never touches the live monitor.
+A source frame the recorder cannot queue (it is :data:`QUEUE_S` behind) is lost from the take,
+counted (``dropped``) and logged. Both MP4s are fragmented with a key frame and a fragment every
+second and flushed as written, so a ``kill -9`` loses at most about a second and the file still
+plays. Free disk space is checked before a take starts and every second while it runs; a full
+disk or a write error stops the take cleanly (status ``stopped: …``) and never touches the live
+monitor.
 """
 
 from __future__ import annotations
