@@ -232,7 +232,7 @@ class LiveService:
         if recorder is None or not recorder.active:
             raise TakeError("not recording: start a take first")
         info = recorder.stop()
-        self.built.pipeline.tap = None
+        self.built.pipeline.tap = self.built.pipeline.pause = None
         return info
 
     # status ----------------------------------------------------------------------------------

@@ -77,6 +77,9 @@ AGED_FORMAT, AGED_OPTIONS = "yuv420p", {"preset": "ultrafast", "crf": "12"}
 COLOUR_TAGS = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m"
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 QUEUE_S = 2.0  # seconds of source frames the recorder may fall behind before it loses some
+# More than half that behind, the live device thread waits up to this long per frame
+# (:meth:`Recorder.make_room`): the take's frames come before the monitor's frame rate.
+MAKE_ROOM_S = 0.1
 TICK_S = 1.0  # take.json, sidecar flush and disk check this often
 WAKE_S = 0.05  # the recorder's thread looks for work at least this often
 # A source frame waits this long for its aged picture; then the live path has dropped it and
@@ -379,6 +382,7 @@ class Recorder:
         self.aged = 0  # of which the aged picture is that frame's own
         self.held: list[int] = []  # take frames showing an earlier aged picture again
         self.dropped = 0  # source frames lost from the take: the recorder fell behind
+        self.live_waited_s = 0.0  # how long the live path waited for the recorder to catch up
         self._drop_burst = 0
         self.status_text = "recording"
         self.message = ""
@@ -456,6 +460,7 @@ class Recorder:
             source_dropped=lambda: int(getattr(source, "dropped", 0)),
         )
         pipeline.tap = recorder.offer_raw
+        pipeline.pause = recorder.make_room
         log.info("recording take %s into %s", created.id, created.path)
         return recorder
 
@@ -512,6 +517,21 @@ class Recorder:
             self._cond.notify()
         return True
 
+    def make_room(self) -> None:
+        """Device thread (:attr:`Pipeline.pause`): while the take is more than half its queue
+        behind, wait up to :data:`MAKE_ROOM_S` so the recorder gets the CPU. The live path
+        drops the frames it skips meanwhile, as it does whenever it cannot keep up."""
+        if not self._recording or len(self._raw_in) <= self.queue_max // 2:
+            return
+        started = time.monotonic()
+        while (
+            self._recording
+            and len(self._raw_in) > self.queue_max // 2
+            and time.monotonic() - started < MAKE_ROOM_S
+        ):
+            time.sleep(0.005)
+        self.live_waited_s += time.monotonic() - started
+
     def note(self, values: dict[str, Any]) -> None:
         """Settings changed outside the look (preset, layout): logged at the next aged frame."""
         with self._cond:
@@ -565,6 +585,7 @@ class Recorder:
             "queue": len(self._raw_in),
             "queue_max": self.queue_max,
             "dropped": self.dropped + self.source_dropped,
+            "live_waited_s": round(self.live_waited_s, 2),
             "cpu_ms_per_frame": round(1000 * self.cpu_s / self.frames, 2) if self.frames else None,
             "from_source_yuv": self.yuv_frames,
             "disk_free_gb": round(self.disk_free / GB, 2) if self.disk_free is not None else None,
@@ -830,7 +851,7 @@ def record(
         drain = threading.Thread(target=_drain, args=(pipeline, recorder), daemon=True)
         drain.start()
         info = recorder.stop(reason)
-        pipeline.tap = None
+        pipeline.tap = pipeline.pause = None
         built.close()
         drain.join(timeout=2)
     if pipeline.error is not None and info.frames == 0:
