@@ -464,6 +464,8 @@ def serve(
     )  # fmt: skip
     try:
         server.run(sockets=[listener])  # the socket bound above: no second bind to fail
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: uvicorn has shut down cleanly
+        pass
     except AgecastError as exc:
         raise _fail(exc) from exc
     if not server.started:  # the app failed to start (its error is logged above)
