@@ -128,9 +128,16 @@ class Settings(BaseSettings):
     @field_validator("age_offsets", mode="before")
     @classmethod
     def _offsets(cls, value: object) -> tuple[float, ...]:
-        from agecast.faces.regions import parse_offsets
+        if (
+            isinstance(value, tuple | list)
+            and len(value) == 4
+            and all(type(v) in (int, float) for v in value)
+        ):  # four numbers already (the default is validated on every load): no torch import
+            offsets = tuple(float(v) for v in value)
+        else:
+            from agecast.faces.regions import parse_offsets
 
-        offsets = parse_offsets(value)
+            offsets = parse_offsets(value)
         if any(not -60 <= v <= 60 for v in offsets):
             raise ValueError(f"{offsets}: each region's offset must be within ±60 years")
         return offsets

