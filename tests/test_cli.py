@@ -64,3 +64,71 @@ def test_render_takes_local_age_offsets(tmp_path: Path) -> None:
         ["render", "--source", "demo", "--age-offsets", "nose:3", "--out", str(tmp_path / "a.mp4")],
     )
     assert bad.exit_code != 0 and "forehead, eyes, mouth, hair" in bad.output
+
+
+def test_every_setting_has_its_flag() -> None:
+    from agecast.settings import Settings
+
+    shown = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "250"}).output
+    for name in Settings.model_fields:
+        assert f"--{name.replace('_', '-')}" in shown, name
+        assert f"AGECAST_{name.upper()}" in shown, name
+    assert "--no-loop" in shown and "--no-ai-mark" in shown
+
+
+def test_the_loop_and_identities_dir_flags_reach_the_settings(tmp_path: Path) -> None:
+    build_package(tmp_path / "a" / "tp")
+    listed = runner.invoke(
+        app, ["render", "--no-loop", "--identities-dir", f"{tmp_path / 'a'}:{tmp_path / 'b'}",
+              "--identity", "nope", "--out", str(tmp_path / "o.mp4")],
+    )  # fmt: skip
+    assert listed.exit_code == 2
+    assert str(tmp_path / "a") in listed.output and str(tmp_path / "b") in listed.output
+
+
+def test_help_starts_a_newcomer_with_serve() -> None:
+    text = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    assert "Start with `agecast serve`" in text
+
+
+def test_identity_list_fits_80_columns_and_reads_only_manifests(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from agecast.cli import app\n"
+        "try:\n"
+        "    app(['identity', 'list'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in ('torch', 'onnxruntime', 'cv2', 'av') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "80", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "HEAVY []"  # no model library is even imported
+    table = lines[:-1]
+    assert all(len(line) <= 80 for line in table), table
+    assert table[1].split() == ["ID", "AGE", "PURPOSE", "NAME"]
+    assert any(line.startswith("testpattern ") for line in table)
+
+
+def test_links_use_the_address_serve_recorded(tmp_path: Path) -> None:
+    from agecast.serving import record_address
+
+    env = {"AGECAST_STATE_DIR": str(tmp_path)}
+    first = runner.invoke(app, ["links", "create"], env=env)
+    assert first.exit_code == 0 and first.stdout.startswith("http://127.0.0.1:8000/?token=")
+    record_address(tmp_path, "https://monitor.local:9443", "0.0.0.0", 9443)
+    made = runner.invoke(app, ["links", "create", "--role", "operator"], env=env)
+    assert made.exit_code == 0 and made.stdout.startswith("https://monitor.local:9443/?token=")
+    given = runner.invoke(app, ["links", "create", "--url", "http://x:1"], env=env)
+    assert given.stdout.startswith("http://x:1/?token=")

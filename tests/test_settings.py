@@ -80,3 +80,43 @@ def test_local_age_offsets_from_toml_env_and_flags(
         Settings.load(age_offsets="nose:2")
     with pytest.raises(SettingsError, match="60 years"):
         Settings.load(age_offsets="eyes:-90")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["/a:/b", "/a,/b", '["/a", "/b"]', " /a : /b "],
+    ids=["colon", "comma", "json", "spaces"],
+)
+def test_folders_are_given_as_plain_paths_or_json(
+    monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setenv("AGECAST_IDENTITIES_DIR", text)
+    assert Settings.load().identities_dir == [Path("/a"), Path("/b")]
+    assert Settings.load(identities_dir="/only").identities_dir == [Path("/only")]
+
+
+def test_cameras_split_at_commas_not_at_the_colons_of_their_uris(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGECAST_CAMERAS", "A=rtsp://10.0.0.21:554/s?x=1,B=udp://239.0.0.1:5000")
+    assert Settings.load().cameras == ["A=rtsp://10.0.0.21:554/s?x=1", "B=udp://239.0.0.1:5000"]
+
+
+def test_a_bad_value_is_explained_in_the_settings_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError) as err:
+        Settings.load(age=500, layout="up")
+    text = str(err.value)
+    assert "age must be at most 130" in text and "(got 500)" in text
+    assert "layout must be one of 'side-by-side', 'aged' or 'raw' (got 'up')" in text
+    assert "pydantic" not in text and "https://" not in text
+    monkeypatch.setenv("AGECAST_CAMERAS", "[broken")
+    with pytest.raises(SettingsError, match="not one"):
+        Settings.load()
+
+
+def test_a_rerender_setting_is_explained_the_same_way() -> None:
+    from agecast.takes.rerender import parse_sets
+
+    with pytest.raises(SettingsError) as err:
+        parse_sets(["age=500"])
+    assert str(err.value) == "invalid re-render setting: age must be at most 130.0 (got '500')"

@@ -14,6 +14,7 @@ import re
 import shlex
 import signal
 import sys
+import types
 import typing
 from collections.abc import Callable
 from enum import StrEnum
@@ -22,10 +23,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from agecast.errors import AgecastError
+from agecast.outfiles import check_writable, write_text_atomic
 from agecast.settings import Settings
 
 
@@ -39,10 +41,12 @@ class Family(StrEnum):
 app = typer.Typer(
     help=(
         "agecast — live on-set de-aging monitor.\n\n"
-        "Start with `agecast render --out demo.mp4`: the bundled demo clip through the default "
-        "identity, raw | aged side by side. `agecast bench` measures speed; "
+        "Start with `agecast serve`: the live monitor on the bundled demo clip (or --source), "
+        "raw | aged side by side; open the sign-in URL it prints. `agecast render --out "
+        "take.mp4` renders every frame of a file; `agecast bench` measures speed; "
         "`agecast identity list` shows installed identities; `agecast backends` shows what can "
-        "run inference on this machine."
+        "run inference on this machine. Settings: flags, AGECAST_* variables or --config "
+        "TOML; `--log-level debug` shows tracebacks."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -57,33 +61,43 @@ log = logging.getLogger("agecast")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file", exists=True)]
 BackendOpt = Annotated[str | None, typer.Option(help="auto | onnxruntime | onnxruntime-cuda | …")]
 
-# The settings every pipeline command takes as flags (None = not given: env, TOML or default).
+# Help for flags where the setting's own description is not enough (the rest come from it).
+_FLAG_HELP = {
+    "source": "demo | FILE | testpattern[:WxH@FPS] | v4l2:///dev/videoN | rtsp:// | udp://",
+    "identity": "identity id or package folder (auto = best installed)",
+    "identities_dir": "folders searched for identity packages: a:b, a,b or a JSON list",
+    "cameras": "cameras for serve: NAME=URI,NAME=URI (or a JSON list)",
+    "threads": "CPU threads per model (0 = default)",
+    "insightface_dir": "local insightface pack (det_10g.onnx, 2d106det.onnx)",
+    "takes_dir": "where takes are recorded (default <state_dir>/takes)",
+    "age_offsets": "years per region for re-ageing identities, e.g. eyes:-10,hair:5",
+}
+
+
+def _flag_for(name: str, field: Any) -> tuple[type, typer.models.OptionInfo]:
+    """(type, typer option) for setting ``name``: ``--name-with-dashes``, help from its
+    description, its env variable named; booleans as ``--x/--no-x``."""
+    kind = field.annotation
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))  # X | None → X
+    if typing.get_origin(kind) is typing.Literal:
+        choices = " | ".join(str(c) for c in typing.get_args(kind))
+        help_text, kind = f"{field.description or name}: {choices}", str
+    else:
+        help_text = _FLAG_HELP.get(name) or field.description or name.replace("_", " ")
+    if typing.get_origin(kind) is list:  # lists as text: split by the setting itself
+        kind = str
+    flag = "--" + name.replace("_", "-")
+    decls = [f"{flag}/--no-{name.replace('_', '-')}"] if kind is bool else [flag]
+    if kind not in (bool, int, float, Path):
+        kind = str
+    env = f"AGECAST_{name.upper()}"
+    return kind, typer.Option(*decls, help=f"{help_text} (env {env})", show_default=False)
+
+
+# Every setting as a flag of every pipeline command (None = not given: env, TOML or default).
 _SETTINGS_FLAGS: dict[str, tuple[type, typer.models.OptionInfo]] = {
-    "source": (
-        str,
-        typer.Option(
-            help="demo | FILE | testpattern[:WxH@FPS] | v4l2:///dev/videoN | rtsp:// | udp://"
-        ),
-    ),
-    "identity": (str, typer.Option(help="identity id or package folder (auto = best)")),
-    "backend": (str, typer.Option(help="auto | onnxruntime | onnxruntime-cuda | …")),
-    "device": (str, typer.Option(help="auto | cpu | cuda")),
-    "layout": (str, typer.Option(help="side-by-side | aged | raw")),
-    "detect_every": (int, typer.Option(help="detect every N frames, track between")),
-    "faces": (str, typer.Option(help="largest | all")),
-    "blend": (float, typer.Option(help="0 = raw face … 1 = fully replaced")),
-    "age": (float, typer.Option(help="target age in years (identities with an age control)")),
-    "age_offsets": (
-        str,
-        typer.Option(help="years per region for re-ageing identities, e.g. eyes:-10,hair:5"),
-    ),
-    "color_transfer": (str, typer.Option(help="auto (the identity's) | rct | rct-lab | none")),
-    "threads": (int, typer.Option(help="CPU threads per model (0 = default)")),
-    "insightface_dir": (
-        Path,
-        typer.Option(help="local insightface pack (det_10g.onnx, 2d106det.onnx)"),
-    ),
-    "takes_dir": (Path, typer.Option(help="where takes are recorded (default <state_dir>/takes)")),
+    name: _flag_for(name, field) for name, field in Settings.model_fields.items()
 }
 
 
@@ -98,6 +112,9 @@ def settings_flags(command: Callable[..., None]) -> Callable[..., None]:
         for p in inspect.signature(command).parameters.values()
         if p.name != "settings"
     ]
+    # a command's own parameter of a setting's name (bench --cameras N) wins over the setting
+    taken = {p.name for p in own}
+    shared = {k: v for k, v in _SETTINGS_FLAGS.items() if k not in taken}
     extra = [
         inspect.Parameter(
             name,
@@ -105,7 +122,7 @@ def settings_flags(command: Callable[..., None]) -> Callable[..., None]:
             default=None,
             annotation=Annotated[kind | None, option],
         )
-        for name, (kind, option) in _SETTINGS_FLAGS.items()
+        for name, (kind, option) in shared.items()
     ]
     config = inspect.Parameter(
         "config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt
@@ -113,7 +130,7 @@ def settings_flags(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> None:
-        flags = {name: kwargs.pop(name) for name in _SETTINGS_FLAGS}
+        flags = {name: kwargs.pop(name) for name in shared}
         try:
             settings = Settings.load(kwargs.pop("config"), **flags)
         except AgecastError as exc:
@@ -138,22 +155,65 @@ def _command_line() -> str:
     return shlex.join(["agecast", *sys.argv[1:]])
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_debug = False  # --log-level debug: errors come with their traceback
+
+
+def _error(text: str) -> None:
+    """One ``error: …`` line on stderr (the message's own brackets are not markup)."""
+    console.print("[bold red]error:[/]", escape(text), soft_wrap=True)
+
+
 def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}")
+    if _debug:
+        log.debug("traceback of the error below", exc_info=exc)
+    _error(str(exc))
     return typer.Exit(code=2)
 
 
 @app.callback()
 def main(
     log_level: Annotated[
-        str, typer.Option(envvar="AGECAST_LOG_LEVEL", help="debug|info|warning")
+        str,
+        typer.Option(
+            envvar="AGECAST_LOG_LEVEL", help="debug (with tracebacks) | info | warning | error"
+        ),
     ] = "info",
 ) -> None:
+    global _debug
+    level = log_level.lower()
+    if level not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"{log_level!r}: use one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
+        )
+    _debug = level == "debug"
+    # plain lines (no wrapping at the terminal's width): they are copied into bug reports
     logging.basicConfig(
-        level=log_level.upper(),
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
     )
+
+
+def run() -> None:
+    """The ``agecast`` program: a failure agecast expects (a missing file, a bad setting, a
+    port in use) is one ``error:`` line and exit 2; anything else one line and exit 1. The
+    traceback only with ``--log-level debug``."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except AgecastError as exc:
+        if _debug:
+            raise
+        _error(str(exc))
+        sys.exit(2)
+    except Exception as exc:
+        if _debug:
+            raise
+        _error(f"{type(exc).__name__}: {exc} (run with --log-level debug for the traceback)")
+        sys.exit(1)
 
 
 @app.command()
@@ -217,34 +277,47 @@ def bench(
     fps: Annotated[
         float | None, typer.Option(min=1, max=240, help="frame rate of that test pattern")
     ] = None,
+    encode: Annotated[
+        bool,
+        typer.Option(
+            "--encode/--no-encode",
+            help="H.264-encode every output as the monitor does (--no-encode: the pipeline "
+            "alone, e.g. to compare the model path with another tool)",
+        ),
+    ] = True,
 ) -> None:
     """Measure fps, drops, per-stage, frame→output and frame→encoded-packet latency, copies per
-    frame, jitter and memory."""
+    frame, jitter and memory. --max reads every frame flat out (a file source loops to fill
+    --seconds); a run whose source ended early says so (ended_early in the JSON)."""
     from agecast.pipeline.bench import bench as run_bench
 
+    if json_out is not None:
+        try:
+            check_writable(json_out, "--json")  # before the measuring, not after
+        except AgecastError as exc:
+            raise _fail(exc) from exc
     if resolution is not None or fps is not None:
         source = _test_pattern(resolution or "1280x720", fps or 30.0)
         settings = settings.model_copy(update={"source": source, "cameras": []})
     if cameras > 1:
-        _bench_cameras(settings, cameras, seconds, live, warmup, json_out)
+        _bench_cameras(settings, cameras, seconds, live, warmup, json_out, encode)
         return
     try:
-        result = run_bench(settings, seconds=seconds, live=live, warmup=warmup)
+        result = run_bench(
+            settings, seconds=seconds, live=live, warmup=warmup, encode=encode,
+            command=["agecast", *sys.argv[1:]],
+        )  # fmt: skip
     except AgecastError as exc:
         raise _fail(exc) from exc
-    result["argv"] = ["agecast", *sys.argv[1:]]
     text = json.dumps(result, indent=2)
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(text + "\n")
+        write_text_atomic(json_out, text + "\n")
     table = Table(title=f"agecast bench ({result['mode']}, {result['seconds']} s)")
     for col in ("stage", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(col)
-    stages = {
-        **result["stages_ms"],
-        "frame→output": result["frame_to_output_ms"],
-        f"frame→packet ({result['encoder']['name']})": result["frame_to_packet_ms"],
-    }
+    stages = {**result["stages_ms"], "frame→output": result["frame_to_output_ms"]}
+    if encode:
+        stages[f"frame→packet ({result['encoder']['name']})"] = result["frame_to_packet_ms"]
     for name, p in stages.items():
         table.add_row(name, str(p["p50"]), str(p["p95"]), str(p["p99"]))
     Console().print(table)
@@ -253,6 +326,20 @@ def bench(
         f"jitter {result['landmark_jitter_px']}, peak RSS {result['peak_rss_mb']} MB, "
         f"copies per frame {result['copies']['h2d_per_frame']} up "
         f"{result['copies']['d2h_per_frame']} down"
+    )
+    _say_if_short(result)
+
+
+def _say_if_short(result: dict[str, Any]) -> None:
+    """A run its source cut short is not the run asked for: say so where it cannot be missed."""
+    if not result.get("ended_early"):
+        return
+    where = "during the warm-up" if result.get("ended_in_warmup") else "before the end"
+    console.print(
+        f"[bold yellow]warning:[/] the source ended {where}: these figures cover "
+        f"{result['seconds']} s ({result['frames_out']} frames), not the {result['requested_s']} s "
+        "asked (ended_early in the JSON)",
+        soft_wrap=True,
     )
 
 
@@ -266,7 +353,13 @@ def _test_pattern(resolution: str, fps: float) -> str:
 
 
 def _bench_cameras(
-    settings: Settings, n: int, seconds: float, live: bool, warmup: float, json_out: Path | None
+    settings: Settings,
+    n: int,
+    seconds: float,
+    live: bool,
+    warmup: float,
+    json_out: Path | None,
+    encode: bool,
 ) -> None:
     from agecast.pipeline.cameras import bench_cameras
 
@@ -276,25 +369,28 @@ def _bench_cameras(
         )
     sources = settings.cameras[:n] if settings.cameras else [settings.source] * n
     try:
-        result = bench_cameras(settings, sources, seconds=seconds, live=live, warmup=warmup)
+        result = bench_cameras(
+            settings, sources, seconds=seconds, live=live, warmup=warmup, encode=encode
+        )
     except AgecastError as exc:
         raise _fail(exc) from exc
     result["argv"] = ["agecast", *sys.argv[1:]]
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
     table = Table(title=f"agecast bench: {n} cameras on {result['backend']} ({result['mode']})")
     columns = ("camera", "source", "fps out", "dropped", "frame→output p50/p95/p99 ms")
     for col in (*columns, "frame→packet p50/p95/p99 ms"):
         table.add_column(col)
     for cam in result["per_camera"]:
-        p, k = cam["frame_to_output_ms"], cam["frame_to_packet_ms"]
+        p, k = cam["frame_to_output_ms"], cam.get("frame_to_packet_ms")
         table.add_row(
             cam["camera"], cam["source"]["uri"], str(cam["fps_out"]),
             str(sum(cam["dropped"].values())), f"{p['p50']} / {p['p95']} / {p['p99']}",
-            f"{k['p50']} / {k['p95']} / {k['p99']}",
+            f"{k['p50']} / {k['p95']} / {k['p99']}" if k else "not encoded",
         )  # fmt: skip
     Console().print(table)
+    for cam in result["per_camera"]:
+        _say_if_short({**cam, "camera": cam["camera"]})
 
 
 @app.command()
@@ -320,21 +416,29 @@ def serve(
 
     from agecast.api.app import create_app
     from agecast.api.auth import Auth
+    from agecast.serving import listen, record_address
     from agecast.stream.live import live_services
 
     if (tls_cert is None) != (tls_key is None):
         raise _fail(ValueError("give both --tls-cert and --tls-key, or neither"))
+    services: list[Any] = []
     try:
-        # load and check everything before listening: one service per camera (`cameras`
-        # setting, one shared backend) or the one --source
+        # check everything before a sign-in URL is printed: the identity and models (one
+        # service per camera, one shared backend), every source opened, the port bound
         services = live_services(settings)
+        for service in services:
+            service.open_source()
+        listener = listen(host, port)
     except AgecastError as exc:
+        for service in services:
+            service.stop()
         raise _fail(exc) from exc
     auth = Auth.at(settings.state_dir, secure_cookies=tls_cert is not None)
     _, token = auth.links.create("operator", label="serve", expires_s=12 * 3600, one_time=True)
     app_ = create_app(lambda: services, auth=auth)
     scheme = "https" if tls_cert else "http"
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    record_address(settings.state_dir, f"{scheme}://{shown}:{port}", host, port)
     # plain stdout, one line: a URL wrapped by a pretty printer cannot be clicked or copied
     sys.stdout.write(f"agecast monitor: {scheme}://{shown}:{port}/?token={token}\n")
     sys.stdout.flush()
@@ -351,14 +455,21 @@ def serve(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        # permessage-deflate costs ~200 ms per large message and gains nothing on H.264.
-        uvicorn.run(
+    # permessage-deflate costs ~200 ms per large message and gains nothing on H.264.
+    server = uvicorn.Server(
+        uvicorn.Config(
             app_, host=host, port=port, ws_per_message_deflate=False, log_level="warning",
             ws_max_size=256 * 1024, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-        )  # fmt: skip
+        )
+    )  # fmt: skip
+    try:
+        server.run(sockets=[listener])  # the socket bound above: no second bind to fail
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: uvicorn has shut down cleanly
+        pass
     except AgecastError as exc:
         raise _fail(exc) from exc
+    if not server.started:  # the app failed to start (its error is logged above)
+        raise typer.Exit(code=3)
 
 
 links_app = typer.Typer(help="Sign-in links for viewers and operators.", no_args_is_help=True)
@@ -381,11 +492,20 @@ def links_create(
     burn_label: Annotated[
         bool, typer.Option(help="burn the label into every picture this link's viewers receive")
     ] = False,
-    url: Annotated[str, typer.Option(help="the monitor's address")] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="the monitor's address (default: the one `agecast serve` last served on with "
+            "this state_dir, else http://127.0.0.1:8000)"
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Make a sign-in link (printed once: the token is stored only as a hash)."""
     from agecast.api.auth import ROLES, parse_duration
+    from agecast.serving import served_address
+
+    url = url or served_address(_settings(config).state_dir)
 
     if role not in ROLES:
         raise _fail(ValueError(f"--role must be one of {', '.join(ROLES)}"))
@@ -552,21 +672,46 @@ def engines_prune(config: ConfigOpt = None) -> None:
 
 
 @identity_app.command("list")
-def identity_list(config: ConfigOpt = None) -> None:
-    """Installed identity packages."""
+def identity_list(
+    long: Annotated[
+        bool, typer.Option("--long", "-l", help="every field: actor, crop, folder")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Installed identity packages: one line each (id, age, purpose, name) to fit a terminal.
+
+    Reads manifests only: no model is loaded (`identity validate` checks one)."""
+    import shutil
+
     from agecast.identities.package import discover
 
     settings = _settings(config)
-    table = Table(title="identities in " + ", ".join(map(str, settings.identities_dir)))
-    table.add_column("id", no_wrap=True)  # what the operator types: never broken
-    for col in ("name", "actor", "age", "purpose", "crop", "path"):
-        table.add_column(col)
-    for p in discover(settings.identities_dir):
-        m = p.manifest
-        table.add_row(
-            m.id, m.display_name, m.actor, m.age_label, m.purpose, str(m.crop.size), str(p.path)
-        )
-    Console().print(table)
+    folders = settings.identities_dir
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        console.print(f"[yellow]not a folder:[/] {escape(', '.join(missing))}", soft_wrap=True)
+    packages = discover(folders)
+    out = sys.stdout
+    out.write(f"identities in {', '.join(map(str, folders))}: {len(packages)}\n")
+    if long:
+        for p in packages:
+            m = p.manifest
+            out.write(f"\n{m.id}\n")
+            for key, value in (
+                ("name", m.display_name), ("actor", m.actor), ("age", m.age_label),
+                ("purpose", m.purpose), ("crop", f"{m.crop.size} px"), ("folder", p.path),
+            ):  # fmt: skip
+                out.write(f"  {key:8} {value}\n")
+        return
+    rows = [("ID", "AGE", "PURPOSE", "NAME")]
+    rows += [(p.manifest.id, p.manifest.age_label, p.manifest.purpose, p.manifest.display_name)
+             for p in packages]  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    width = shutil.get_terminal_size((80, 24)).columns
+    for row in rows:
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+        line = f"{line}  {row[3]}"
+        out.write((line if len(line) <= width else line[: width - 1] + "…") + "\n")
 
 
 @identity_app.command("inspect")
@@ -703,21 +848,27 @@ def faceset_extract(
 
 
 # Consent for imported likenesses (see models/README.md); the same options on every import.
+_REQUIRED = "required for a likeness with the other --consent-* options (or --consent-file)"
 ConsentByOpt = Annotated[
-    str | None, typer.Option("--consent-granted-by", help="who granted the actor's consent")
+    str | None,
+    typer.Option("--consent-granted-by", help=f"who granted the actor's consent; {_REQUIRED}"),
 ]
 ConsentProductionOpt = Annotated[
-    str | None, typer.Option("--consent-production", help="production the consent covers")
+    str | None,
+    typer.Option("--consent-production", help=f"production the consent covers; {_REQUIRED}"),
 ]
 ConsentPurposeOpt = Annotated[
     list[str] | None,
-    typer.Option("--consent-purpose", help="a consented use, e.g. 'on-set monitoring' (repeat)"),
+    typer.Option(
+        "--consent-purpose",
+        help=f"a consented use, e.g. 'on-set monitoring' (repeat); at least one {_REQUIRED}",
+    ),
 ]
 ConsentFromOpt = Annotated[
-    str | None, typer.Option("--consent-from", help="first valid day, YYYY-MM-DD")
+    str | None, typer.Option("--consent-from", help=f"first valid day, YYYY-MM-DD; {_REQUIRED}")
 ]
 ConsentUntilOpt = Annotated[
-    str | None, typer.Option("--consent-until", help="last valid day, YYYY-MM-DD")
+    str | None, typer.Option("--consent-until", help=f"last valid day, YYYY-MM-DD; {_REQUIRED}")
 ]
 ConsentRefOpt = Annotated[
     str | None, typer.Option("--consent-reference", help="contract or release reference")
@@ -727,14 +878,28 @@ ConsentFileOpt = Annotated[
     typer.Option("--consent-file", help="consent record as JSON instead", exists=True),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="replace a package already in --out")]
+PurposeOpt = Annotated[
+    str,
+    typer.Option(
+        help="likeness (a real person's face: loads only with their consent recorded) | demo | "
+        "tooling (a test model that is no one's likeness: no consent needed)"
+    ),
+]
+PURPOSES = ("likeness", "demo", "tooling")
+
+
+def _purpose(value: str) -> Any:
+    if value not in PURPOSES:
+        raise _fail(ValueError(f"--purpose {value!r}: use {', '.join(PURPOSES)}"))
+    return value
 
 
 def _imported(out: Path, consent: Any) -> None:
     from agecast.identities.package import read_package
 
     m = read_package(out).manifest
-    console.print(f"[green]wrote[/] identity {m.id} ({m.display_name}) to {out}")
-    if consent is None:
+    console.print(f"[green]wrote[/] identity {m.id} ({m.display_name}, {m.purpose}) to {out}")
+    if consent is None and m.purpose == "likeness":
         console.print(
             f"[yellow]no consent recorded:[/] {m.id} is the likeness of {m.actor} and will not "
             "load (serve, render, identity validate) until their consent is in its manifest — "
@@ -749,7 +914,10 @@ def identity_import_dfm(
     out: Annotated[Path | None, typer.Option(help="package folder (default models/ID)")] = None,
     id: Annotated[str | None, typer.Option("--id", help="identity id (default from FILE)")] = None,
     actor: Annotated[str | None, typer.Option(help="whose likeness (default from FILE)")] = None,
-    display_name: Annotated[str | None, typer.Option(help="name shown to the crew")] = None,
+    display_name: Annotated[
+        str | None, typer.Option(help="name shown to the crew (default: --actor, else FILE's)")
+    ] = None,
+    purpose: PurposeOpt = "likeness",
     template: Annotated[
         str | None, typer.Option(help="crop template: dfl_whole_face (default) | dfl_full_face …")
     ] = None,
@@ -793,10 +961,11 @@ def identity_import_dfm(
             target,
             id=identity,
             actor=actor,
-            display_name=display_name or default_name,
+            display_name=display_name or (actor if actor != default_actor else default_name),
             template=template,
             morph=morph,
             consent=consent,
+            purpose=_purpose(purpose),
             backend=get_backend(backend or "auto"),
             overwrite=force,
             command=shlex.join(command),
@@ -818,7 +987,10 @@ def identity_import_inswapper(
         str | None, typer.Option("--id", help="identity id (default from --face)")
     ] = None,
     actor: Annotated[str | None, typer.Option(help="whose likeness (default from --face)")] = None,
-    display_name: Annotated[str | None, typer.Option(help="name shown to the crew")] = None,
+    display_name: Annotated[
+        str | None, typer.Option(help="name shown to the crew (default: --actor, else --face's)")
+    ] = None,
+    purpose: PurposeOpt = "likeness",
     consent_by: ConsentByOpt = None,
     consent_production: ConsentProductionOpt = None,
     consent_purpose: ConsentPurposeOpt = None,
@@ -837,7 +1009,7 @@ def identity_import_inswapper(
     from agecast.identities.inswapper import import_inswapper
     from agecast.inference.registry import get_backend
 
-    name = display_name or face.stem.replace("_", " ").strip()
+    name = display_name or actor or face.stem.replace("_", " ").strip()
     identity = id or slug(f"inswapper-{face.stem}")
     actor = actor or name
     target = out or Path("models") / identity
@@ -863,6 +1035,7 @@ def identity_import_inswapper(
             actor=actor,
             display_name=name,
             consent=consent,
+            purpose=_purpose(purpose),
             backend=get_backend(backend or "auto"),
             insightface_dir=insightface_dir,
             overwrite=force,
@@ -1104,4 +1277,4 @@ from agecast.quality.command import register as _register_quality  # noqa: E402
 _register_quality(app, settings_flags)
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

@@ -55,3 +55,11 @@ class TrainError(AgecastError):
 
 class UnknownCamera(AgecastError):
     """A request names a camera this server does not run."""
+
+
+class OutputError(AgecastError):
+    """An output file or folder cannot be written (checked before the work that fills it)."""
+
+
+class ServeError(AgecastError):
+    """The monitor cannot start serving: its port is taken or its address is not this host's."""

@@ -7,18 +7,21 @@ they come from, with the valid names listed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from pydantic_settings import SettingsError as EnvParseError
 
 from agecast.errors import SettingsError
 
@@ -42,7 +45,7 @@ class Settings(BaseSettings):
         "demo", description="demo | FILE | testpattern:WxH@FPS | v4l2:// | rtsp:// | udp:// …"
     )
     loop: bool = Field(True, description="restart a file source at its end (live mode)")
-    cameras: list[str] = Field(
+    cameras: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="several cameras for `serve` (one pipeline each, one backend) and "
         "`bench --cameras N`: NAME=URI or URI (named cam1, cam2… by position)",
@@ -51,9 +54,9 @@ class Settings(BaseSettings):
     identity: str = Field(
         "auto", description="identity id or package folder; auto = best installed"
     )
-    identities_dir: list[Path] = Field(
+    identities_dir: Annotated[list[Path], NoDecode] = Field(
         default_factory=lambda: [REPO_MODELS_DIR],
-        description="folders searched for identity packages",
+        description="folders searched for identity packages (a:b, a,b or a JSON list)",
     )
     backend: str = Field(
         "auto", description="auto | onnxruntime | onnxruntime-cuda | tensorrt | torch"
@@ -125,12 +128,31 @@ class Settings(BaseSettings):
     @field_validator("age_offsets", mode="before")
     @classmethod
     def _offsets(cls, value: object) -> tuple[float, ...]:
-        from agecast.faces.regions import parse_offsets
+        if (
+            isinstance(value, tuple | list)
+            and len(value) == 4
+            and all(type(v) in (int, float) for v in value)
+        ):  # four numbers already (the default is validated on every load): no torch import
+            offsets = tuple(float(v) for v in value)
+        else:
+            from agecast.faces.regions import parse_offsets
 
-        offsets = parse_offsets(value)
+            offsets = parse_offsets(value)
         if any(not -60 <= v <= 60 for v in offsets):
             raise ValueError(f"{offsets}: each region's offset must be within ±60 years")
         return offsets
+
+    @field_validator("identities_dir", mode="before")
+    @classmethod
+    def _split_folders(cls, value: Any) -> Any:
+        """``a:b``, ``a,b`` (or one folder) as well as a JSON list, from flags, env or TOML."""
+        return split_list(value, separators=(os.pathsep, ","))
+
+    @field_validator("cameras", mode="before")
+    @classmethod
+    def _split_cameras(cls, value: Any) -> Any:
+        """``A=rtsp://…,B=rtsp://…`` as well as a JSON list (a URI holds ``:``, not ``,``)."""
+        return split_list(value, separators=(",",))
 
     @field_validator("cameras")
     @classmethod
@@ -168,8 +190,29 @@ class Settings(BaseSettings):
             return cls(**given)
         except ValidationError as exc:
             raise SettingsError(_explain(exc, path)) from exc
+        except EnvParseError as exc:  # an env value pydantic-settings could not read
+            raise SettingsError(f"invalid environment variable: {exc}") from exc
         finally:
             _TomlSource.current = token
+
+
+def split_list(value: Any, *, separators: tuple[str, ...]) -> Any:
+    """A list setting given as text: a JSON list (``["a", "b"]``), else split at the first of
+    ``separators`` it holds (blank parts dropped). Anything else is left to validation."""
+    if isinstance(value, Path):
+        return [value]
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{text!r} starts like a JSON list but is not one: {exc}") from exc
+    for sep in separators:
+        if sep in text:
+            return [part.strip() for part in text.split(sep) if part.strip()]
+    return [text] if text else []
 
 
 # "A=rtsp://…" names a camera; a URI's own "=" (a query string) comes after a ":" and does not.
@@ -242,11 +285,42 @@ def _check_env_names() -> None:
 
 def _explain(exc: ValidationError, path: Path | None) -> str:
     where = f" (flags, AGECAST_* env or {path})" if path else " (flags or AGECAST_* env)"
+    return "invalid settings" + where + ": " + explain(exc)
+
+
+# pydantic's error types in the words of a setting: ctx fills the {…}
+_WORDS = {
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "literal_error": "must be one of {expected}",
+    "list_type": "must be a list (a:b, a,b or a JSON list)",
+}
+
+
+def explain(exc: ValidationError) -> str:
+    """Each problem of ``exc`` as ``name: what it must be (got value)``, joined by ``; ``."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "settings"
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown setting {loc!r}; valid: {', '.join(Settings.model_fields)}")
-        else:
-            parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
-    return "invalid settings" + where + ": " + "; ".join(parts)
+            continue
+        words = _WORDS.get(err["type"])
+        try:
+            text = words.format(**err.get("ctx", {})) if words else err["msg"]
+        except (KeyError, IndexError):
+            text = err["msg"]
+        if err["type"] == "value_error":  # our own validators' messages, as they wrote them
+            parts.append(f"{loc}: {err.get('ctx', {}).get('error', err['msg'])}")
+            continue
+        parts.append(f"{loc} {text} (got {err.get('input')!r})")
+    return "; ".join(parts)

@@ -98,7 +98,7 @@ def test_a_dfm_imports_and_runs_with_its_bgr_morph_and_mask(tmp_path: Path) -> N
         dfm, tmp_path / "jane", actor=ACTOR, consent=_consent(), backend=get_backend("onnxruntime")
     )
     m = read_package(out).manifest
-    assert m.id == "jane_doe" and m.display_name == "Jane Doe" and m.family == "dfm"
+    assert m.id == "jane_doe" and m.display_name == ACTOR and m.family == "dfm"  # --actor names it
     assert (m.normalisation.layout, m.normalisation.channels) == ("NHWC", "BGR")
     assert m.crop.size == SIZE and m.crop.template == "dfl_whole_face"
     morph = m.model.tensor("inputs", "morph")
@@ -335,3 +335,42 @@ def test_cli_import_dfm_with_and_without_consent(tmp_path: Path) -> None:
         app, ["identity", "import-dfm", str(dfm), "--out", str(tmp_path / "c"), consent[0], "x"]
     )
     assert partial.exit_code == 2 and "production" in partial.output
+
+
+def _exporter_named_dfm() -> onnx.ModelProto:
+    """A DFM as exporters write them: batch and spatial output axes named, not numbered."""
+    model = stand_in_dfm()
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        for axis in (0, 1, 2):
+            dims[axis].dim_param = f"Transpose{output.name}_dim_{axis}"
+    return model
+
+
+def test_the_manifest_records_real_shapes_not_exporter_axis_names(tmp_path: Path) -> None:
+    dfm = _save(_exporter_named_dfm(), tmp_path / "named.dfm")
+    out = import_dfm(dfm, tmp_path / "named", actor=ACTOR, consent=_consent())
+    shapes = {t.name: t.shape for t in read_package(out).manifest.model.outputs}
+    assert shapes == {
+        "out_face_mask:0": [-1, SIZE, SIZE, 1],
+        "out_celeb_face:0": [-1, SIZE, SIZE, 3],
+        "out_celeb_face_mask:0": [-1, SIZE, SIZE, 1],
+    }
+    inputs = {t.name: t.shape for t in read_package(out).manifest.model.inputs}
+    assert inputs["in_face:0"] == [-1, SIZE, SIZE, 3]
+    _load(out).close()  # and the package still matches its model
+
+
+def test_a_test_model_imports_as_tooling_and_loads_without_consent(tmp_path: Path) -> None:
+    dfm = _save(stand_in_dfm(), tmp_path / "stand_in.dfm")
+    args = ["identity", "import-dfm", str(dfm), "--out", str(tmp_path / "t")]
+    done = runner.invoke(app, [*args, "--purpose", "tooling", "--actor", "Nobody (test)"])
+    assert done.exit_code == 0, done.output
+    assert "no consent" not in done.output
+    m = read_package(tmp_path / "t").manifest
+    assert m.purpose == "tooling" and m.display_name == "Nobody (test)"  # --actor names it
+    _load(tmp_path / "t").close()
+    bad = runner.invoke(app, [*args, "--purpose", "fun", "--force"])
+    assert bad.exit_code == 2 and "likeness, demo, tooling" in bad.output
+    help_text = runner.invoke(app, ["identity", "import-dfm", "--help"], env={"COLUMNS": "200"})
+    assert "--purpose" in help_text.output and "required for a likeness" in help_text.output

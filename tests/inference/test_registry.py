@@ -33,10 +33,12 @@ def test_auto_picks_a_usable_backend_and_says_why_others_are_not(
     status = available_backends()
     assert status["onnxruntime"] is None
     assert "GPU path" in (status["tensorrt"] or "")
-    caplog.set_level("INFO")
+    caplog.set_level("DEBUG")  # why the others cannot run is debug; the choice is on it
     backend = get_backend("auto")
     assert backend.name in status and status[backend.name] is None
     assert "backend auto →" in caplog.text and "tensorrt" in caplog.text
+    assert backend.why.startswith("auto: the only backend usable here")
+    assert all(r.levelname == "DEBUG" for r in caplog.records if "tensorrt" in r.getMessage())
 
 
 def test_unknown_and_unavailable_backends_are_clear() -> None:
@@ -91,7 +93,7 @@ def test_a_backend_whose_module_cannot_import_is_reported(monkeypatch: pytest.Mo
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only choice")
 def test_auto_leaves_torch_to_gpu_boxes(caplog: pytest.LogCaptureFixture) -> None:
     assert available_backends()["torch"] is None  # runs here, if asked for by name
-    caplog.set_level("INFO")
+    caplog.set_level("DEBUG")
     assert get_backend("auto").name == "onnxruntime"
     assert "torch: no CUDA here" in caplog.text
 

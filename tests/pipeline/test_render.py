@@ -85,3 +85,27 @@ def test_bench_resolution_and_fps_pick_a_generated_source(tmp_path: Path) -> Non
     assert "frame→packet (libx264)" in result.output
     result = runner.invoke(app, [*args, "--resolution", "fullhd"])
     assert result.exit_code != 0 and "give WxH" in result.output
+
+
+def test_bench_max_loops_a_short_file_to_fill_the_time_asked(face_clip: Path) -> None:
+    settings = Settings.load(source=str(face_clip), identity="testpattern")  # 24 frames
+    result = bench(settings, seconds=1.5, live=False, warmup=0.2, encode=False)
+    assert result["mode"] == "max" and not result["ended_early"]
+    assert result["seconds"] >= 1.4 and result["frames_out"] > 24  # past the file's end
+    assert result["encode"] is False and "frame_to_packet_ms" not in result
+    assert result["argv"] and {"before", "after"} <= set(result["load_average"])
+
+
+def test_a_bench_cut_short_by_its_source_says_so(face_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "short.json"
+    args = ["bench", "--source", str(face_clip), "--identity", "testpattern", "--no-loop"]
+    result = CliRunner().invoke(
+        app, [*args, "--seconds", "5", "--warmup", "0", "--json", str(out)],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["ended_early"] is True and data["requested_s"] == 5.0
+    assert data["seconds"] < 3.0 and data["frames_out"] <= 24  # 24 frames at 30 fps
+    assert "warning: the source ended before the end" in result.output
+    assert f"cover {data['seconds']} s" in result.output

@@ -33,7 +33,7 @@ def _face_mask(take: Take, version: str, shape: tuple[int, int], grow: int) -> l
         if r["type"] != "frame":
             continue
         mask = np.zeros(shape, dtype=bool)
-        for face in r["faces"]:
+        for face in r.get("faces", []):  # a held frame of v1 has none
             x0, y0, x1, y1 = (round(v) for v in face["box"])
             mask[max(0, y0 - grow) : y1 + grow, max(0, x0 - grow) : x1 + grow] = True
         masks.append(mask)
@@ -49,17 +49,20 @@ def test_unchanged_rerender_reproduces_the_recorded_aged_frames(
     assert version == "v2" and take.versions()[:2] == ["v1", "v2"]
     v1, v2 = decode(take.aged_path("v1")), decode(take.aged_path(version))
     assert len(v1) == len(v2) == take.info.frames
-    scores = [psnr(a, b) for a, b in zip(v1, v2, strict=True)]
-    assert min(scores) > 40.0, scores  # the same faces, look and identity: codec rounding only
-    assert seen[-1] == (len(v1), len(v1))
     frames1 = [r for r in take.read_sidecar("v1") if r["type"] == "frame"]
     frames2 = [r for r in take.read_sidecar(version) if r["type"] == "frame"]
-    assert [(r["i"], r["tc"], r["faces"]) for r in frames1] == [
-        (r["i"], r["tc"], r["faces"]) for r in frames2
-    ]
+    # a frame the live path dropped holds an earlier aged picture in v1; the re-render makes it
+    own = [i for i, r in enumerate(frames1) if not r.get("held")]
+    assert len(own) >= 5
+    scores = [psnr(v1[i], v2[i]) for i in own]
+    assert min(scores) > 40.0, scores  # the same faces, look and identity: codec rounding only
+    assert seen[-1] == (len(v1), len(v1))
+    assert [(r["i"], r["tc"]) for r in frames1] == [(r["i"], r["tc"]) for r in frames2]
+    assert [frames1[i]["faces"] for i in own] == [frames2[i]["faces"] for i in own]
+    assert all(r["faces"] for r in frames2)  # held frames: the faces found again
     render = json.loads(take.render_path(version).read_text())
     assert render["from"] == "v1" and render["settings"] == {} and render["status"] == "complete"
-    assert render["identity"]["id"] == "testpattern" and render["faces_replayed"] == len(v1)
+    assert render["identity"]["id"] == "testpattern" and render["faces_replayed"] == len(own)
 
 
 def test_another_blend_changes_pixels_only_in_the_face_region(
@@ -70,7 +73,7 @@ def test_another_blend_changes_pixels_only_in_the_face_region(
     faint = rerender(take, parse_sets(["blend=0.2"]), settings)
     a, b = decode(take.aged_path(full)), decode(take.aged_path(faint))
     raw = decode(take.raw_path)
-    near = _face_mask(take, "v1", a[0].shape[:2], grow=24)
+    near = _face_mask(take, full, a[0].shape[:2], grow=24)  # faces of every frame
     changed_inside = changed_outside = 0
     for pa, pb, pr, mask in zip(a, b, raw, near, strict=True):
         diff = np.abs(luma(pa) - luma(pb)) > 12

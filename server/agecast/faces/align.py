@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from agecast.faces.template_names import TEMPLATE_NAMES
+
 # The standard 5-point ArcFace template for a 112×112 crop (insightface ``arcface_dst``), in
 # crop pixels: left eye, right eye, nose, left mouth corner, right mouth corner.
 _ARCFACE_112_PX = (
@@ -86,6 +88,9 @@ TEMPLATES: dict[str, torch.Tensor] = {
         "dfl_head": _dfl_face_type(0.70, 0.5),
     }.items()
 }
+
+if tuple(TEMPLATES) != TEMPLATE_NAMES:  # the torch-free list manifests are checked against
+    raise ImportError(f"faces.template_names lists {TEMPLATE_NAMES}, align has {tuple(TEMPLATES)}")
 
 
 def template_points(

@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -76,6 +76,7 @@ DEFAULT_TEMPLATE = "dfl_whole_face"
 METADATA_KEY = "agecast"
 
 Dims = list[int | str]
+Purpose = Literal["likeness", "demo", "tooling"]  # manifest.purpose
 
 _DTYPES: dict[int, str] = {
     TensorProto.FLOAT: "float32",
@@ -231,6 +232,15 @@ def tensor_dims(info: onnx.ValueInfoProto) -> tuple[str, Dims] | None:
     return dtype, dims
 
 
+def known_dims(dims: Dims, fill: dict[int, int]) -> Dims:
+    """``dims`` with each named (dynamic) axis replaced: by ``fill[axis]`` where the contract
+    fixes it (a DFM's output is the input crop's size), else by -1. A manifest records 224, not
+    an exporter's ``Transposeout_face_mask:0_dim_1``."""
+    return [
+        d if isinstance(d, int) and d > 0 else fill.get(axis, -1) for axis, d in enumerate(dims)
+    ]
+
+
 def _fields(exc: ValidationError) -> str:
     return "; ".join(
         f"field {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
@@ -292,14 +302,14 @@ def inspect_dfm(path: Path) -> DfmContract:
         raise IdentityError(
             f"{where}: input {FACE_IN} is {height}×{width}; agecast needs a fixed square crop"
         )
-    shapes = {FACE_IN: face}
+    shapes = {FACE_IN: known_dims(face, {})}
     if MORPH_IN in inputs:
         morph = declared(inputs[MORPH_IN])
         if len(morph) > 2 or any(d != 1 for d in morph):
             raise IdentityError(
                 f"{where}: input {MORPH_IN} has shape {morph}; it should hold one number (1,)"
             )
-        shapes[MORPH_IN] = morph
+        shapes[MORPH_IN] = known_dims(morph, {})
     outputs = {o.name: o for o in model.graph.output}
     missing = [name for name in DFM_OUTPUTS if name not in outputs]
     if missing:
@@ -319,7 +329,7 @@ def inspect_dfm(path: Path) -> DfmContract:
                 f"{where}: output {name} is {dims[1]}×{dims[2]} but the input is "
                 f"{height}×{width}; DFM outputs match the input crop"
             )
-        out_shapes[name] = dims
+        out_shapes[name] = known_dims(dims, {1: height, 2: height, 3: channels})
     if [o.name for o in model.graph.output][:3] != list(DFM_OUTPUTS):
         log.warning("%s: outputs are not in DeepFaceLive's order %s", where, DFM_OUTPUTS)
     return DfmContract(height, shapes, out_shapes, _metadata(model))
@@ -362,6 +372,7 @@ def import_dfm(
     morph: float | None = None,
     target_age: int | None = None,
     consent: ConsentRecord | None = None,
+    purpose: Purpose = "likeness",
     backend: Backend | None = None,
     overwrite: bool = False,
     command: str = "",
@@ -375,14 +386,16 @@ def import_dfm(
     in the file's agecast metadata, else ``dfl_whole_face``. With ``backend`` the model is
     loaded and checked against the manifest before anything is written.
 
-    The package is a likeness. Consent is the operator's to record (``consent``); a consent
-    found in the file's metadata is not trusted. Without one the package is written but will
-    not load until the actor's consent is added.
+    The package is a likeness unless ``purpose`` says it is a demo or tooling model (a test
+    model with no real person's face). Consent is the operator's to record (``consent``); a
+    consent found in the file's metadata is not trusted. Without one a likeness is written but
+    will not load until the actor's consent is added. Without ``display_name`` the crew sees
+    the actor's name.
     """
     contract = inspect_dfm(dfm)
     meta = contract.metadata
     default_id, default_name, default_actor = _names(dfm, meta)
-    name = display_name or default_name
+    name = display_name or actor or default_name
     actor = actor or default_actor
     if morph is not None and not 0.0 <= morph <= 1.0:
         raise IdentityError(f"--morph {morph}: the morph factor is 0–1 (DeepFaceLive's range)")
@@ -418,7 +431,7 @@ def import_dfm(
         "id": id or default_id,
         "display_name": name,
         "actor": actor,
-        "purpose": "likeness",
+        "purpose": purpose,
         "target_age": target_age if target_age is not None else meta.get("target_age"),
         "age_range": age_range if continuous_age else None,
         "family": "dfm",

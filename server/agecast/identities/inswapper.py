@@ -34,9 +34,11 @@ from agecast.errors import BackendError, IdentityError
 from agecast.faces.align import estimate_affine, template_points, warp_crop
 from agecast.frames import FaceBox
 from agecast.identities.dfm import (
+    Purpose,
     build_manifest,
     check_loads,
     graph_inputs,
+    known_dims,
     load_onnx,
     now_iso,
     slug,
@@ -219,6 +221,7 @@ def import_inswapper(
     actor: str | None = None,
     display_name: str | None = None,
     consent: ConsentRecord | None = None,
+    purpose: Purpose = "likeness",
     backend: Backend | None = None,
     insightface_dir: Path | None = None,
     overwrite: bool = False,
@@ -228,7 +231,9 @@ def import_inswapper(
     ``face_image`` (found with agecast's detector, embedded with ``arcface``); returns ``out``.
 
     The model file is copied unchanged; the source vector is fixed in the manifest. Like every
-    likeness it loads only with the actor's ``consent`` recorded.
+    likeness it loads only with the actor's ``consent`` recorded (``purpose`` demo or tooling:
+    a test face that is no one's likeness). Without ``display_name`` the crew sees the actor's
+    name.
     """
     contract = inspect_inswapper(model)
     if backend is None:
@@ -239,7 +244,7 @@ def import_inswapper(
     face = find_face(image, face_image, backend, insightface_dir)
     embedding = arcface_embedding(arcface, image, face, backend, contract.emap.shape[0])
     latent = source_latent(embedding, contract.emap)
-    name = display_name or face_image.stem.replace("_", " ").strip() or face_image.name
+    name = display_name or actor or face_image.stem.replace("_", " ").strip() or face_image.name
     actor = actor or name
     size = contract.size
     fields: dict[str, Any] = {
@@ -247,7 +252,7 @@ def import_inswapper(
         "id": id or slug(f"inswapper-{face_image.stem}", "inswapper"),
         "display_name": name,
         "actor": actor,
-        "purpose": "likeness",
+        "purpose": purpose,
         "family": "inswapper",
         "model": {
             "file": "model.onnx",
@@ -261,7 +266,13 @@ def import_inswapper(
                     "value": [float(v) for v in latent.astype(np.float32)],
                 },
             ],
-            "outputs": [{"name": contract.output, "shape": contract.output_shape, "role": "face"}],
+            "outputs": [
+                {
+                    "name": contract.output,
+                    "shape": known_dims(contract.output_shape, {1: 3, 2: size, 3: size}),
+                    "role": "face",
+                }
+            ],
         },
         "crop": {"size": size, "template": crop_template(size)},
         "normalisation": {"layout": "NCHW", "channels": "RGB"},

@@ -103,12 +103,14 @@ class CropDecl(_Strict):
     @field_validator("template")
     @classmethod
     def _five_points(cls, v: str | list[tuple[float, float]]) -> str | list[tuple[float, float]]:
-        from agecast.faces.align import TEMPLATES
+        from agecast.faces.template_names import TEMPLATE_NAMES  # torch-free
 
         if isinstance(v, list) and len(v) != 5:
             raise ValueError("a template given as points needs exactly 5 (x, y) pairs in 0–1")
-        if isinstance(v, str) and v not in TEMPLATES:
-            raise ValueError(f"unknown template {v!r}; use one of {', '.join(sorted(TEMPLATES))}")
+        if isinstance(v, str) and v not in TEMPLATE_NAMES:
+            raise ValueError(
+                f"unknown template {v!r}; use one of {', '.join(sorted(TEMPLATE_NAMES))}"
+            )
         return v
 
 

@@ -11,11 +11,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
-
-import torch
+from typing import TYPE_CHECKING, ClassVar
 
 from agecast.errors import BackendError
+
+if TYPE_CHECKING:  # the interface names torch types; importing it is the backends' business
+    import torch
 
 Dim = int | str | None
 
@@ -81,6 +82,7 @@ class Backend(ABC):
 
     name: ClassVar[str]
     device: ClassVar[str] = "cpu"
+    why: str = "named by the backend setting"  # why this backend runs (the startup line says)
 
     @classmethod
     @abstractmethod

@@ -175,7 +175,7 @@ class OnnxRuntimeBackend(Backend):
                 f"{label}: onnxruntime cannot load the model ({exc}); "
                 "check the file is a complete ONNX model"
             ) from exc
-        log.info(
+        log.debug(
             "%s loaded on onnxruntime %s %s", label, ort.__version__, session.get_providers()[0]
         )
         return self._model(session, label)

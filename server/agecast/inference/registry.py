@@ -108,17 +108,23 @@ def get_backend(
         usable, reasons = _auto_candidates()
         if not usable:
             raise BackendUnavailable("no inference backend is usable: " + "; ".join(reasons))
+        # why the others cannot run (no TensorRT, no CUDA…) is for `agecast backends` and
+        # --log-level debug; the startup line says which runs and why (Backend.why)
         if len(usable) == 1:
-            log.info(
+            log.debug(
                 "backend auto → %s (the only usable one; %s)", usable[0].name, "; ".join(reasons)
             )
-            return _make(usable[0], threads, engines_dir)
-        log.info(
+            backend = _make(usable[0], threads, engines_dir)
+            backend.why = "auto: the only backend usable here (`agecast backends` says why)"
+            return backend
+        log.debug(
             "backend auto: measuring %s on each model (%s)",
             ", ".join(c.name for c in usable),
             "; ".join(reasons) or "all usable",
         )
-        return AutoBackend([_make(c, threads, engines_dir, auto=True) for c in usable])
+        auto = AutoBackend([_make(c, threads, engines_dir, auto=True) for c in usable])
+        auto.why = "auto: the fastest of " + ", ".join(c.name for c in usable) + " per model"
+        return auto
     if name not in _LOADERS:
         raise BackendUnavailable(
             f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}"

@@ -62,17 +62,21 @@ def measure(
     on_output: Callable[[Output], None] | None = None,
 ) -> dict[str, Any]:
     """Consume ``pipeline`` (started) for ``warmup`` + ``seconds``, encoding every output as the
-    live monitor does (one download on a GPU, then H.264): its stats plus frame→encoded-packet
-    latency, the encoder used and host↔device copies per frame. Counts restart after warm-up."""
+    live monitor does (one download on a GPU, then H.264) unless ``encode`` is False: its stats
+    plus frame→encoded-packet latency, the encoder used and host↔device copies per frame.
+    Counts restart after warm-up. A source that ends first cuts the run short: then
+    ``ended_early`` is true and ``seconds`` is what was measured, not what was asked."""
     encoder = H264Encoder(pipeline.source.fps) if encode else None
     packet_ms: list[float] = []
     start = time.monotonic()
     warmed = warmup <= 0
     if warmed:
         pipeline.reset_stats()
+    ended_early = True  # unless the loop below reaches the end of the time asked
     for output in pipeline.outputs():
         elapsed = time.monotonic() - start
         if elapsed >= warmup + seconds:
+            ended_early = False
             break
         if not warmed and elapsed >= warmup:
             pipeline.reset_stats()
@@ -86,15 +90,30 @@ def measure(
             encoder.encode(to_host(output.picture, pipeline.copies))
             packet_ms.append((time.monotonic_ns() - output.capture_ns) / 1e6)
     stats = pipeline.stats()
+    stats["requested_s"] = seconds
+    stats["ended_early"] = ended_early
+    stats["ended_in_warmup"] = ended_early and not warmed
+    stats["encode"] = encoder is not None
     if encoder is not None:
         stats["frame_to_packet_ms"] = percentiles(packet_ms)
         stats["encoder"] = {"name": encoder.encoder_name, "fallback": encoder.fallback}
     return stats
 
 
-def bench(settings: Settings, *, seconds: float, live: bool, warmup: float = 2.0) -> dict[str, Any]:
-    """Run for ``warmup`` + ``seconds``; ``live`` paces the source and drops, else every frame."""
-    built = build(settings, mode="live" if live else "render")
+def bench(
+    settings: Settings,
+    *,
+    seconds: float,
+    live: bool,
+    warmup: float = 2.0,
+    encode: bool = True,
+    command: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run for ``warmup`` + ``seconds``; ``live`` paces the source and drops, else every frame
+    flat out (a file source loops to fill the time). ``encode``: H.264 every output as the
+    monitor does (False measures the pipeline alone)."""
+    load_before = os.getloadavg()
+    built = build(settings, mode="live" if live else "render", loop=True if not live else None)
     pipeline = built.pipeline
     if built.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -106,7 +125,9 @@ def bench(settings: Settings, *, seconds: float, live: bool, warmup: float = 2.0
             still.append(output.raw.clone())
 
     try:
-        stats = measure(pipeline, seconds=seconds, warmup=warmup, on_output=keep_first)
+        stats = measure(
+            pipeline, seconds=seconds, warmup=warmup, encode=encode, on_output=keep_first
+        )
     finally:
         built.close()
     if pipeline.error is not None:
@@ -114,6 +135,7 @@ def bench(settings: Settings, *, seconds: float, live: bool, warmup: float = 2.0
     jitter = measure_jitter(built.fx.tracker.detector, still[0].cpu()) if still else None
     return {
         "command": "bench",
+        "argv": command or ["agecast", "bench"],
         "agecast": __version__,
         "source": settings.source,
         "identity": built.identity.manifest.id,
@@ -128,4 +150,6 @@ def bench(settings: Settings, *, seconds: float, live: bool, warmup: float = 2.0
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "gpu_peak_memory_mb": gpu_peak_mb(built.device),
         "machine": machine(),
+        # the box is shared: how busy it was (1/5/15-minute load) before and after
+        "load_average": {"before": load_before, "after": os.getloadavg()},
     }

@@ -95,20 +95,25 @@ def device_and_backend(settings: Settings) -> tuple[torch.device, Backend]:
     return device, backend
 
 
-def build(settings: Settings, *, mode: Literal["live", "render"] = "live") -> Built:
-    """Everything a run needs, loaded and checked, not started."""
+def build(
+    settings: Settings, *, mode: Literal["live", "render"] = "live", loop: bool | None = None
+) -> Built:
+    """Everything a run needs, loaded and checked, not started. ``loop``: restart a file
+    source at its end (default: ``settings.loop`` live; never in render mode, which reads a
+    file once — ``bench --max`` loops one to fill its seconds)."""
     device, backend = device_and_backend(settings)
     identity, fx = build_fx(settings, backend)
-    source = open_source(
-        settings.source, live=(mode == "live"), loop=settings.loop and mode == "live"
-    )
+    if loop is None:
+        loop = settings.loop and mode == "live"
+    source = open_source(settings.source, live=(mode == "live"), loop=loop)
     pipeline = Pipeline(source, fx, layout=settings.layout, mode=mode, device=device)
     log.info(
-        "built pipeline: source=%s identity=%s (%s) backend=%s device=%s",
+        "built pipeline: source=%s identity=%s (%s) backend=%s (%s) device=%s",
         settings.source,
         identity.manifest.id,
         identity.manifest.age_label,
         backend.name,
+        backend.why,
         device,
     )
     return Built(settings, device, backend, identity, fx, pipeline)

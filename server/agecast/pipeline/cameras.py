@@ -71,7 +71,8 @@ def build_cameras(
         for name, uri in entries:
             identity, fx = build_fx(settings, backend)
             try:
-                source = open_source(uri, live=live, loop=settings.loop and live)
+                # live: as settings say; max (bench): a file loops to fill the time asked
+                source = open_source(uri, live=live, loop=settings.loop or not live)
             except SourceError as exc:
                 fx.tracker.close()
                 identity.close()
@@ -86,10 +87,17 @@ def build_cameras(
 
 
 def bench_cameras(
-    settings: Settings, sources: list[str], *, seconds: float, live: bool, warmup: float = 2.0
+    settings: Settings,
+    sources: list[str],
+    *,
+    seconds: float,
+    live: bool,
+    warmup: float = 2.0,
+    encode: bool = True,
 ) -> dict[str, Any]:
     """Run every camera for ``warmup`` + ``seconds`` at once, each output encoded as the monitor
-    does (its own encoder per camera); per-camera and overall figures."""
+    does (its own encoder per camera) unless ``encode`` is False; per-camera and overall
+    figures, and whether any camera's source ended early."""
     built = build_cameras(settings, sources, mode="live" if live else "render")
     if built.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -99,7 +107,7 @@ def bench_cameras(
             camera.pipeline.start()
         threads = [
             threading.Thread(
-                target=_consume, args=(c, warmup, seconds, stats), name=f"bench-{c.name}"
+                target=_consume, args=(c, warmup, seconds, encode, stats), name=f"bench-{c.name}"
             )
             for c in built.cameras
         ]
@@ -125,12 +133,18 @@ def bench_cameras(
         "fps_out_total": round(sum(s["fps_out"] for s in per_camera), 2),
         "dropped_total": sum(sum(s["dropped"].values()) for s in per_camera),
         "frame_to_output_p99_ms_worst": max(s["frame_to_output_ms"]["p99"] for s in per_camera),
-        "frame_to_packet_p99_ms_worst": max(s["frame_to_packet_ms"]["p99"] for s in per_camera),
+        "frame_to_packet_p99_ms_worst": (
+            max(s["frame_to_packet_ms"]["p99"] for s in per_camera) if encode else None
+        ),
+        "requested_s": seconds,
+        "ended_early": any(s["ended_early"] for s in per_camera),
         "gpu_peak_memory_mb": gpu_peak_mb(built.device),
         "machine": machine(),
         "per_camera": per_camera,
     }
 
 
-def _consume(camera: Camera, warmup: float, seconds: float, out: dict[str, dict[str, Any]]) -> None:
-    out[camera.name] = measure(camera.pipeline, seconds=seconds, warmup=warmup)
+def _consume(
+    camera: Camera, warmup: float, seconds: float, encode: bool, out: dict[str, dict[str, Any]]
+) -> None:
+    out[camera.name] = measure(camera.pipeline, seconds=seconds, warmup=warmup, encode=encode)

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from agecast.errors import OutputError
+from agecast.outfiles import atomic_output, check_writable, write_text_atomic
 from agecast.pipeline.build import build
 from agecast.settings import Settings
 from agecast.stream.writer import Mp4Writer
@@ -26,23 +28,33 @@ def render(
 
     ``progress`` is called with the number of frames written so far (for a progress bar).
     """
+    check_writable(out, "--out")  # before minutes of rendering, not after
+    if report is not None:
+        check_writable(report, "--report")
     built = build(settings, mode="render")
     pipeline = built.pipeline
     pipeline.limit = limit
-    pipeline.start()
-    writer = Mp4Writer(out, pipeline.source.fps)
     try:
-        for output in pipeline.outputs():
-            if output is None:
-                continue
-            writer.write(output.picture)
-            if progress is not None:
-                progress(writer.frames)
-    finally:
-        writer.close()
+        pipeline.start()
+    except BaseException:
         built.close()
-    if pipeline.error is not None:
-        raise pipeline.error
+        raise
+    with atomic_output(out) as partial:  # a failed render leaves no half file at ``out``
+        writer = Mp4Writer(partial, pipeline.source.fps)
+        try:
+            for output in pipeline.outputs():
+                if output is None:
+                    continue
+                writer.write(output.picture)
+                if progress is not None:
+                    progress(writer.frames)
+        finally:
+            writer.close()
+            built.close()
+        if pipeline.error is not None:
+            raise pipeline.error
+        if writer.frames == 0:
+            raise OutputError(f"{settings.source} gave no frames: nothing written to {out}")
     result: dict[str, Any] = {
         "command": "render",
         "out": str(out),
@@ -56,6 +68,5 @@ def render(
         **pipeline.stats(),
     }
     if report is not None:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(json.dumps(result, indent=2) + "\n")
+        write_text_atomic(report, json.dumps(result, indent=2) + "\n")
     return result

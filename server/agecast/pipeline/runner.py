@@ -108,6 +108,13 @@ class Pipeline:
         # Called on the device thread with each frame just before its face stages (a re-render
         # sets the look a take recorded for that frame).
         self.before_frame: Callable[[Frame], None] | None = None
+        # Called on the capture thread with every frame the source delivers, before the live
+        # hand-off may drop it (a take's recorder keeps them all); it must not block.
+        self.tap: Callable[[Frame], object] | None = None
+        # Called on the device thread before it takes the next frame: a take's recorder that
+        # is falling behind waits here a little, so a saturated box gives the take the CPU and
+        # the live path (which drops by design) the frames that are left.
+        self.pause: Callable[[], object] | None = None
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -162,6 +169,9 @@ class Pipeline:
                     break
                 self.frames_in += 1
                 self._last_in_ns = frame.capture_ns
+                tap = self.tap
+                if tap is not None:
+                    tap(frame)
                 self._in.put(frame)
         except SlotClosed:
             pass
@@ -176,6 +186,9 @@ class Pipeline:
         try:
             while True:
                 watchdog.idle()
+                pause = self.pause
+                if pause is not None:
+                    pause()
                 frame = self._in.get(timeout=0.5)
                 if frame is None:
                     continue

@@ -24,6 +24,8 @@ from agecast.frames import Frame, stamp_now
 log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 30.0
+# A paced source whose consumer is up to this late delivers the frames it owes at once.
+CATCH_UP_S = 0.2
 # A close() waits this long for a read in progress to finish before leaving the clean-up to it.
 CLOSE_WAIT_S = 0.5
 
@@ -165,13 +167,14 @@ class Source(ABC):
     def _wait_until_due(self) -> bool:
         """Sleep to a monotonic schedule at ``fps``; False when closed while waiting.
 
-        A consumer more than a frame late re-anchors the schedule instead of bursting frames
-        to catch up; up to one frame late, the next frame is due one period after the last.
+        A consumer up to :data:`CATCH_UP_S` late gets the frames it is owed at once, as from a
+        camera's driver queue (a busy box must not shorten a take's clock); later than that the
+        schedule re-anchors instead of bursting many frames to catch up.
         """
         period = 1.0 / self.fps
         now = time.monotonic()
         due = self._due
-        if due is None or now - due > period:
+        if due is None or now - due > max(period, CATCH_UP_S):
             due = now
         elif due > now and self._closing.wait(due - now):
             return False

@@ -26,7 +26,7 @@ from agecast.pipeline.cameras import Camera, build_cameras
 from agecast.pipeline.metrics import Timings, percentiles
 from agecast.pipeline.runner import Output
 from agecast.pipeline.transfer import to_host
-from agecast.settings import Settings
+from agecast.settings import Settings, explain
 from agecast.sources import SourceState
 from agecast.stream.encoder import H264Encoder, encode_jpeg
 from agecast.stream.fanout import Fanout, Message
@@ -76,14 +76,20 @@ class LiveService:
         self.preset: str | None = None  # the preset last applied
 
     # lifecycle -------------------------------------------------------------------------------
-    def start(self) -> None:
-        pipeline = self.built.pipeline
+    def open_source(self) -> None:
+        """Open the source now (``start`` would): a missing file or camera fails before
+        anything is served."""
         try:
-            pipeline.start()
+            self.built.pipeline.source.open()
         except SourceError as exc:
             if not self._named:
                 raise
             raise SourceError(f"camera {self.name}: {exc}") from exc
+
+    def start(self) -> None:
+        pipeline = self.built.pipeline
+        self.open_source()
+        pipeline.start()  # the source is open: opening it again does nothing
         self.encoder = H264Encoder(pipeline.source.fps)
         self._thread = threading.Thread(
             target=self._encode_loop, name="agecast-encode", daemon=True
@@ -106,7 +112,7 @@ class LiveService:
             self.last_output = output
             self.fx_state = output.fx.value
             recorder = self.recorder
-            if recorder is not None and recorder.active:
+            if recorder is not None and not recorder.finished:  # also the last, after a stop
                 recorder.offer(output)  # a reference on a queue: never blocks the live path
             for mark in self.fanout.marks():  # nobody watching: no encode at all
                 try:
@@ -179,11 +185,8 @@ class LiveService:
                         **{k: v for k, v in values.items() if k != "bypass"},
                     }
                 )
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-                )
-                raise SettingsError(f"invalid control value: {problems}") from exc
+            except ValidationError as exc:  # a 422 in the settings' own words, never a 500
+                raise SettingsError(f"invalid control: {explain(exc)}") from exc
             if "bypass" in values and not isinstance(values["bypass"], bool):
                 raise SettingsError(f"bypass must be true or false (got {values['bypass']!r})")
             fx = self.built.fx
@@ -227,7 +230,7 @@ class LiveService:
             self.recorder = Recorder.begin(
                 TakeStore(self.settings.resolved_takes_dir), scene, take, camera,
                 settings=self.settings, look=self.built.fx.look, identity=self.built.fx.identity,
-                source_uri=pipeline.source.uri, fps=pipeline.source.fps, preset=self.preset,
+                pipeline=pipeline, preset=self.preset,
             )  # fmt: skip
             return self.recorder.take
 
@@ -236,7 +239,9 @@ class LiveService:
         recorder = self.recorder
         if recorder is None or not recorder.active:
             raise TakeError("not recording: start a take first")
-        return recorder.stop()
+        info = recorder.stop()
+        self.built.pipeline.tap = self.built.pipeline.pause = None
+        return info
 
     # status ----------------------------------------------------------------------------------
     def record_glass(self, values: list[float]) -> None:

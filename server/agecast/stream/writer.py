@@ -60,7 +60,7 @@ class Mp4Writer:
         self._container.mux(self._stream.encode(None))
         self._container.close()
         self._container = None
-        log.info("wrote %d frame(s) to %s", self.frames, self.path)
+        log.debug("wrote %d frame(s) to %s", self.frames, self.path)
 
     def __enter__(self) -> Mp4Writer:
         return self

@@ -29,6 +29,7 @@ from typing import IO, Any, Literal
 
 import av
 import torch
+from pydantic import ValidationError
 
 from agecast.errors import AgecastError, SettingsError, TakeError
 from agecast.frames import FaceBox, Frame
@@ -38,7 +39,7 @@ from agecast.inference.registry import get_backend
 from agecast.pipeline.build import build_fx, pick_device
 from agecast.pipeline.fx import FaceFX, Look
 from agecast.pipeline.runner import Output, Pipeline
-from agecast.settings import Settings
+from agecast.settings import Settings, explain
 from agecast.sources import open_source
 from agecast.stream.avframe import Yuv420Patcher
 from agecast.takes.recorder import (
@@ -97,8 +98,8 @@ def check_overrides(values: dict[str, Any]) -> dict[str, Any]:
         )
     try:
         checked = Settings.model_validate({k: v for k, v in values.items() if v is not None})
-    except ValueError as exc:
-        raise SettingsError(f"invalid re-render settings: {exc}") from exc
+    except ValidationError as exc:
+        raise SettingsError(f"invalid re-render setting: {explain(exc)}") from exc
     return {k: (getattr(checked, k) if values[k] is not None else None) for k in values}
 
 
@@ -176,7 +177,7 @@ class _Replay:
 
     def faces(self, frame: Frame) -> list[FaceBox] | None:
         record = self.recorded.frames.get(frame.index)
-        if record is None:
+        if record is None or record.get("held"):  # no faces recorded for it: find them
             self.tracked += 1
             return None
         self.replayed += 1
@@ -234,11 +235,12 @@ class _VersionWriter:
                 pix_fmt=AGED_FORMAT, timecode_start=self.take.info.timecode_start,
             )  # fmt: skip
         raw = to_array(output.raw)
-        yuv = source_yuv(output, raw) if raw.shape == aged.shape else None
+        yuv = source_yuv(output.raw_yuv, raw) if raw.shape == aged.shape else None
+        at = output.pts_s  # the raw take's own timestamps
         if yuv is not None:  # the raw take's own 4:2:0 outside the faces
-            self._mp4.write(aged_frame(self._patcher, yuv, raw, aged))
+            self._mp4.write(aged_frame(self._patcher, yuv, raw, aged), at)
         else:
-            self._mp4.write(aged)
+            self._mp4.write(aged, at)
         i = output.index
         changes: dict[str, Any] = {}
         if output.look is not None and output.look != self._look:
@@ -427,6 +429,8 @@ def _remux(src: Path, out: Path, tc: str) -> None:
     with av.open(str(src)) as inp, av.open(str(out), "w", format="mp4") as dst:
         video = inp.streams.video[0]
         stream = dst.add_stream_from_template(video)
+        # the MP4 muxer writes a timecode track only for a stream with a frame rate
+        stream.codec_context.framerate = video.average_rate or video.guessed_rate or Fraction(30)
         stream.metadata["timecode"] = tc
         dst.metadata["timecode"] = tc
         for packet in inp.demux(video):

@@ -59,7 +59,18 @@ class TakeInfo(BaseModel):
     width: int = 0
     height: int = 0
     fps: float = 0.0
-    frames: int = 0
+    frames: int = Field(0, description="frames in raw.mp4 and in the recorded aged.mp4")
+    duration_s: float | None = Field(
+        None, description="raw.mp4's length: its last frame's time plus one frame"
+    )
+    aged_frames: int | None = Field(
+        None, description="recorded aged frames made from their own source frame"
+    )
+    held_frames: int = Field(
+        0, description="recorded aged frames that repeat an earlier one (the live path dropped "
+        "their source frame); listed in the v1 sidecar"
+    )  # fmt: skip
+    dropped_frames: int = Field(0, description="source frames lost from the take")
     timecode_start: str = "00:00:00:00"
     status: TakeStatus = "recording"
     identity: IdentityRef | None = None
@@ -67,6 +78,8 @@ class TakeInfo(BaseModel):
 
     @property
     def seconds(self) -> float:
+        if self.duration_s is not None:
+            return self.duration_s
         return self.frames / self.fps if self.fps > 0 else 0.0
 
 
@@ -294,6 +307,13 @@ class TakeStore:
         if (self.root / take_id).exists():
             raise _exists(scene, take, camera)
         return take_id
+
+    def next_take(self, scene: str, take: str, camera: str | None = None) -> str:
+        """The take name after ``take`` (``3`` → ``4``, ``3B`` → ``3B2``) that is still free."""
+        name = _next_take_hint(take)
+        while self.exists(take_id_for(scene, name, camera)):
+            name = _next_take_hint(name)
+        return name
 
     def create(self, scene: str, take: str, camera: str | None = None, **info: Any) -> Take:
         """A new take folder with take.json (status "recording"); never overwrites one."""
