@@ -1128,6 +1128,12 @@ def train(
     init_from: Annotated[
         Path | None, typer.Option(help="agecast-reage: start from this run's weights")
     ] = None,
+    occluders: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="agecast-reage: share of samples with a synthetic occluder"
+        ),
+    ] = 0.5,
 ) -> None:
     """Train an identity model: src = the identity's faces, dst = the footage's faces."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -1156,6 +1162,7 @@ def train(
             dims=dims,
             crop=crop,
             init_from=str(init_from) if init_from else None,
+            occluders=occluders,
         )
         run_training: Callable[..., Any] = train_reage
     else:

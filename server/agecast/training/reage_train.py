@@ -61,6 +61,7 @@ class ReageOptions:
     log_every: int = 100
     threads: int = 0
     init_from: str | None = None  # start from another reage run's weights (new data, same net)
+    occluders: float = 0.5  # share of training samples with a synthetic occluder
 
 
 def _split(data: AgedFaces) -> tuple[AgedFaces, AgedFaces]:
@@ -203,6 +204,8 @@ def train_reage(
                     f"--init-from {opts.init_from} has model {start.config}, this run {config}"
                 )
             net.load_state_dict(start.state_dict())
+            # the run started from is part of how this one was made: keep its command too
+            command = f"{RunRecord.load(Path(opts.init_from)).command}\n{command}"
         record = RunRecord(
             src=str(src),
             dst=str(dst),
@@ -235,7 +238,7 @@ def train_reage(
         device,
     )
     (run / "previews").mkdir(exist_ok=True)
-    aug = ReageAugment(crop=opts.crop)
+    aug = ReageAugment(crop=opts.crop, occluder_p=opts.occluders)
     net.train()
     t0 = time.perf_counter()
     window: list[float] = []
