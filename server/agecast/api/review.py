@@ -2,8 +2,8 @@
 
 ``/ws/review?take=ID&a=raw&b=v1&codec=h264|jpeg`` speaks the ``/ws/monitor`` wire format (hello,
 binary pictures, ping/pong, keyframe) with its own player and encoder per socket, so reviews
-never touch the live stream. It is admitted like ``/ws/monitor`` (session, role viewer, Origin,
-message size and rate). Transport, viewer → server, one JSON object per message::
+never touch the live stream. It is admitted like ``/ws/monitor`` (``guard.socket_session``:
+session, role viewer, Origin, closed when the session ends; message size and rate). Transport, viewer → server, one JSON object per message::
 
     {"type": "play"} | {"type": "pause"} | {"type": "seek", "frame": N}
     {"type": "step", "by": ±N} | {"type": "speed", "speed": 0.25…2}
@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,7 +31,8 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from agecast import __version__
-from agecast.api.auth import Auth, Link, Role
+from agecast.api.auth import Auth, Link
+from agecast.api.guard import socket_session
 from agecast.errors import TakeError
 from agecast.stream.fanout import Fanout, Viewer
 from agecast.takes.player import (
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 
 MAX_REVIEWS = 4  # review sockets at once: each decodes two files and encodes its own stream
 POSITION_EVERY_S = 0.1
-Admit = Callable[[WebSocket, Role], Awaitable[Link | None]]
 
 _PICTURE = PICTURE_RE.pattern
 
@@ -128,8 +128,8 @@ class ReviewLimit:
             self.open = max(0, self.open - 1)
 
 
-def include_review(app: FastAPI, admit: Admit, auth: Auth, takes_dir: Callable[[], Path]) -> None:
-    """Add the review routes to ``app``; ``admit`` is the app's WebSocket admission check."""
+def include_review(app: FastAPI, auth: Auth, takes_dir: Callable[[], Path]) -> None:
+    """Add the review routes to ``app``."""
     # Imported here: app.py imports this module to include it.
     from agecast.api.app import _parse, _send_pictures, _texts
 
@@ -157,9 +157,12 @@ def include_review(app: FastAPI, admit: Admit, auth: Auth, takes_dir: Callable[[
         if codec not in ("h264", "jpeg"):
             await ws.close(code=1008, reason="codec must be h264 or jpeg")
             return
-        link = await admit(ws, "viewer")
-        if link is None:
-            return
+        async with socket_session(ws, auth, "viewer") as session:
+            if session is not None:
+                await _admitted(ws, session.link, codec)
+
+    async def _admitted(ws: WebSocket, link: Link, codec: str) -> None:
+        query = ws.query_params
         if not limit.acquire():
             await _refuse(
                 ws, 1013, f"{limit.most} takes are being reviewed already (the most at once): "
@@ -193,9 +196,7 @@ def include_review(app: FastAPI, admit: Admit, auth: Auth, takes_dir: Callable[[
         fanout.add(viewer)
         player.start()
         sender = asyncio.create_task(_send_pictures(ws, viewer))
-        reporter = asyncio.create_task(
-            _report(ws, player, position, lambda: auth.links.still_usable(link.id))
-        )
+        reporter = asyncio.create_task(_report(ws, player, position))
         try:
             async for text in _texts(ws):
                 reply = await asyncio.to_thread(_command, player, text, _parse)
@@ -258,16 +259,11 @@ async def _refuse(ws: WebSocket, code: int, error: str) -> None:
         pass
 
 
-async def _report(
-    ws: WebSocket, player: ReviewPlayer, last: Position, allowed: Callable[[], bool]
-) -> None:
-    """The position whenever it moved; a socket whose link was revoked is closed at once."""
+async def _report(ws: WebSocket, player: ReviewPlayer, last: Position) -> None:
+    """The position whenever it moved."""
     try:
         while True:
             await asyncio.sleep(POSITION_EVERY_S)
-            if not allowed():
-                await ws.close(code=4401, reason="link revoked or expired")
-                return
             position = player.position()
             if position != last:
                 last = position

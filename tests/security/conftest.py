@@ -1,0 +1,17 @@
+"""A real server on 127.0.0.1 to attack the way someone on the set LAN would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.api.conftest import Running, running_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with running_server(
+        tmp_path_factory.mktemp("attack"), source="testpattern:640x360@30", identity="testpattern"
+    ) as srv:
+        yield srv
