@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.api.conftest import Running, running_server
+from tests.identities.conftest import make_package  # noqa: F401 - a fixture for these tests
 
 
 @pytest.fixture(scope="module")
