@@ -12,7 +12,8 @@ from tests.identities.conftest import make_package  # noqa: F401 - a fixture for
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    tmp = tmp_path_factory.mktemp("attack")
     with running_server(
-        tmp_path_factory.mktemp("attack"), source="testpattern:640x360@30", identity="testpattern"
+        tmp, source="testpattern:640x360@30", identity="testpattern", state_dir=tmp / "state"
     ) as srv:
         yield srv

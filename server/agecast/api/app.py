@@ -63,7 +63,7 @@ class Control(BaseModel):
     color_transfer: str | None = Field(None, pattern="^(auto|rct|rct-lab|none)$")
     mask_feather: float | None = Field(None, ge=0, le=0.5)
     layout: str | None = Field(None, pattern="^(side-by-side|aged|raw)$")
-    identity: str | None = Field(None, min_length=1, max_length=64)
+    identity: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")  # installed id
     ai_mark: bool | None = None
     age: float | None = Field(None, ge=0, le=130)
     # years per region (forehead, eyes, mouth, hair): {"eyes": -10} or a list of four
@@ -197,7 +197,7 @@ def create_app(
         )
         try:
             async for text in _texts(ws):
-                reply = _viewer_message(service, viewer, text)
+                reply = _viewer_message(service, viewer, link, text)
                 if reply is not None:
                     await ws.send_text(json.dumps(reply))
         except (WebSocketDisconnect, RuntimeError):
@@ -207,7 +207,7 @@ def create_app(
             sender.cancel()
             status_task.cancel()
             auth.audit.write(
-                "viewer_left", viewer=viewer.id, label=link.label, sent=viewer.sent,
+                "viewer_left", viewer=viewer.id, label=link.label, link=link.id, sent=viewer.sent,
                 dropped=viewer.dropped,
             )  # fmt: skip
 
@@ -361,7 +361,9 @@ def _parse(text: str) -> dict[str, Any]:
     return message
 
 
-def _viewer_message(service: LiveService, viewer: Viewer, text: str) -> dict[str, Any] | None:
+def _viewer_message(
+    service: LiveService, viewer: Viewer, link: Link, text: str
+) -> dict[str, Any] | None:
     try:
         message = _parse(text)
         kind = message["type"]
@@ -371,7 +373,8 @@ def _viewer_message(service: LiveService, viewer: Viewer, text: str) -> dict[str
             values = message.get("glass_ms", [])
             if not isinstance(values, list) or not all(isinstance(v, int | float) for v in values):
                 raise ValueError("stats.glass_ms must be a list of numbers")
-            service.record_glass([float(v) for v in values[:1000]])
+            if link.allows("operator"):  # the figure everyone sees: not a viewer's to set
+                service.record_glass([float(v) for v in values[:1000]])
             return None
         if kind == "keyframe":  # within the viewer's key-frame budget (stream.fanout)
             service.fanout.ask_key_frame(viewer)

@@ -314,14 +314,39 @@ def _secret(path: Path) -> bytes:
     return secret
 
 
+CHURN_EVENTS = frozenset({"viewer_joined", "viewer_left", "review_opened", "review_closed"})
+CHURN_PER_MINUTE = 20  # per event and link: a reconnect loop writes no more than this
+
+
 class Audit:
-    """Append-only JSON lines: logins, viewers joining and leaving, settings, identity loads."""
+    """Append-only JSON lines: logins, links, viewers joining and leaving, settings, identity
+    loads. Joins and leaves are written at most :data:`CHURN_PER_MINUTE` a minute per link and
+    event; the rest are counted in one ``audit_suppressed`` line when the minute is over."""
 
     def __init__(self, state_dir: Path) -> None:
         self.path = private_dir(state_dir) / "audit.jsonl"
         self._lock = threading.Lock()
+        self._churn: dict[tuple[str, str], tuple[float, int]] = {}  # → (minute start, count)
 
     def write(self, event: str, **fields: object) -> None:
+        if event in CHURN_EVENTS and not self._admit(event, str(fields.get("link", ""))):
+            return
+        self._append(event, **fields)
+
+    def _admit(self, event: str, link: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            start, count = self._churn.get((event, link), (now, 0))
+            suppressed = 0
+            if now - start >= 60:  # a new minute: report what the last one left out
+                suppressed, start, count = max(0, count - CHURN_PER_MINUTE), now, 0
+            count += 1
+            self._churn[(event, link)] = (start, count)
+        if suppressed:
+            self._append("audit_suppressed", of=event, link=link, count=suppressed)
+        return count <= CHURN_PER_MINUTE
+
+    def _append(self, event: str, **fields: object) -> None:
         record = {"t": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": event, **fields}
         line = json.dumps(record, default=str) + "\n"
         with self._lock:

@@ -26,19 +26,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+import numpy as np
+import torch
+from fastapi import FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from agecast import __version__
 from agecast.api.auth import Auth, Link
 from agecast.api.guard import socket_session
+from agecast.compose.marks import Marker
 from agecast.errors import TakeError
+from agecast.stream.encoder import encode_jpeg
 from agecast.stream.fanout import Fanout, Viewer
 from agecast.takes.player import (
     MAX_SPEED,
     MIN_SPEED,
     PICTURE_RE,
+    THUMBNAIL,
     Position,
     ReviewPlayer,
     thumbnail,
@@ -141,14 +147,24 @@ def include_review(app: FastAPI, auth: Auth, takes_dir: Callable[[], Path]) -> N
         except TakeError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
 
-    @app.get("/api/takes/{take_id}/thumbnail.jpg", response_class=FileResponse)
-    def take_thumbnail(take_id: str) -> FileResponse:
+    thumbnails = threading.Lock()  # one decode at a time: requests cannot starve a recording
+
+    @app.get("/api/takes/{take_id}/thumbnail.jpg", response_class=Response)
+    def take_thumbnail(take_id: str, request: Request) -> Response:
         take = get_take(take_id)
+        cached = take.path / THUMBNAIL
         try:
-            path = thumbnail(take)
+            with thumbnails:
+                recording = take.info.status == "recording"
+                # a take being recorded changes every frame: its first thumbnail stands
+                path = cached if recording and cached.is_file() else thumbnail(take)
         except TakeError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
+        link: Link = request.state.link
+        headers = {"Cache-Control": "no-cache"}
+        if link.burn_label and link.label:  # a labelled link's pictures all carry its label
+            return Response(_labelled(path, link.label), media_type="image/jpeg", headers=headers)
+        return FileResponse(path, media_type="image/jpeg", headers=headers)
 
     @app.websocket("/ws/review")
     async def review(ws: WebSocket) -> None:
@@ -213,6 +229,13 @@ def include_review(app: FastAPI, auth: Auth, takes_dir: Callable[[], Path]) -> N
                 "review_closed", take=take.id, label=link.label, link=link.id, sent=viewer.sent,
                 dropped=viewer.dropped,
             )  # fmt: skip
+
+
+def _labelled(path: Path, label: str) -> bytes:
+    """The JPEG at ``path`` with ``label`` burnt in, as the live pictures of that link are."""
+    picture = torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy())
+    Marker().burn(picture, label, "bottom-left")
+    return encode_jpeg(picture)
 
 
 def _open_player(

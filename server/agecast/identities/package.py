@@ -297,10 +297,12 @@ def discover(dirs: list[Path]) -> list[IdentityPackage]:
     return found
 
 
-def resolve(name: str, dirs: list[Path]) -> IdentityPackage:
-    """``name`` is a package folder path, an identity id, or ``auto`` (best installed)."""
+def resolve(name: str, dirs: list[Path], *, installed_only: bool = False) -> IdentityPackage:
+    """``name`` is a package folder path, an identity id, or ``auto`` (best installed).
+    ``installed_only``: only ids of packages in ``dirs`` (what a monitor's operator may pick:
+    not any folder on the server's disk)."""
     candidate = Path(name).expanduser()
-    if name != "auto" and (candidate / MANIFEST_NAME).exists():
+    if not installed_only and name != "auto" and (candidate / MANIFEST_NAME).exists():
         return read_package(candidate)
     installed = discover(dirs)
     if name == "auto":

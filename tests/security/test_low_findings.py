@@ -1,0 +1,117 @@
+"""Attacks 9, 11 and 12 (low): each test is named after what was done to the monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from agecast.api.auth import COOKIE, CHURN_PER_MINUTE, Auth
+from agecast.errors import SettingsError
+from agecast.settings import Settings
+
+from tests.api.conftest import Running
+from tests.identities.conftest import PackageFactory
+
+COMPOSE = Path(__file__).resolve().parents[2] / "docker" / "compose.yaml"
+
+
+def test_an_empty_secret_file_cannot_be_used_to_forge_cookies(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_bytes(b"")
+    try:
+        auth = Auth.at(tmp_path)
+    except SettingsError as refused:
+        assert "Delete the file" in str(refused)
+        return
+    link, _ = auth.links.create("operator", label="x", expires_s=60)
+    payload = f"{link.id}.{int(time.time()) + 60}"
+    forged = f"{payload}.{hmac.new(b'', payload.encode(), hashlib.sha256).hexdigest()}"
+    assert auth.sessions.verify(forged) is None, "a cookie signed with an empty key was accepted"
+
+
+def test_a_viewer_cannot_set_the_glass_to_glass_figure_everyone_sees(server: Running) -> None:
+    async def lie() -> None:
+        async with connect(
+            f"{server.ws}/ws/monitor", additional_headers=server.ws_headers("viewer")
+        ) as ws:
+            for _ in range(3):
+                await ws.send(json.dumps({"type": "stats", "glass_ms": [59999] * 1000}))
+            await ws.send(json.dumps({"type": "ping"}))
+            while True:  # the pong comes after the stats were handled
+                message = await ws.recv()
+                if isinstance(message, str) and json.loads(message)["type"] == "pong":
+                    return
+
+    asyncio.run(lie())
+    with server.client("viewer") as viewer:
+        glass = viewer.get("/api/status").json()["glass_to_glass_ms"]
+    assert glass["p95"] is None or glass["p95"] < 59999, glass
+
+
+def test_an_operator_cannot_load_a_folder_from_the_servers_disk(
+    server: Running, make_package: PackageFactory
+) -> None:
+    folder = make_package("elsewhere")
+    before = server.service.built.fx.identity.manifest.id
+    with server.client("operator") as operator:
+        r = operator.post("/api/control", json={"identity": str(folder)})
+    assert r.status_code == 422, r.text
+    assert server.service.built.fx.identity.manifest.id == before
+
+
+def test_viewer_churn_does_not_flood_the_audit_log(server: Running) -> None:
+    cookie = server.session("viewer", label="churn")
+
+    async def churn(times: int) -> None:
+        for _ in range(times):
+            async with connect(
+                f"{server.ws}/ws/monitor", additional_headers={"Cookie": f"{COOKIE}={cookie}"}
+            ) as ws:
+                await ws.recv()  # the hello
+
+    asyncio.run(churn(CHURN_PER_MINUTE + 15))
+    time.sleep(0.5)  # the last leave is written as its handler ends
+    lines = [json.loads(x) for x in server.auth.audit.path.read_text().splitlines()]
+    joined = [x for x in lines if x["event"] == "viewer_joined" and x.get("label") == "churn"]
+    assert len(joined) == CHURN_PER_MINUTE
+
+
+def test_the_api_docs_page_loads_nothing_from_outside(server: Running) -> None:
+    with server.client("viewer") as viewer:
+        for path in ("/docs", "/redoc"):
+            r = viewer.get(path)
+            assert r.status_code == 404 and "cdn" not in r.text.lower(), path
+
+
+def test_signing_out_ends_the_session(server: Running) -> None:
+    cookie = server.session("viewer", label="leaving")
+    with httpx.Client(base_url=server.base, cookies={COOKIE: cookie}) as browser:
+        assert browser.get("/api/status").status_code == 200
+        r = browser.post("/api/signout", headers={"origin": server.base})
+        assert r.status_code == 200 and COOKIE in r.headers.get("set-cookie", "")
+    # the old cookie, kept by someone, no longer works
+    assert httpx.get(server.base + "/api/status", cookies={COOKIE: cookie}).status_code == 401
+    events = server.auth.audit.path.read_text()
+    assert '"event": "logout"' in events
+
+
+def test_the_container_starts_with_the_compose_files_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pairs = re.findall(r'^\s+(AGECAST_[A-Z0-9_]+):\s*"?([^"\n]*)"?$', COMPOSE.read_text(), re.M)
+    assert pairs, "docker/compose.yaml sets no AGECAST_ variables"
+    for key in [k for k in os.environ if k.startswith("AGECAST_")]:
+        monkeypatch.delenv(key)
+    for name, value in pairs:
+        assert name.removeprefix("AGECAST_").lower() in Settings.model_fields, name
+        monkeypatch.setenv(name, value)
+    Settings.load()  # what the container's `agecast serve` does first
