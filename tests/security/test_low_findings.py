@@ -8,6 +8,7 @@ import hmac
 import json
 import os
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from agecast.api.auth import COOKIE, CHURN_PER_MINUTE, Auth
+from agecast.api import serve
+from agecast.api.auth import CHURN_PER_MINUTE, COOKIE, Auth
 from agecast.errors import SettingsError
 from agecast.settings import Settings
 
@@ -115,3 +117,22 @@ def test_the_container_starts_with_the_compose_files_settings(
         assert name.removeprefix("AGECAST_").lower() in Settings.model_fields, name
         monkeypatch.setenv(name, value)
     Settings.load()  # what the container's `agecast serve` does first
+
+
+def test_a_slowloris_client_is_cut_off(server: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serve, "HEAD_TIMEOUT_S", 1.0)
+    host, port = server.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")  # …and never the blank line
+        for _ in range(4):  # a header byte now and then keeps no connection alive
+            time.sleep(0.4)
+            try:
+                slow.sendall(b"X")
+            except OSError:
+                break
+        slow.settimeout(10)
+        try:
+            assert slow.recv(1024) == b""  # closed by the server
+        except ConnectionResetError:
+            pass
+    assert httpx.get(server.base + "/api/health").status_code == 200
