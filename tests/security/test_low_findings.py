@@ -136,3 +136,23 @@ def test_a_slowloris_client_is_cut_off(server: Running, monkeypatch: pytest.Monk
         except ConnectionResetError:
             pass
     assert httpx.get(server.base + "/api/health").status_code == 200
+
+
+def test_errors_do_not_map_the_servers_disk(server: Running) -> None:
+    state = str(server.service.settings.state_dir)
+    with server.client("viewer") as viewer:
+        missing = viewer.get("/api/takes/no_such_take")
+    assert missing.status_code == 404 and "no take" in missing.json()["detail"]
+    assert state not in missing.text
+
+    async def unknown_identity() -> str:
+        async with connect(
+            f"{server.ws}/ws/control", additional_headers=server.ws_headers("operator")
+        ) as ws:
+            await ws.send(json.dumps({"type": "set", "values": {"identity": "nobody"}}))
+            return str(json.loads(await ws.recv())["error"])
+
+    error = asyncio.run(unknown_identity())
+    assert "not found" in error
+    for folder in server.service.settings.identities_dir:
+        assert str(folder) not in error

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -36,7 +37,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from agecast import __version__
 from agecast.api.auth import COOKIE, Auth, Link
 from agecast.api.cameras import LiveCameras
-from agecast.api.guard import SIGN_OUT, Guard, session_cookie, sign_in_page, socket_session
+from agecast.api.guard import (
+    SIGN_OUT,
+    Guard,
+    public,
+    session_cookie,
+    sign_in_page,
+    socket_session,
+)
 from agecast.api.identities import include_identities
 from agecast.api.metrics import render_metrics
 from agecast.api.review import _refuse, include_review
@@ -111,6 +119,7 @@ def create_app(
     )
     app.add_middleware(Guard, auth=auth)
     app.add_exception_handler(RequestValidationError, _unprocessable)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
     def svc(camera: str | None = None) -> LiveService:
         """The camera's service (the first by default); an unknown camera is a 404."""
@@ -199,7 +208,7 @@ def create_app(
             async for text in _texts(ws):
                 reply = _viewer_message(service, viewer, link, text)
                 if reply is not None:
-                    await ws.send_text(json.dumps(reply))
+                    await ws.send_text(json.dumps(public_reply(reply)))
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -228,7 +237,7 @@ def create_app(
                         audit_change(link, reply["values"], cameras.get(reply["camera"]))
                     elif reply["type"] in ("take_started", "take_stopped"):
                         auth.audit.write(reply["type"], take=reply["take"]["id"], by=link.label)
-                    await ws.send_text(json.dumps(reply))
+                    await ws.send_text(json.dumps(public_reply(reply)))
             except (WebSocketDisconnect, RuntimeError):
                 pass
 
@@ -414,3 +423,18 @@ async def _unprocessable(request: Request, exc: Exception) -> Response:
         for error in exc.errors()[:20]
     ]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+def public_reply(reply: dict[str, Any]) -> dict[str, Any]:
+    """A socket reply with its error, if any, as a client may read it (``guard.public``)."""
+    if reply.get("type") == "error" and isinstance(reply.get("error"), str):
+        return {**reply, "error": public(reply["error"])}
+    return reply
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Every HTTP error as FastAPI writes it, with server paths cut (``guard.public``)."""
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
+    detail = public(exc.detail) if isinstance(exc.detail, str) else exc.detail
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -76,6 +77,15 @@ def cross_origin(headers: Headers, scheme: str) -> str | None:
     if origin == "null" or origin.split("://", 1)[-1] != host:
         return f"origin {origin} is not this monitor ({scheme}://{host})"
     return None
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"`,;:()]+/)+(?=[^\s/'\"`,;:()])")
+
+
+def public(message: str) -> str:
+    """``message`` as a client may read it: absolute paths on the server cut to their last
+    part (``…/takes/sc1_1``), which says enough without mapping the server's disk."""
+    return _ABSOLUTE_PATH.sub("…/", message)
 
 
 def session_cookie(headers: Headers) -> str | None:

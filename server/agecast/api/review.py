@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from agecast import __version__
 from agecast.api.auth import Auth, Link
-from agecast.api.guard import socket_session
+from agecast.api.guard import public, socket_session
 from agecast.compose.marks import Marker
 from agecast.errors import TakeError
 from agecast.stream.encoder import encode_jpeg
@@ -137,7 +137,7 @@ class ReviewLimit:
 def include_review(app: FastAPI, auth: Auth, takes_dir: Callable[[], Path]) -> None:
     """Add the review routes to ``app``."""
     # Imported here: app.py imports this module to include it.
-    from agecast.api.app import _parse, _send_pictures, _texts
+    from agecast.api.app import _parse, _send_pictures, _texts, public_reply
 
     limit = ReviewLimit()
 
@@ -217,7 +217,7 @@ def include_review(app: FastAPI, auth: Auth, takes_dir: Callable[[], Path]) -> N
             async for text in _texts(ws):
                 reply = await asyncio.to_thread(_command, player, text, _parse)
                 if reply is not None:
-                    await ws.send_text(json.dumps(reply))
+                    await ws.send_text(json.dumps(public_reply(reply)))
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -276,6 +276,7 @@ def _hello(player: ReviewPlayer, codec: str) -> dict[str, Any]:
 async def _refuse(ws: WebSocket, code: int, error: str) -> None:
     """Say why on the socket (the page shows it and stops retrying), then close it."""
     try:
+        error = public(error)
         await ws.send_text(json.dumps({"type": "error", "error": error, "fatal": True}))
         await ws.close(code=code, reason=error[:120])
     except (WebSocketDisconnect, RuntimeError):
