@@ -53,4 +53,4 @@ def test_the_monitor_cannot_be_framed(server: Running) -> None:
             assert r.headers.get("x-frame-options") == "DENY", path
             assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", ""), path
             assert r.headers.get("x-content-type-options") == "nosniff", path
-            assert r.headers.get("referrer-policy") == "no-referrer", path
+            assert r.headers.get("referrer-policy") == "same-origin", path

@@ -247,7 +247,10 @@ def create_app(
         link: Link = request.state.link
         auth.sessions.end(session_cookie(request.headers))
         auth.audit.write("logout", link=link.id, label=link.label)
-        response = JSONResponse({"signed_out": True})
+        page = "text/html" in request.headers.get("accept", "")  # the page's Sign out form
+        response: Response = (
+            RedirectResponse("/", status_code=303) if page else JSONResponse({"signed_out": True})
+        )
         response.delete_cookie(COOKIE, httponly=True, samesite="strict")
         return response
 
