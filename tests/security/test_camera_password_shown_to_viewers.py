@@ -13,7 +13,6 @@ import pytest
 from agecast.redact import SourceURI
 from agecast.settings import Settings
 from agecast.sources import SourceState, open_source
-
 from tests.api.conftest import Running, free_port, running_server
 
 PASSWORD = "hunter2-on-set"

@@ -15,7 +15,6 @@ from websockets.exceptions import InvalidStatus
 
 from agecast.errors import IdentityError
 from agecast.identities.package import discover, read_package, resolve
-
 from tests.api.conftest import Running
 from tests.identities.conftest import PackageFactory
 

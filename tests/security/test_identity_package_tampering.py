@@ -21,7 +21,6 @@ from onnx import TensorProto, helper, numpy_helper
 from agecast.errors import IdentityError
 from agecast.identities.package import load_model, read_package
 from agecast.inference.registry import get_backend
-
 from tests.identities.conftest import manifest_for
 
 SIZE = 64
@@ -32,7 +31,10 @@ def _bias_model() -> onnx.ModelProto:
     """face → bias - face, the bias (48 KB) stored outside model.onnx."""
     bias = numpy_helper.from_array(np.full((1, 3, SIZE, SIZE), 0.75, np.float32), "bias")
     graph = helper.make_graph(
-        [helper.make_node("Neg", ["face"], ["neg"]), helper.make_node("Add", ["neg", "bias"], ["out"])],
+        [
+            helper.make_node("Neg", ["face"], ["neg"]),
+            helper.make_node("Add", ["neg", "bias"], ["out"]),
+        ],
         "bias",
         [helper.make_tensor_value_info("face", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
@@ -59,7 +61,9 @@ def _package(folder: Path, *, declare_weights: bool = True) -> Path:
 
 
 def test_rewriting_a_live_identitys_weights_does_not_crash_the_server(tmp_path: Path) -> None:
-    package = _package(tmp_path / "bias", )
+    package = _package(
+        tmp_path / "bias",
+    )
     script = textwrap.dedent(
         f"""
         import torch

@@ -9,7 +9,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from agecast.api.auth import COOKIE
-
 from tests.api.conftest import Running
 
 

@@ -13,7 +13,6 @@ from PIL import Image
 
 from agecast.api.auth import COOKIE
 from agecast.takes.player import THUMBNAIL
-
 from tests.api.conftest import Running
 
 

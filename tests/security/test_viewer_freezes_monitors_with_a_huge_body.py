@@ -3,8 +3,6 @@ parsed all of it on the event loop before the role check, and the 422 echoed it 
 
 from __future__ import annotations
 
-import httpx
-
 from tests.api.conftest import Running
 
 BIG = 4 * 1024 * 1024

@@ -4,9 +4,9 @@ one per camera.
 Everything but ``/api/health`` needs a session (``api.auth``): viewers may watch and read
 status, operators may also change settings. ``api.guard`` is the one door: same-origin check
 for changes, session, role before the body is read, body size, security headers; sockets are
-admitted there too and closed when their session ends. Sockets limit message size and rate. With several cameras
-(``api.cameras``) requests pick one with ``?camera=NAME``; an unknown name gets a 404 (a socket:
-an error message, then close 4404).
+admitted there too and closed when their session ends. Sockets limit message size and rate.
+With several cameras (``api.cameras``) requests pick one with ``?camera=NAME``; an unknown
+name gets a 404 (a socket: an error message, then close 4404).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -33,6 +32,7 @@ from fastapi.responses import (
 )
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agecast import __version__
 from agecast.api.auth import COOKIE, Auth, Link
@@ -345,9 +345,7 @@ async def _send_pictures(ws: WebSocket, viewer: Viewer) -> None:
         log.exception("sending to viewer %d failed", viewer.id)
 
 
-async def _send_status(
-    ws: WebSocket, viewer: Viewer, status: Callable[[], dict[str, Any]]
-) -> None:
+async def _send_status(ws: WebSocket, viewer: Viewer, status: Callable[[], dict[str, Any]]) -> None:
     """Status every second (the session is watched by ``guard.socket_session``); a viewer the
     fan-out dropped for not reading is closed."""
     try:

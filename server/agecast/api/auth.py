@@ -4,7 +4,8 @@
   was given to), an expiry and a revoked flag, stored (token hashed) in ``links.json`` in the
   state folder, so ``agecast links …`` in another process can create and revoke links while
   the server runs. Every change is made under a lock on ``links.lock`` (so processes do not
-  lose each other's links or undo a revoke) and written to a unique temp file, then renamed. ``serve`` mints a one-time operator link at start (Jupyter style).
+  lose each other's links or undo a revoke) and written to a unique temp file, then renamed.
+  ``serve`` mints a one-time operator link at start (Jupyter style).
 * **Sessions**: opening ``/?token=…`` exchanges the token for an HttpOnly cookie signed with the
   server's secret (``secret`` in the state folder, 0600). Every request re-checks the link
   behind the cookie, so a revoked or expired link stops working at once, cookie or not.

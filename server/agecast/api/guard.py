@@ -19,6 +19,7 @@ the socket is closed (4401) when it ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -49,8 +50,10 @@ RECHECK_S = 1.0  # how often an open socket's session is checked again
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-frame-options", b"DENY"),
     # no script-src: the page has no inline script, but test drivers evaluate strings in it
-    (b"content-security-policy",
-     b"frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"),
+    (
+        b"content-security-policy",
+        b"frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     # the sign-in address carries a token: never sent to another site ("no-referrer" would make
     # the page's own form posts say Origin: null)
@@ -64,8 +67,8 @@ def cross_origin(headers: Headers, scheme: str) -> str | None:
     """Why a browser request comes from another origin (None: same origin, or not a browser).
 
     ``Sec-Fetch-Site`` is set by the browser and cannot be forged by a page, so when present it
-    decides; ``Origin`` covers browsers without Fetch metadata. Compared with ``Host``, so it works behind a TLS proxy that
-    keeps the Host header.
+    decides; ``Origin`` covers browsers without Fetch metadata. Compared with ``Host``, so it
+    works behind a TLS proxy that keeps the Host header.
     """
     site = headers.get("sec-fetch-site")
     if site is not None:  # the browser's own word: it outranks Origin (which may be "null")
@@ -270,10 +273,8 @@ async def _watch(ws: WebSocket, session: SocketSession, auth: Auth) -> None:
     changed = auth.links.changed_event()
     try:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):  # a revoke here wakes it early
                 await asyncio.wait_for(changed.wait(), RECHECK_S)
-            except TimeoutError:
-                pass
             changed.clear()
             if not session.valid():
                 log.info("closing %s: its session ended", ws.url.path)

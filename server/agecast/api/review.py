@@ -3,7 +3,8 @@
 ``/ws/review?take=ID&a=raw&b=v1&codec=h264|jpeg`` speaks the ``/ws/monitor`` wire format (hello,
 binary pictures, ping/pong, keyframe) with its own player and encoder per socket, so reviews
 never touch the live stream. It is admitted like ``/ws/monitor`` (``guard.socket_session``:
-session, role viewer, Origin, closed when the session ends; message size and rate). Transport, viewer → server, one JSON object per message::
+session, role viewer, Origin, closed when the session ends; message size and rate).
+Transport, viewer → server, one JSON object per message::
 
     {"type": "play"} | {"type": "pause"} | {"type": "seek", "frame": N}
     {"type": "step", "by": ±N} | {"type": "speed", "speed": 0.25…2}

@@ -105,7 +105,7 @@ def staged(package: IdentityPackage) -> Iterator[Path]:
             if name not in decl.files:
                 raise IdentityError(
                     f"{where}: {decl.file} reads external weights {name!r}, which field "
-                    f"model.files does not cover: add \"{name}\": \"<its sha256>\" to "
+                    f'model.files does not cover: add "{name}": "<its sha256>" to '
                     "model.files (sha256sum prints it)"
                 )
         for name, digest in decl.files.items():
@@ -119,7 +119,9 @@ def _copy_checked(source: Path, copy: Path, digest: str, where: Path, field: str
     try:
         fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
-        raise IdentityError(f"{where}: field {field} names {source.name}, which is missing") from None
+        raise IdentityError(
+            f"{where}: field {field} names {source.name}, which is missing"
+        ) from None
     except OSError as exc:  # ELOOP: a link
         raise IdentityError(
             f"{where}: {source.name} is a link, not a file ({exc.strerror}); copy the file "

@@ -64,7 +64,9 @@ class Viewer:
         if payload is None or message.mark != self.mark or self.closed:
             return False
         if self._pending is not None and time.monotonic() - self.taken_at > STALL_S:
-            log.warning("viewer %d (%s) took nothing for %gs: dropped", self.id, self.label, STALL_S)
+            log.warning(
+                "viewer %d (%s) took nothing for %gs: dropped", self.id, self.label, STALL_S
+            )
             self.stalled = True
             self.close()
             return False
@@ -160,8 +162,11 @@ class Fanout:
         if now - viewer.key_forced_at < KEY_BUDGET_S:
             return
         in_sync = any(
-            v is not viewer and v.codec == "h264" and v.mark == viewer.mark
-            and not v.need_key and not v.closed
+            v is not viewer
+            and v.codec == "h264"
+            and v.mark == viewer.mark
+            and not v.need_key
+            and not v.closed
             for v in self.viewers
         )
         if in_sync:  # others would pay for it: wait for the encoder's own IDR
