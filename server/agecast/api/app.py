@@ -31,7 +31,7 @@ from fastapi.responses import (
     RedirectResponse,
 )
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agecast import __version__
@@ -167,7 +167,7 @@ def create_app(
         service = svc(values.pop("camera", None))
         try:
             status = service.control(values)
-        except AgecastError as exc:
+        except (AgecastError, ValidationError) as exc:  # values the settings refuse
             raise HTTPException(status_code=422, detail=str(exc)) from exc
         audit_change(link, values, service)
         return status
