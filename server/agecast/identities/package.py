@@ -110,6 +110,9 @@ def staged(package: IdentityPackage) -> Iterator[Path]:
                 )
         for name, digest in decl.files.items():
             _copy_checked(package.path / name, Path(tmp) / name, digest, where, "model.files")
+        # backends that rebuild a network read the manifest beside the model: the one checked
+        manifest = package.manifest.model_dump(mode="json", by_alias=True, exclude_none=True)
+        (Path(tmp) / MANIFEST_NAME).write_text(json.dumps(manifest))
         yield model
 
 
