@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from agecast.api import serve
 from agecast.api.auth import CHURN_PER_MINUTE, COOKIE, Auth
@@ -70,21 +71,37 @@ def test_an_operator_cannot_load_a_folder_from_the_servers_disk(
     assert server.service.built.fx.identity.manifest.id == before
 
 
-def test_viewer_churn_does_not_flood_the_audit_log(server: Running) -> None:
+def test_viewer_churn_is_cut_off_and_does_not_flood_the_audit_log(server: Running) -> None:
     cookie = server.session("viewer", label="churn")
+    refused = 0
 
     async def churn(times: int) -> None:
+        nonlocal refused
         for _ in range(times):
-            async with connect(
-                f"{server.ws}/ws/monitor", additional_headers={"Cookie": f"{COOKIE}={cookie}"}
-            ) as ws:
-                await ws.recv()  # the hello
+            try:
+                async with connect(
+                    f"{server.ws}/ws/monitor",
+                    additional_headers={"Cookie": f"{COOKIE}={cookie}"},
+                ) as ws:
+                    await ws.recv()  # the hello
+            except InvalidStatus:
+                refused += 1
 
     asyncio.run(churn(CHURN_PER_MINUTE + 15))
     time.sleep(0.5)  # the last leave is written as its handler ends
     lines = [json.loads(x) for x in server.auth.audit.path.read_text().splitlines()]
     joined = [x for x in lines if x["event"] == "viewer_joined" and x.get("label") == "churn"]
-    assert len(joined) == CHURN_PER_MINUTE
+    assert refused > 0  # a reconnect loop is refused after a burst …
+    assert len(joined) <= CHURN_PER_MINUTE  # … and what got in is audited within the cap
+
+
+def test_join_and_leave_lines_are_capped_per_link(tmp_path: Path) -> None:
+    audit = Auth.at(tmp_path).audit
+    for _ in range(CHURN_PER_MINUTE + 30):
+        audit.write("viewer_joined", link="abc", label="churn")
+    audit.write("settings", link="abc", values={"blend": 1})  # changes are never capped
+    events = [json.loads(x)["event"] for x in audit.path.read_text().splitlines()]
+    assert events.count("viewer_joined") == CHURN_PER_MINUTE and events[-1] == "settings"
 
 
 def test_the_api_docs_page_loads_nothing_from_outside(server: Running) -> None:

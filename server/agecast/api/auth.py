@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -356,6 +356,26 @@ class Audit:
                 fh.write(line)
 
 
+class OpenRate:
+    """Sockets a link may open: bursts of ``burst``, then ``per_s`` a second (a token bucket
+    per link). A page reloading or switching camera stays well inside it; a reconnect loop
+    does not, and would otherwise cost every viewer CPU."""
+
+    def __init__(self, per_s: float = 1.0, burst: float = 10.0) -> None:
+        self.per_s, self.burst = per_s, burst
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # link id → (allowance, when)
+
+    def allow(self, link_id: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            allowance, when = self._buckets.get(link_id, (self.burst, now))
+            allowance = min(self.burst, allowance + (now - when) * self.per_s)
+            ok = allowance >= 1
+            self._buckets[link_id] = (allowance - 1 if ok else allowance, now)
+        return ok
+
+
 @dataclass
 class Auth:
     """Everything the app needs to let people in: links, sessions, audit."""
@@ -364,6 +384,7 @@ class Auth:
     sessions: Sessions
     audit: Audit
     secure_cookies: bool = False  # set when serving over TLS
+    socket_opens: OpenRate = field(default_factory=OpenRate)
 
     @classmethod
     def at(cls, state_dir: Path, *, secure_cookies: bool = False) -> Auth:

@@ -220,6 +220,9 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes) ->
                 (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
                 (b"cache-control", b"no-store"),
+                # refused before its body was read: end the connection rather than read (and
+                # discard) a body of any size on the event loop
+                (b"connection", b"close"),
             ],
         }
     )
@@ -258,6 +261,10 @@ async def socket_session(
     link = auth.identify(cookie, authorization)
     if link is None or not link.allows(role):
         await ws.close(code=4401 if link is None else 4403)
+        yield None
+        return
+    if not auth.socket_opens.allow(link.id):  # a reconnect loop costs others CPU
+        await ws.close(code=1013, reason="too many connections from this link: wait a moment")
         yield None
         return
     await ws.accept()
