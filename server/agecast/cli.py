@@ -416,6 +416,7 @@ def serve(
 
     from agecast.api.app import create_app
     from agecast.api.auth import Auth
+    from agecast.api.serve import uvicorn_options
     from agecast.serving import listen, record_address
     from agecast.stream.live import live_services
 
@@ -455,11 +456,10 @@ def serve(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _sigterm)
-    # permessage-deflate costs ~200 ms per large message and gains nothing on H.264.
     server = uvicorn.Server(
         uvicorn.Config(
-            app_, host=host, port=port, ws_per_message_deflate=False, log_level="warning",
-            ws_max_size=256 * 1024, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+            app_, host=host, port=port, log_level="warning", ssl_certfile=tls_cert,
+            ssl_keyfile=tls_key, **uvicorn_options(),
         )
     )  # fmt: skip
     try:

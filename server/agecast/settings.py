@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -24,6 +24,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as EnvParseError
 
 from agecast.errors import SettingsError
+from agecast.redact import SourceURI, redact, reveal
 
 Layout = Literal["side-by-side", "aged", "raw"]
 FaceSelect = Literal["largest", "all"]
@@ -41,11 +42,12 @@ class Settings(BaseSettings):
     )
 
     # Source
-    source: str = Field(
+    # SourceURI: the text is the address with any password hidden (agecast.redact)
+    source: Annotated[str, AfterValidator(SourceURI)] = Field(
         "demo", description="demo | FILE | testpattern:WxH@FPS | v4l2:// | rtsp:// | udp:// …"
     )
     loop: bool = Field(True, description="restart a file source at its end (live mode)")
-    cameras: Annotated[list[str], NoDecode] = Field(
+    cameras: Annotated[list[Annotated[str, AfterValidator(SourceURI)]], NoDecode] = Field(
         default_factory=list,
         description="several cameras for `serve` (one pipeline each, one backend) and "
         "`bench --cameras N`: NAME=URI or URI (named cam1, cam2… by position)",
@@ -223,13 +225,14 @@ def camera_entries(cameras: list[str]) -> list[tuple[str, str]]:
     """(name, source URI) of each ``cameras`` entry: ``NAME=URI``, or a bare URI named
     ``cam<position>``. ValueError when two cameras end up with the same name."""
     entries: list[tuple[str, str]] = []
-    for position, text in enumerate(cameras, start=1):
+    for position, entry in enumerate(cameras, start=1):
+        text = reveal(entry)  # split the real address; what is kept hides its password again
         name, sep, uri = text.partition("=")
         if not (sep and _CAMERA_NAME.fullmatch(name)):
             name, uri = f"cam{position}", text
-        entries.append((name, uri.strip()))
+        entries.append((name, SourceURI(uri.strip())))
     seen: dict[str, str] = {}
-    for (name, _), text in zip(entries, cameras, strict=True):
+    for (name, _), text in zip(entries, map(redact, cameras), strict=True):
         if name in seen:
             raise ValueError(
                 f"camera name {name!r} is used twice ({seen[name]!r} and {text!r}): "

@@ -17,6 +17,7 @@ import uvicorn
 
 from agecast.api.app import create_app
 from agecast.api.auth import COOKIE, Auth, Role
+from agecast.api.serve import uvicorn_options
 from agecast.settings import Settings
 from agecast.stream.live import LiveService, live_services
 
@@ -69,8 +70,8 @@ def running_server(tmp: Path, *, wait_frames: int = 3, **flags: Any) -> Iterator
         create_app(factory, auth=auth),
         host="127.0.0.1",
         port=port,
-        ws_per_message_deflate=False,
         log_level="warning",
+        **uvicorn_options(),  # as `agecast serve` runs it
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, name="uvicorn", daemon=True)

@@ -50,3 +50,18 @@ def test_revoking_a_link_signs_a_watching_page_out(
         page.evaluate("getComputedStyle(document.querySelector('#video')).visibility") == "hidden"
     )
     page.screenshot(path=str(shots / "signed-out.png"))
+
+
+def test_sign_out_ends_the_session_in_this_browser(server: AgecastServer, page: Page) -> None:
+    _, token = LinkStore(server.state_dir).create("operator", label="day-player", expires_s=600)
+    page.goto(f"{server.url}/?token={token}")
+    wait_painting(page, 10)
+    session = {c["name"]: c["value"] for c in page.context.cookies()}["agecast_session"]
+    page.click("text=Sign out")
+    page.wait_for_url(f"{server.url}/")
+    assert "Not signed in" in page.inner_text("body")
+    assert "agecast_session" not in {c["name"] for c in page.context.cookies()}
+    # the cookie, copied before signing out, no longer opens the monitor
+    page.context.add_cookies([{"name": "agecast_session", "value": session, "url": server.url}])
+    response = page.goto(server.url + "/")
+    assert response is not None and response.status == 401

@@ -172,7 +172,7 @@ def test_sigkill_mid_take_leaves_files_that_play(tmp_path: Path) -> None:
 
 
 def _limit_file_size() -> None:
-    limit = 150_000
+    limit = 1_000_000  # above the identity's model, copied privately when it loads
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 

@@ -2,10 +2,11 @@
 one per camera.
 
 Everything but ``/api/health`` needs a session (``api.auth``): viewers may watch and read
-status, operators may also change settings. WebSockets check the session and the ``Origin``
-before they are accepted, and limit message size and rate. With several cameras
-(``api.cameras``) requests pick one with ``?camera=NAME``; an unknown name gets a 404 (a socket:
-an error message, then close 4404).
+status, operators may also change settings. ``api.guard`` is the one door: same-origin check
+for changes, session, role before the body is read, body size, security headers; sockets are
+admitted there too and closed when their session ends. Sockets limit message size and rate.
+With several cameras (``api.cameras``) requests pick one with ``?camera=NAME``; an unknown
+name gets a 404 (a socket: an error message, then close 4404).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -29,11 +31,20 @@ from fastapi.responses import (
     RedirectResponse,
 )
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agecast import __version__
-from agecast.api.auth import COOKIE, Auth, Link, Role
+from agecast.api.auth import COOKIE, Auth, Link
 from agecast.api.cameras import LiveCameras
+from agecast.api.guard import (
+    SIGN_OUT,
+    Guard,
+    public,
+    session_cookie,
+    sign_in_page,
+    socket_session,
+)
 from agecast.api.identities import include_identities
 from agecast.api.metrics import render_metrics
 from agecast.api.review import _refuse, include_review
@@ -49,10 +60,6 @@ UI_DIR = Path(__file__).resolve().parents[3] / "monitor_ui"
 MAX_MESSAGE = 64 * 1024  # bytes a viewer may send in one message
 RATE = 20.0  # messages per second a connection may send on average …
 BURST = 60.0  # … with bursts up to this many
-OPEN_PATHS = {"/api/health"}
-_SIGN_IN = """<!doctype html><meta charset=utf-8><title>agecast</title>
-<body style="background:#111;color:#ddd;font:18px system-ui;padding:3em">
-<h1 style="font-weight:500">agecast monitor</h1><p>{message}</p></body>"""
 
 
 class Control(BaseModel):
@@ -64,7 +71,7 @@ class Control(BaseModel):
     color_transfer: str | None = Field(None, pattern="^(auto|rct|rct-lab|none)$")
     mask_feather: float | None = Field(None, ge=0, le=0.5)
     layout: str | None = Field(None, pattern="^(side-by-side|aged|raw)$")
-    identity: str | None = Field(None, min_length=1)
+    identity: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")  # installed id
     ai_mark: bool | None = None
     age: float | None = Field(None, ge=0, le=130)
     # years per region (forehead, eyes, mouth, hair): {"eyes": -10} or a list of four
@@ -106,7 +113,13 @@ def create_app(
             for service in services:
                 await asyncio.to_thread(service.stop)
 
-    app = FastAPI(title="agecast", version=__version__, lifespan=lifespan)
+    # no /docs: its page loads scripts from a CDN, and a set LAN reaches nothing outside
+    app = FastAPI(
+        title="agecast", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    app.add_middleware(Guard, auth=auth)
+    app.add_exception_handler(RequestValidationError, _unprocessable)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
     def svc(camera: str | None = None) -> LiveService:
         """The camera's service (the first by default); an unknown camera is a 404."""
@@ -114,24 +127,6 @@ def create_app(
             return cameras.get(camera)
         except UnknownCamera as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
-
-    @app.middleware("http")
-    async def require_session(request: Request, call_next: Callable[..., Any]) -> Response:
-        path = request.url.path
-        if path in OPEN_PATHS or (path == "/" and "token" in request.query_params):
-            response: Response = await call_next(request)
-            return response
-        link = auth.identify(request.cookies.get(COOKIE), request.headers.get("authorization"))
-        if link is None:
-            if path == "/":
-                message = "Not signed in: open the link your video-assist operator gave you."
-                return HTMLResponse(_SIGN_IN.format(message=message), status_code=401)
-            return JSONResponse(
-                {"detail": "not signed in: open an agecast link, or send a Bearer token"}, 401
-            )
-        request.state.link = link
-        response = await call_next(request)
-        return response
 
     def audit_change(link: Link, values: dict[str, Any], service: LiveService) -> None:
         where = {"camera": service.name} if len(cameras) > 1 else {}
@@ -147,21 +142,6 @@ def create_app(
         link: Link = request.state.link
         if not link.allows("operator"):
             raise HTTPException(status_code=403, detail="operators only: this link is view-only")
-        return link
-
-    async def admit(ws: WebSocket, role: Role) -> Link | None:
-        """The session's link if it may open this socket; otherwise the handshake is refused."""
-        link = auth.identify(ws.cookies.get(COOKIE), ws.headers.get("authorization"))
-        origin = ws.headers.get("origin")
-        host = ws.headers.get("host", "")
-        if origin is not None and origin.split("://", 1)[-1] != host:
-            log.warning("refused %s from origin %s (host %s)", ws.url.path, origin, host)
-            await ws.close(code=4403)
-            return None
-        if link is None or not link.allows(role):
-            await ws.close(code=4401 if link is None else 4403)
-            return None
-        await ws.accept()
         return link
 
     @app.get("/api/health")
@@ -187,7 +167,7 @@ def create_app(
         service = svc(values.pop("camera", None))
         try:
             status = service.control(values)
-        except AgecastError as exc:
+        except (AgecastError, ValidationError) as exc:  # values the settings refuse
             raise HTTPException(status_code=422, detail=str(exc)) from exc
         audit_change(link, values, service)
         return status
@@ -206,9 +186,11 @@ def create_app(
         if codec not in ("h264", "jpeg"):
             await ws.close(code=1008, reason="codec must be h264 or jpeg")
             return
-        link = await admit(ws, "viewer")
-        if link is None:
-            return
+        async with socket_session(ws, auth, "viewer") as session:
+            if session is not None:
+                await _monitor(ws, session.link, codec)
+
+    async def _monitor(ws: WebSocket, link: Link, codec: str) -> None:
         service = await camera_of(ws)
         if service is None:
             return
@@ -220,15 +202,13 @@ def create_app(
         auth.audit.write("viewer_joined", viewer=viewer.id, label=link.label, link=link.id, **where)
         sender = asyncio.create_task(_send_pictures(ws, viewer))
         status_task = asyncio.create_task(
-            _send_status(
-                ws, lambda: cameras.status(service.name), lambda: auth.links.still_usable(link.id)
-            )
+            _send_status(ws, viewer, lambda: cameras.status(service.name))
         )
         try:
             async for text in _texts(ws):
-                reply = _viewer_message(service, text)
+                reply = _viewer_message(service, viewer, link, text)
                 if reply is not None:
-                    await ws.send_text(json.dumps(reply))
+                    await ws.send_text(json.dumps(public_reply(reply)))
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -236,31 +216,45 @@ def create_app(
             sender.cancel()
             status_task.cancel()
             auth.audit.write(
-                "viewer_left", viewer=viewer.id, label=link.label, sent=viewer.sent,
+                "viewer_left", viewer=viewer.id, label=link.label, link=link.id, sent=viewer.sent,
                 dropped=viewer.dropped,
             )  # fmt: skip
 
     @app.websocket("/ws/control")
     async def control_ws(ws: WebSocket) -> None:
-        link = await admit(ws, "operator")
-        if link is None:
-            return
-        service = await camera_of(ws)
-        if service is None:
-            return
-        chosen = ws.query_params.get("camera") or None
-        try:
-            async for text in _texts(ws):
-                reply = await asyncio.to_thread(_control_message, cameras, chosen, text)
-                if reply["type"] == "ack":
-                    audit_change(link, reply["values"], cameras.get(reply["camera"]))
-                elif reply["type"] in ("take_started", "take_stopped"):
-                    auth.audit.write(reply["type"], take=reply["take"]["id"], by=link.label)
-                await ws.send_text(json.dumps(reply))
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+        async with socket_session(ws, auth, "operator") as session:
+            if session is None or await camera_of(ws) is None:
+                return
+            chosen = ws.query_params.get("camera") or None
+            link = session.link
+            try:
+                async for text in _texts(ws):
+                    if not session.valid():  # revoked between two checks: not one more change
+                        await ws.close(code=4401, reason="link revoked or expired, or signed out")
+                        return
+                    reply = await asyncio.to_thread(_control_message, cameras, chosen, text)
+                    if reply["type"] == "ack":
+                        audit_change(link, reply["values"], cameras.get(reply["camera"]))
+                    elif reply["type"] in ("take_started", "take_stopped"):
+                        auth.audit.write(reply["type"], take=reply["take"]["id"], by=link.label)
+                    await ws.send_text(json.dumps(public_reply(reply)))
+            except (WebSocketDisconnect, RuntimeError):
+                pass
 
-    include_review(app, admit, auth, lambda: svc().settings.resolved_takes_dir)
+    @app.post(SIGN_OUT)
+    def sign_out(request: Request) -> Response:
+        """End this browser's session (its cookie is refused from now on) and forget it."""
+        link: Link = request.state.link
+        auth.sessions.end(session_cookie(request.headers))
+        auth.audit.write("logout", link=link.id, label=link.label)
+        page = "text/html" in request.headers.get("accept", "")  # the page's Sign out form
+        response: Response = (
+            RedirectResponse("/", status_code=303) if page else JSONResponse({"signed_out": True})
+        )
+        response.delete_cookie(COOKIE, httponly=True, samesite="strict")
+        return response
+
+    include_review(app, auth, lambda: svc().settings.resolved_takes_dir)
     include_takes(app, cameras, auth)
     include_identities(app, cameras)
 
@@ -283,7 +277,7 @@ def _sign_in(auth: Auth, request: Request, token: str) -> Response:
     if link is None:
         auth.audit.write("login_refused", client=client)
         message = "This link has expired, been revoked or already been used. Ask for a new one."
-        return HTMLResponse(_SIGN_IN.format(message=message), status_code=401)
+        return HTMLResponse(sign_in_page(message), status_code=401)
     value, max_age = auth.sessions.issue(link)
     rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
     response = RedirectResponse("/?" + rest if rest else "/", status_code=303)
@@ -351,18 +345,17 @@ async def _send_pictures(ws: WebSocket, viewer: Viewer) -> None:
         log.exception("sending to viewer %d failed", viewer.id)
 
 
-async def _send_status(
-    ws: WebSocket, status: Callable[[], dict[str, Any]], allowed: Callable[[], bool]
-) -> None:
-    """Status every second; a socket whose link was revoked or expired is closed at once."""
+async def _send_status(ws: WebSocket, viewer: Viewer, status: Callable[[], dict[str, Any]]) -> None:
+    """Status every second (the session is watched by ``guard.socket_session``); a viewer the
+    fan-out dropped for not reading is closed."""
     try:
         while True:
             await asyncio.sleep(1.0)
-            if not allowed():
-                await ws.close(code=4401, reason="link revoked or expired")
+            if viewer.stalled:
+                await asyncio.wait_for(ws.close(code=4408, reason="not reading: dropped"), 5)
                 return
             await ws.send_text(json.dumps({"type": "status", **status()}))
-    except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
+    except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError, TimeoutError):
         pass
 
 
@@ -378,7 +371,9 @@ def _parse(text: str) -> dict[str, Any]:
     return message
 
 
-def _viewer_message(service: LiveService, text: str) -> dict[str, Any] | None:
+def _viewer_message(
+    service: LiveService, viewer: Viewer, link: Link, text: str
+) -> dict[str, Any] | None:
     try:
         message = _parse(text)
         kind = message["type"]
@@ -388,10 +383,11 @@ def _viewer_message(service: LiveService, text: str) -> dict[str, Any] | None:
             values = message.get("glass_ms", [])
             if not isinstance(values, list) or not all(isinstance(v, int | float) for v in values):
                 raise ValueError("stats.glass_ms must be a list of numbers")
-            service.record_glass([float(v) for v in values[:1000]])
+            if link.allows("operator"):  # the figure everyone sees: not a viewer's to set
+                service.record_glass([float(v) for v in values[:1000]])
             return None
-        if kind == "keyframe":
-            service.encoder.request_key_frame()
+        if kind == "keyframe":  # within the viewer's key-frame budget (stream.fanout)
+            service.fanout.ask_key_frame(viewer)
             return None
         raise ValueError(f"unknown message type {kind!r}; expected ping, stats or keyframe")
     except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
@@ -416,3 +412,30 @@ def _control_message(cameras: LiveCameras, chosen: str | None, text: str) -> dic
         AgecastError,
     ) as exc:  # pydantic's ValidationError is a ValueError
         return {"type": "error", "error": str(exc)}
+
+
+async def _unprocessable(request: Request, exc: Exception) -> Response:
+    """422 naming each bad field and why, never echoing what was sent (it may be huge, or a
+    secret typed into the wrong field)."""
+    if not isinstance(exc, RequestValidationError):
+        raise exc
+    detail = [
+        {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", ""))[:200]}
+        for error in exc.errors()[:20]
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def public_reply(reply: dict[str, Any]) -> dict[str, Any]:
+    """A socket reply with its error, if any, as a client may read it (``guard.public``)."""
+    if reply.get("type") == "error" and isinstance(reply.get("error"), str):
+        return {**reply, "error": public(reply["error"])}
+    return reply
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Every HTTP error as FastAPI writes it, with server paths cut (``guard.public``)."""
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
+    detail = public(exc.detail) if isinstance(exc.detail, str) else exc.detail
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 
 from agecast.api.cameras import LiveCameras
+from agecast.api.guard import public
 from agecast.errors import UnknownCamera
 from agecast.identities.package import consent_problem, discover
 
@@ -39,7 +40,7 @@ def include_identities(app: FastAPI, cameras: LiveCameras) -> None:
                     "purpose": m.purpose,
                     "family": m.family,
                     "runnable": problem is None,
-                    "problem": problem,
+                    "problem": public(problem) if problem else None,  # no server paths
                 }
             )
         return {"identities": found, "active": live.built.fx.identity.manifest.id}

@@ -2,8 +2,9 @@
 
 ``/ws/review?take=ID&a=raw&b=v1&codec=h264|jpeg`` speaks the ``/ws/monitor`` wire format (hello,
 binary pictures, ping/pong, keyframe) with its own player and encoder per socket, so reviews
-never touch the live stream. It is admitted like ``/ws/monitor`` (session, role viewer, Origin,
-message size and rate). Transport, viewer → server, one JSON object per message::
+never touch the live stream. It is admitted like ``/ws/monitor`` (``guard.socket_session``:
+session, role viewer, Origin, closed when the session ends; message size and rate).
+Transport, viewer → server, one JSON object per message::
 
     {"type": "play"} | {"type": "pause"} | {"type": "seek", "frame": N}
     {"type": "step", "by": ±N} | {"type": "speed", "speed": 0.25…2}
@@ -22,22 +23,29 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+import numpy as np
+import torch
+from fastapi import FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from agecast import __version__
-from agecast.api.auth import Auth, Link, Role
+from agecast.api.auth import Auth, Link
+from agecast.api.guard import public, socket_session
+from agecast.compose.marks import Marker
 from agecast.errors import TakeError
+from agecast.stream.encoder import encode_jpeg
 from agecast.stream.fanout import Fanout, Viewer
 from agecast.takes.player import (
     MAX_SPEED,
     MIN_SPEED,
     PICTURE_RE,
+    THUMBNAIL,
     Position,
     ReviewPlayer,
     thumbnail,
@@ -49,7 +57,6 @@ log = logging.getLogger(__name__)
 
 MAX_REVIEWS = 4  # review sockets at once: each decodes two files and encodes its own stream
 POSITION_EVERY_S = 0.1
-Admit = Callable[[WebSocket, Role], Awaitable[Link | None]]
 
 _PICTURE = PICTURE_RE.pattern
 
@@ -128,10 +135,10 @@ class ReviewLimit:
             self.open = max(0, self.open - 1)
 
 
-def include_review(app: FastAPI, admit: Admit, auth: Auth, takes_dir: Callable[[], Path]) -> None:
-    """Add the review routes to ``app``; ``admit`` is the app's WebSocket admission check."""
+def include_review(app: FastAPI, auth: Auth, takes_dir: Callable[[], Path]) -> None:
+    """Add the review routes to ``app``."""
     # Imported here: app.py imports this module to include it.
-    from agecast.api.app import _parse, _send_pictures, _texts
+    from agecast.api.app import _parse, _send_pictures, _texts, public_reply
 
     limit = ReviewLimit()
 
@@ -141,14 +148,24 @@ def include_review(app: FastAPI, admit: Admit, auth: Auth, takes_dir: Callable[[
         except TakeError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
 
-    @app.get("/api/takes/{take_id}/thumbnail.jpg", response_class=FileResponse)
-    def take_thumbnail(take_id: str) -> FileResponse:
+    thumbnails = threading.Lock()  # one decode at a time: requests cannot starve a recording
+
+    @app.get("/api/takes/{take_id}/thumbnail.jpg", response_class=Response)
+    def take_thumbnail(take_id: str, request: Request) -> Response:
         take = get_take(take_id)
+        cached = take.path / THUMBNAIL
         try:
-            path = thumbnail(take)
+            with thumbnails:
+                recording = take.info.status == "recording"
+                # a take being recorded changes every frame: its first thumbnail stands
+                path = cached if recording and cached.is_file() else thumbnail(take)
         except TakeError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
+        link: Link = request.state.link
+        headers = {"Cache-Control": "no-cache"}
+        if link.burn_label and link.label:  # a labelled link's pictures all carry its label
+            return Response(_labelled(path, link.label), media_type="image/jpeg", headers=headers)
+        return FileResponse(path, media_type="image/jpeg", headers=headers)
 
     @app.websocket("/ws/review")
     async def review(ws: WebSocket) -> None:
@@ -157,9 +174,12 @@ def include_review(app: FastAPI, admit: Admit, auth: Auth, takes_dir: Callable[[
         if codec not in ("h264", "jpeg"):
             await ws.close(code=1008, reason="codec must be h264 or jpeg")
             return
-        link = await admit(ws, "viewer")
-        if link is None:
-            return
+        async with socket_session(ws, auth, "viewer") as session:
+            if session is not None:
+                await _admitted(ws, session.link, codec)
+
+    async def _admitted(ws: WebSocket, link: Link, codec: str) -> None:
+        query = ws.query_params
         if not limit.acquire():
             await _refuse(
                 ws, 1013, f"{limit.most} takes are being reviewed already (the most at once): "
@@ -193,14 +213,12 @@ def include_review(app: FastAPI, admit: Admit, auth: Auth, takes_dir: Callable[[
         fanout.add(viewer)
         player.start()
         sender = asyncio.create_task(_send_pictures(ws, viewer))
-        reporter = asyncio.create_task(
-            _report(ws, player, position, lambda: auth.links.still_usable(link.id))
-        )
+        reporter = asyncio.create_task(_report(ws, player, position))
         try:
             async for text in _texts(ws):
                 reply = await asyncio.to_thread(_command, player, text, _parse)
                 if reply is not None:
-                    await ws.send_text(json.dumps(reply))
+                    await ws.send_text(json.dumps(public_reply(reply)))
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -212,6 +230,13 @@ def include_review(app: FastAPI, admit: Admit, auth: Auth, takes_dir: Callable[[
                 "review_closed", take=take.id, label=link.label, link=link.id, sent=viewer.sent,
                 dropped=viewer.dropped,
             )  # fmt: skip
+
+
+def _labelled(path: Path, label: str) -> bytes:
+    """The JPEG at ``path`` with ``label`` burnt in, as the live pictures of that link are."""
+    picture = torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy())
+    Marker().burn(picture, label, "bottom-left")
+    return encode_jpeg(picture)
 
 
 def _open_player(
@@ -252,22 +277,18 @@ def _hello(player: ReviewPlayer, codec: str) -> dict[str, Any]:
 async def _refuse(ws: WebSocket, code: int, error: str) -> None:
     """Say why on the socket (the page shows it and stops retrying), then close it."""
     try:
+        error = public(error)
         await ws.send_text(json.dumps({"type": "error", "error": error, "fatal": True}))
         await ws.close(code=code, reason=error[:120])
     except (WebSocketDisconnect, RuntimeError):
         pass
 
 
-async def _report(
-    ws: WebSocket, player: ReviewPlayer, last: Position, allowed: Callable[[], bool]
-) -> None:
-    """The position whenever it moved; a socket whose link was revoked is closed at once."""
+async def _report(ws: WebSocket, player: ReviewPlayer, last: Position) -> None:
+    """The position whenever it moved."""
     try:
         while True:
             await asyncio.sleep(POSITION_EVERY_S)
-            if not allowed():
-                await ws.close(code=4401, reason="link revoked or expired")
-                return
             position = player.position()
             if position != last:
                 last = position

@@ -27,6 +27,9 @@ from pydantic import (
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
 
+MAX_DIM = 16384
+MAX_ELEMENTS = 1 << 27  # 512 MB of float32: far above any face model's tensor
+
 # face: the aligned crop in / the replaced crop out; mask: where the output applies; age: a
 # target age (0–1 over age_range); age_map: per-pixel current and target ages (N,2,S,S, years /
 # 100; agecast-reage); delta: an RGB change to add to the plate (agecast-reage); morph: a DFM's
@@ -46,23 +49,57 @@ class TensorDecl(_Strict):
     """
 
     name: str
-    shape: list[int | str]
+    shape: list[int | str] = Field(max_length=8)
     dtype: Literal["float32", "float16", "uint8"] = "float32"
     role: TensorRole = "other"
     value: list[float] | None = None
 
+    @field_validator("shape")
+    @classmethod
+    def _sane_shape(cls, v: list[int | str]) -> list[int | str]:
+        # buffers are made from declared shapes: a shape of a trillion numbers is refused here,
+        # not discovered as an out-of-memory error while the monitor runs
+        elements = 1
+        for dim in v:
+            if isinstance(dim, int):  # 0 or less: dynamic
+                if dim > MAX_DIM:
+                    raise ValueError(f"dimension {dim}: at most {MAX_DIM} (or -1 for dynamic)")
+                elements *= max(dim, 1)
+        if elements > MAX_ELEMENTS:
+            raise ValueError(f"{elements} numbers per tensor; at most {MAX_ELEMENTS}")
+        return v
+
+
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+def _plain(name: str) -> str:
+    if not name or "/" in name or "\\" in name or name.startswith(".") or len(name) > 255:
+        raise ValueError(f"{name!r} must be a file name inside the package folder")
+    return name
+
 
 class ModelDecl(_Strict):
     file: str = "model.onnx"
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=SHA256)
+    # every other file the model reads (ONNX external weights): name → sha256, so the package
+    # is checked whole, not just model.onnx
+    files: dict[str, str] = Field(default_factory=dict, max_length=1000)
     inputs: list[TensorDecl] = Field(min_length=1)
     outputs: list[TensorDecl] = Field(min_length=1)
 
     @field_validator("file")
     @classmethod
     def _plain_name(cls, v: str) -> str:
-        if "/" in v or "\\" in v or v.startswith("."):
-            raise ValueError("must be a file name inside the package folder")
+        return _plain(v)
+
+    @field_validator("files")
+    @classmethod
+    def _plain_hashed(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, digest in v.items():
+            _plain(name)
+            if not re.fullmatch(SHA256, digest):
+                raise ValueError(f"files.{name}: a sha256 is 64 lowercase hex digits")
         return v
 
     @model_validator(mode="after")

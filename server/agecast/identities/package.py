@@ -1,13 +1,27 @@
-"""Finding, reading and validating identity packages."""
+"""Finding, reading and validating identity packages.
+
+A package is checked whole: ``model.sha256`` covers the model file and ``model.files`` every
+other file it reads (ONNX external weights); a file the model reads that the manifest does not
+cover, a file that is a link, or one whose contents changed is refused. The model is loaded
+from a private copy of exactly the bytes that were hashed, so rewriting the package while an
+identity runs cannot reach it (onnxruntime memory-maps external weights: a file truncated
+under it killed the server with SIGBUS).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -21,6 +35,7 @@ log = logging.getLogger(__name__)
 # shipped demo identity, then tooling.
 _PURPOSE_RANK = {"likeness": 0, "demo": 1, "tooling": 2}
 _CONSENT_HELP = "see models/README.md (identity consent)"
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few KB; a bigger one is not a manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +65,14 @@ def read_package(path: Path) -> IdentityPackage:
         raise IdentityError(f"identity package {path} is not a folder")
     if not manifest_path.is_file():
         raise IdentityError(f"{manifest_path} is missing: an identity package needs a manifest")
+    if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise IdentityError(f"{manifest_path} is over {MAX_MANIFEST_BYTES} bytes: not a manifest")
     try:
         raw = json.loads(manifest_path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IdentityError(f"{manifest_path} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # "[[[[…" thousands deep
+        raise IdentityError(f"{manifest_path} is nested too deeply to be a manifest") from exc
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
@@ -66,18 +85,102 @@ def read_package(path: Path) -> IdentityPackage:
 
 
 def verify_files(package: IdentityPackage) -> None:
-    """The model file exists and has the manifest's sha256."""
-    model_path = package.model_path
+    """Every file the model reads exists, is a plain file and has the manifest's sha256."""
+    with staged(package):
+        pass
+
+
+@contextlib.contextmanager
+def staged(package: IdentityPackage) -> Iterator[Path]:
+    """A private copy of the model's files, each checked against the manifest as it is copied;
+    yields the copy of the model file. Load from it: what was checked is what runs, and the
+    package can be rewritten without touching the running model (the copy is deleted after;
+    a loaded model keeps its mapped files)."""
     where = package.path / MANIFEST_NAME
-    if not model_path.is_file():
-        raise IdentityError(f"{where}: field model.file names {model_path.name}, which is missing")
-    actual = sha256_file(model_path)
-    if actual != package.manifest.model.sha256:
+    decl = package.manifest.model
+    with tempfile.TemporaryDirectory(prefix="agecast-identity-") as tmp:  # 0700
+        model = Path(tmp) / decl.file
+        _copy_checked(package.path / decl.file, model, decl.sha256, where, "model.file")
+        for name in _external_files(model, where):
+            if name not in decl.files:
+                raise IdentityError(
+                    f"{where}: {decl.file} reads external weights {name!r}, which field "
+                    f'model.files does not cover: add "{name}": "<its sha256>" to '
+                    "model.files (sha256sum prints it)"
+                )
+        for name, digest in decl.files.items():
+            _copy_checked(package.path / name, Path(tmp) / name, digest, where, "model.files")
+        # backends that rebuild a network read the manifest beside the model: the one checked
+        manifest = package.manifest.model_dump(mode="json", by_alias=True, exclude_none=True)
+        (Path(tmp) / MANIFEST_NAME).write_text(json.dumps(manifest))
+        yield model
+
+
+def _copy_checked(source: Path, copy: Path, digest: str, where: Path, field: str) -> None:
+    """Copy ``source`` (a plain file, never through a link) to ``copy``, checking its sha256;
+    ``field`` is the manifest field that names the file."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
         raise IdentityError(
-            f"{model_path}: sha256 {actual} does not match field model.sha256 "
-            f"{package.manifest.model.sha256} in {where}; the model file was changed or "
-            "replaced — re-export the package or fix the manifest"
+            f"{where}: field {field} names {source.name}, which is missing"
+        ) from None
+    except OSError as exc:  # ELOOP: a link
+        raise IdentityError(
+            f"{where}: {source.name} is a link, not a file ({exc.strerror}); copy the file "
+            "itself into the package"
+        ) from None
+    sha = hashlib.sha256()
+    with os.fdopen(fd, "rb") as src:
+        if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+            raise IdentityError(f"{where}: {source.name} is not a regular file")
+        with copy.open("xb") as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                sha.update(chunk)
+                dst.write(chunk)
+    if sha.hexdigest() != digest:
+        hashed = "model.sha256" if field == "model.file" else f"model.files.{source.name}"
+        raise IdentityError(
+            f"{source}: its sha256 does not match field {hashed} in {where}; the file was "
+            "changed or replaced — re-export the package or fix the manifest"
         )
+
+
+def _external_files(model_path: Path, where: Path) -> list[str]:
+    """The external-data files an ONNX model names (their ``location``)."""
+    import onnx  # heavy: only when a model is checked
+
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise IdentityError(
+            f"{where}: {model_path.name}: cannot load the model, it is not ONNX ({exc})"
+        ) from exc
+    names: set[str] = set()
+    for tensor in _tensors(model.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            found = [entry.value for entry in tensor.external_data if entry.key == "location"]
+            names.update(found)
+    for name in names:
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise IdentityError(
+                f"{where}: the model reads external weights from {name!r}, outside its package"
+            )
+    return sorted(names)
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor stored in ``graph``: initializers, constants, and those of subgraphs."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _tensors(attribute.g)
+            for sub in attribute.graphs:
+                yield from _tensors(sub)
 
 
 def check_contract(package: IdentityPackage, model: Model) -> None:
@@ -171,9 +274,9 @@ def check_consent(package: IdentityPackage, today: date | None = None) -> None:
 def load_model(package: IdentityPackage, backend: Backend, today: date | None = None) -> Model:
     """Check consent and the files, load the model on ``backend`` and check its tensors."""
     check_consent(package, today)
-    verify_files(package)
     try:
-        model = backend.load(package.model_path, label=f"identity {package.manifest.id}")
+        with staged(package) as copy:
+            model = backend.load(copy, label=f"identity {package.manifest.id}")
     except BackendError as exc:
         raise IdentityError(f"{package.model_path}: {exc}") from exc
     try:
@@ -199,10 +302,12 @@ def discover(dirs: list[Path]) -> list[IdentityPackage]:
     return found
 
 
-def resolve(name: str, dirs: list[Path]) -> IdentityPackage:
-    """``name`` is a package folder path, an identity id, or ``auto`` (best installed)."""
+def resolve(name: str, dirs: list[Path], *, installed_only: bool = False) -> IdentityPackage:
+    """``name`` is a package folder path, an identity id, or ``auto`` (best installed).
+    ``installed_only``: only ids of packages in ``dirs`` (what a monitor's operator may pick:
+    not any folder on the server's disk)."""
     candidate = Path(name).expanduser()
-    if name != "auto" and (candidate / MANIFEST_NAME).exists():
+    if not installed_only and name != "auto" and (candidate / MANIFEST_NAME).exists():
         return read_package(candidate)
     installed = discover(dirs)
     if name == "auto":

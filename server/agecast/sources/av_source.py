@@ -16,6 +16,7 @@ from av.packet import Packet
 from av.video.frame import VideoFrame
 
 from agecast.errors import SourceError, SourceLost
+from agecast.redact import hide_in
 from agecast.sources.base import Decoded, Source, SourceState, sane_fps
 from agecast.stream.avframe import rgb_array
 
@@ -104,9 +105,11 @@ def open_container(
     try:
         return av.open(target, mode="r", format=fmt, options=options or {}, timeout=timeout)
     except av.error.InvalidDataError as exc:
-        raise SourceError(f"{label} is not a video FFmpeg can read ({exc}): {hint}") from exc
+        why = hide_in(str(exc), target)  # FFmpeg names the address, password and all
+        raise SourceError(f"{label} is not a video FFmpeg can read ({why}): {hint}") from None
     except (av.error.FFmpegError, OSError) as exc:
-        raise SourceError(f"cannot open {label} ({exc}): {hint}") from exc
+        why = hide_in(str(exc), target)
+        raise SourceError(f"cannot open {label} ({why}): {hint}") from None
 
 
 class FileSource(Source):

@@ -6,6 +6,7 @@ from functools import partial
 from pathlib import Path
 
 from agecast.errors import SourceError
+from agecast.redact import SourceURI, reveal
 from agecast.sources.av_source import AVReader, open_container
 from agecast.sources.reconnect import ReconnectingSource
 
@@ -35,9 +36,9 @@ def connect_network(
     url: str, scheme: str, *, live: bool, open_timeout_s: float, read_timeout_s: float
 ) -> AVReader:
     fmt, options = network_options(scheme, live=live)
-    label = f"stream {url}"
+    label = f"stream {SourceURI(url)}"  # the address without its password
     container = open_container(
-        url,
+        reveal(url),
         label=label,
         hint="check the sender is running and the address, port and path are right",
         fmt=fmt,
@@ -63,8 +64,9 @@ def network_source(
         read_timeout_s=read_timeout_s,
     )
     return ReconnectingSource(
-        url, connect, label=f"stream {url}", live=live, open_timeout_s=open_timeout_s
-    )
+        SourceURI(url), connect, label=f"stream {SourceURI(url)}", live=live,
+        open_timeout_s=open_timeout_s,
+    )  # fmt: skip
 
 
 def check_camera(device: Path) -> None:

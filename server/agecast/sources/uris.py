@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from agecast.errors import SourceError
+from agecast.redact import SourceURI, reveal
 from agecast.sources.av_source import FileSource
 from agecast.sources.base import Source
 from agecast.sources.demo import DEMO_URI, DemoSource
@@ -45,24 +46,25 @@ def open_source(
     pictures; ``live=False`` (render) delivers every frame as fast as it can. ``loop`` restarts
     a file at its end; the demo and the test pattern loop anyway when live.
     """
-    text = uri.strip()
+    text = reveal(uri).strip()
+    uri = SourceURI(text)  # what the source prints and reports: its password hidden
     if not text:
         raise SourceError(f"no source given: {_accepted()}")
     if text == DEMO_URI:
         return DemoSource(live=live, loop=loop or live)
     if text == TESTPATTERN_SCHEME or text.startswith(TESTPATTERN_SCHEME + ":"):
         width, height, fps = parse_testpattern(text)
-        return TestPatternSource(text, width, height, fps, live=live)
+        return TestPatternSource(uri, width, height, fps, live=live)
     match = _SCHEME.match(text)
     if match is None or Path(text).exists():
-        return FileSource(text, Path(text).expanduser(), live=live, loop=loop)
+        return FileSource(uri, Path(text).expanduser(), live=live, loop=loop)
     scheme = match["scheme"].lower()
     if scheme == "file":
-        return FileSource(text, _local_path(text), live=live, loop=loop)
+        return FileSource(uri, _local_path(text), live=live, loop=loop)
     if scheme == "v4l2":
         device, options = parse_camera_uri(text)
         return camera_source(
-            text,
+            uri,
             device,
             options,
             live=live,
@@ -71,7 +73,7 @@ def open_source(
         )
     if scheme in NETWORK_SCHEMES:
         return network_source(
-            text, scheme, live=live, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s
+            uri, scheme, live=live, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s
         )
     raise SourceError(f"unknown source scheme {scheme!r} in {uri!r}: {_accepted()}")
 

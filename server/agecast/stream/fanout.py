@@ -1,8 +1,16 @@
 """Fan-out of encoded pictures to viewers on the asyncio loop.
 
-Each viewer holds at most one unsent message. If a new picture arrives before the viewer took
-the last, the viewer is behind: its pending picture is dropped and it skips to the next key
-frame (an IDR is requested). A slow viewer never slows the encoder or another viewer.
+Each viewer holds at most one unsent message (its send queue, newest wins). If a new picture
+arrives before the viewer took the last, the viewer is behind: its pending picture is dropped
+and it skips to the next key frame. A viewer that takes nothing for :data:`STALL_S` while
+pictures keep coming is dropped (closed). A slow viewer never slows the encoder or another
+viewer.
+
+Key frames are shared: one H.264 stream serves every viewer of it, so a forced IDR costs every
+one of them bandwidth. The key-frame budget: a viewer that needs a key frame (joined, fell
+behind, or asked) forces one only when nobody else watches that stream in sync and it has not
+forced one in the last :data:`KEY_BUDGET_S`; otherwise it waits for the encoder's own next IDR
+(one a second). So no viewer raises another's key-frame rate above the encoder's cadence.
 
 Viewers whose link asks for a burnt-in label (``mark``) get a stream encoded for that label;
 everyone else shares the one main encode.
@@ -13,10 +21,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
+
+KEY_BUDGET_S = 1.0  # a viewer forces at most one IDR this often
+STALL_S = 10.0  # a viewer that takes no picture for this long while they come is dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +54,21 @@ class Viewer:
     _pending: bytes | None = None
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
+    stalled: bool = False  # dropped for taking nothing for STALL_S
+    key_forced_at: float = -KEY_BUDGET_S  # monotonic time this viewer last forced an IDR
+    taken_at: float = field(default_factory=time.monotonic)  # last time it took a picture
 
     def offer(self, message: Message) -> bool:
         """Queue ``message``; returns True if this viewer now needs a key frame."""
         payload = message.jpeg if self.codec == "jpeg" else message.h264
-        if payload is None or message.mark != self.mark:
+        if payload is None or message.mark != self.mark or self.closed:
+            return False
+        if self._pending is not None and time.monotonic() - self.taken_at > STALL_S:
+            log.warning(
+                "viewer %d (%s) took nothing for %gs: dropped", self.id, self.label, STALL_S
+            )
+            self.stalled = True
+            self.close()
             return False
         if self.codec == "jpeg":  # every JPEG stands alone: newest wins
             if self._pending is not None:
@@ -73,7 +95,13 @@ class Viewer:
         payload, self._pending = self._pending, None
         if payload is not None:
             self.sent += 1
+        self.taken_at = time.monotonic()
         return payload
+
+    def lose_sync(self) -> None:
+        """The viewer's decoder lost its place: send nothing until the next key frame."""
+        self._pending = None
+        self.need_key = True
 
     def close(self) -> None:
         self.closed = True
@@ -97,7 +125,7 @@ class Fanout:
         self.viewers.add(viewer)
         self._streams = frozenset((v.codec, v.mark) for v in self.viewers)
         if viewer.codec == "h264":
-            self._request_key(viewer.mark)
+            self.ask_key_frame(viewer)
         log.info(
             "viewer %d joined (%s %s); %d watching",
             viewer.id,
@@ -121,8 +149,30 @@ class Fanout:
         return {mark for _, mark in self._streams}
 
     def publish(self, message: Message) -> None:
-        if any([v.offer(message) for v in self.viewers]):
-            self._request_key(message.mark)
+        for viewer in [v for v in self.viewers if v.offer(message)]:
+            self._ask(viewer)
+
+    def ask_key_frame(self, viewer: Viewer) -> None:
+        """``viewer`` needs a key frame: it waits for one, forcing it only within its budget."""
+        viewer.lose_sync()
+        self._ask(viewer)
+
+    def _ask(self, viewer: Viewer) -> None:
+        now = time.monotonic()
+        if now - viewer.key_forced_at < KEY_BUDGET_S:
+            return
+        in_sync = any(
+            v is not viewer
+            and v.codec == "h264"
+            and v.mark == viewer.mark
+            and not v.need_key
+            and not v.closed
+            for v in self.viewers
+        )
+        if in_sync:  # others would pay for it: wait for the encoder's own IDR
+            return
+        viewer.key_forced_at = now
+        self._request_key(viewer.mark)
 
     def publish_threadsafe(self, message: Message) -> None:
         if self.loop is not None and not self.loop.is_closed():

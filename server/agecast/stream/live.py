@@ -210,7 +210,7 @@ class LiveService:
         return self.status()
 
     def _swap_identity(self, name: str) -> None:
-        package = resolve(name, self.settings.identities_dir)
+        package = resolve(name, self.settings.identities_dir, installed_only=True)
         identity = IdentityModel.load(package, self.built.backend)
         # The old model is not closed here: the device thread may be mid-frame with it.
         self.built.fx.set_identity(identity)

@@ -13,7 +13,9 @@ A take id is ``<scene>_<take>`` or ``<scene>_<take>_<camera>``. Takes are never 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import fcntl
 import json
 import os
 import re
@@ -34,7 +36,10 @@ RAW = "raw.mp4"
 AGED = "aged.mp4"
 SIDECAR = "sidecar.jsonl"
 RENDER_JSON = "render.json"
-OWNER = ".recorder.pid"  # the recording process; gone when the take is finished
+# Held (flock) by the recording process while it records; gone when the take is finished. A
+# lock, not the PID it holds: after a kill the next server may get the same PID (in Docker the
+# server is PID 1 every time), but the kernel drops a dead process's locks.
+OWNER = ".recorder.pid"
 
 TakeStatus = str  # "recording" | "complete" | "interrupted" | "stopped: <reason>"
 
@@ -145,6 +150,7 @@ class Take:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.id = path.name
+        self._owner_fd: int | None = None  # the recorder's lock, while this process records
 
     @property
     def info_path(self) -> Path:
@@ -165,24 +171,38 @@ class Take:
         return info
 
     def recorder_alive(self) -> bool:
-        """Whether the process that records this take is still running."""
+        """Whether a process (this one included) still records this take: it holds the lock."""
         try:
-            pid = int((self.path / OWNER).read_text().strip())
-        except (FileNotFoundError, ValueError):
+            fd = os.open(self.path / OWNER, os.O_RDONLY)
+        except FileNotFoundError:
             return False
-        if pid == os.getpid():
-            return True
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
             return True
-        return True
+        finally:
+            os.close(fd)  # (and with it the probe's own lock, if it got one)
+        return False
+
+    def claim(self) -> None:
+        """This process records the take: hold its lock until :meth:`release` (or death)."""
+        fd = os.open(self.path / OWNER, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            raise TakeError(f"take {self.id} is being recorded by another process") from exc
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for people; the lock is what counts
+        self._owner_fd = fd
 
     def release(self) -> None:
         """The recording is over (its final status is in take.json)."""
         (self.path / OWNER).unlink(missing_ok=True)
+        if self._owner_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._owner_fd)
+            self._owner_fd = None
 
     def write_info(self, info: TakeInfo) -> None:
         write_json_atomic(self.info_path, info.model_dump(mode="json"))
@@ -318,14 +338,16 @@ class TakeStore:
     def create(self, scene: str, take: str, camera: str | None = None, **info: Any) -> Take:
         """A new take folder with take.json (status "recording"); never overwrites one."""
         take_id = take_id_for(scene, take, camera)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(PermissionError):  # footage: for this user only
+            os.chmod(self.root, 0o700)
         path = self.root / take_id
         try:
-            path.mkdir()
+            path.mkdir(mode=0o700)
         except FileExistsError as exc:
             raise _exists(scene, take, camera) from exc
         result = Take(path)
-        (path / OWNER).write_text(f"{os.getpid()}\n")
+        result.claim()
         result.write_info(
             TakeInfo(
                 id=take_id,
