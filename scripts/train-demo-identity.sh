@@ -18,7 +18,7 @@ agecast --log-level info train --family agecast-reage --src "$work/aged" --dst "
 # Second stage: the same net, hardened against what crosses a face (hands, cups, hair): eight
 # samples in ten carry an occluder. The first stage learns the ageing; this one, to leave alone.
 agecast --log-level info train --family agecast-reage --src "$work/aged" --dst "$work/footage" \
-  --out "$work/run-occluders" --init-from "$work/run" --occluders 0.8 --lr 5e-4 \
+  --out "$work/run-occluders" --init-from "$work/run" --occluders 0.8 --occluder-weight 4 --lr 5e-4 \
   --resolution 256 --steps 2500 --minutes 20 --batch 8 --seed 1 --threads 1 --device auto
 agecast export "$work/run-occluders" --out models/demo-aged --id demo-aged --purpose demo \
   --display-name "Demo: astronaut, re-aged (synthetic)" \

@@ -1134,6 +1134,9 @@ def train(
             min=0.0, max=1.0, help="agecast-reage: share of samples with a synthetic occluder"
         ),
     ] = 0.5,
+    occluder_weight: Annotated[
+        float, typer.Option(min=0.0, help="agecast-reage: extra loss weight on occluder pixels")
+    ] = 0.0,
 ) -> None:
     """Train an identity model: src = the identity's faces, dst = the footage's faces."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -1163,6 +1166,7 @@ def train(
             crop=crop,
             init_from=str(init_from) if init_from else None,
             occluders=occluders,
+            occluder_weight=occluder_weight,
         )
         run_training: Callable[..., Any] = train_reage
     else:

@@ -100,6 +100,7 @@ class Batch:
     age_maps: torch.Tensor  # (N,2,C,C) current, target (years / AGE_SCALE)
     target: torch.Tensor  # (N,3,C,C)
     mask: torch.Tensor  # (N,1,C,C) where the model may change the plate
+    occluded: torch.Tensor  # (N,1,C,C) where an occluder covers the picture (0 without one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,14 +157,16 @@ class ReageAugment:
         inp, target, maps, keep = out[:, :3], out[:, 3:6], out[:, 6:8], out[:, 8:9]
         inp, target = self._colour(inp, target, gen)
         occ = self._occluders(n, gen)
+        occluded = torch.zeros_like(keep)
         if occ is not None:
             shade, alpha = occ
+            occluded = alpha
             inp = inp + (shade - inp) * alpha
             target = target + (shade - target) * alpha
             keep = keep * (1 - alpha)
         # outside the region the model may touch, the target is the input itself
         target = inp + (target - inp) * keep
-        return Batch(inp, maps, target, keep)
+        return Batch(inp, maps, target, keep, occluded)
 
     def _grid(self, n: int, size: int, gen: torch.Generator) -> torch.Tensor:
         """A rotated, scaled window of ``crop`` pixels somewhere over the face."""

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.nn import functional as F
 
 from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS, target_age_map
@@ -62,6 +61,7 @@ class ReageOptions:
     threads: int = 0
     init_from: str | None = None  # start from another reage run's weights (new data, same net)
     occluders: float = 0.5  # share of training samples with a synthetic occluder
+    occluder_weight: float = 0.0  # extra loss weight on occluder pixels (leave them alone)
 
 
 def _split(data: AgedFaces) -> tuple[AgedFaces, AgedFaces]:
@@ -73,13 +73,22 @@ def _split(data: AgedFaces) -> tuple[AgedFaces, AgedFaces]:
 
 
 def reage_loss(
-    net: ReageNet, face: torch.Tensor, maps: torch.Tensor, target: torch.Tensor, keep: torch.Tensor
+    net: ReageNet,
+    face: torch.Tensor,
+    maps: torch.Tensor,
+    target: torch.Tensor,
+    keep: torch.Tensor,
+    occluded: torch.Tensor | None = None,
+    occluder_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """L1 (weighted to the face, and to occluders by ``occluder_weight``) + DSSIM of the plate
+    plus delta against the target, and the mask's error against ``keep``."""
     out, _, mask = net(face, maps)
-    weight = 0.2 + keep
+    extra = occluder_weight * occluded if occluded is not None else 0.0
+    weight = 0.2 + keep + extra
     l1 = ((out - target).abs() * weight).sum() / (weight.sum() * 3)
     d = dssim(out, target).mean()
-    m = F.mse_loss(mask, keep)
+    m = (((mask - keep) ** 2) * (1 + extra)).mean()
     total = 10 * l1 + 5 * d + 2 * m
     return total, {"l1": l1.item(), "dssim": d.item(), "mask": m.item()}
 
@@ -262,6 +271,8 @@ def train_reage(
                 b.age_maps.to(device),
                 b.target.to(device),
                 b.mask.to(device),
+                b.occluded.to(device),
+                opts.occluder_weight,
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()
