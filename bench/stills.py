@@ -62,7 +62,8 @@ def main() -> None:
         offsets = parse_offsets(rest[0]) if rest else (0.0, 0.0, 0.0, 0.0)
         fx.set_look(age=float(age), age_offsets=offsets, color_transfer="auto")
         aged = fx.process(frame).aged
-        label = f"{name} ({identity.manifest.family}) age {age}" + (f", {rest[0]}" if rest else "")
+        label = f"{name} ({identity.manifest.family.removeprefix('agecast-')}) {age}"
+        label += f" {rest[0]}" if rest else ""
         tiles.append((label, aged[box].numpy()))
         identity.close()
     h, w = tiles[0][1].shape[:2]

@@ -3,7 +3,7 @@
 # demo clip: the exact commands that made the committed package. Footage faces → the same faces
 # procedurally aged (server/agecast/training/synthetic_age.py) → a re-ageing U-Net that learns
 # the change as a delta on the plate → export (ONNX, checked against torch through the runtime).
-# CPU: 6000 steps or 60 min, then 2500 steps or 20 min hardening against occluders (the manifest
+# CPU: 6000 steps or 60 min, then 3000 steps or 20 min hardening against occluders (the manifest
 # records the second). One torch thread:
 # on a 2-core box that is as fast as two and does not spin against the rest of the machine.
 set -euo pipefail
@@ -18,8 +18,8 @@ agecast --log-level info train --family agecast-reage --src "$work/aged" --dst "
 # Second stage: the same net, hardened against what crosses a face (hands, cups, hair): eight
 # samples in ten carry an occluder. The first stage learns the ageing; this one, to leave alone.
 agecast --log-level info train --family agecast-reage --src "$work/aged" --dst "$work/footage" \
-  --out "$work/run-occluders" --init-from "$work/run" --occluders 0.8 --occluder-weight 4 --lr 5e-4 \
-  --resolution 256 --steps 2500 --minutes 20 --batch 8 --seed 1 --threads 1 --device auto
+  --out "$work/run-occluders" --init-from "$work/run" --occluders 0.8 --occluder-weight 12 --lr 5e-4 \
+  --resolution 256 --steps 3000 --minutes 20 --batch 8 --seed 1 --threads 1 --device auto
 agecast export "$work/run-occluders" --out models/demo-aged --id demo-aged --purpose demo \
   --display-name "Demo: astronaut, re-aged (synthetic)" \
   --actor "NASA portrait of Eileen Collins (public domain, scikit-image 'astronaut')" \

@@ -44,9 +44,12 @@ def test_regions_sit_on_their_features() -> None:
 
 def test_regions_follow_the_face() -> None:
     lm = template_points("ffhq", SIZE)
-    moved = region_maps(lm + torch.tensor([10.0, 6.0]), SIZE)
+    # (the maps are drawn at a quarter size: a move by whole quarter-pixels is exact)
+    moved = region_maps(lm + torch.tensor([8.0, 4.0]), SIZE)
     still = region_maps(lm, SIZE)
-    assert torch.allclose(moved[:, 106:200, 110:200], still[:, 100:194, 100:190], atol=1e-5)
+    assert torch.allclose(moved[:, 104:200, 108:200], still[:, 100:196, 100:192], atol=1e-5)
+    odd = region_maps(lm + torch.tensor([10.0, 6.0]), SIZE)
+    assert torch.allclose(odd[:, 106:200, 110:200], still[:, 100:194, 100:190], atol=0.1)
 
 
 def test_mouth_interior_is_between_the_corners_only() -> None:

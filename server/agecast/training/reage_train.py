@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -24,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS, target_age_map
@@ -35,10 +33,12 @@ from agecast.training.reage_model import AGE_SCALE, FAMILY, ReageConfig, ReageNe
 from agecast.training.train import (
     CHECKPOINT,
     HELD_OUT_EVERY,
-    RUN_FILE,
+    Loop,
     Progress,
     RunRecord,
+    fit,
     pick_train_device,
+    run_options,
 )
 
 log = logging.getLogger(__name__)
@@ -167,27 +167,7 @@ def train_reage(
     device = pick_train_device(options.device)
     if options.threads > 0:
         torch.set_num_threads(options.threads)
-    if resume:
-        record = RunRecord.load(run)
-        if record.family != FAMILY:
-            raise TrainError(f"{run} holds an {record.family} run; resume it without --family")
-        opts = ReageOptions(
-            **{
-                **record.options,
-                "steps": options.steps,
-                "device": options.device,
-                "minutes": options.minutes,
-            }
-        )
-        if Path(record.src) != src or Path(record.dst) != dst:
-            raise TrainError(
-                f"{run} was trained on {record.src} and {record.dst}; resume with the same "
-                "facesets or start a new run"
-            )
-    else:
-        if (run / RUN_FILE).exists():
-            raise TrainError(f"{run} already holds a run: pass --resume, or choose a new --out")
-        opts = options
+    opts = run_options(run, src, dst, options, resume, FAMILY)
     config = ReageConfig(resolution=opts.resolution, dims=opts.dims)
     footage = Faceset.load(dst)
     data = load_aged(Faceset.load(src), footage, opts.resolution)
@@ -200,6 +180,7 @@ def train_reage(
     gen = torch.Generator().manual_seed(opts.seed)
     torch.manual_seed(opts.seed)
     if resume:
+        record = RunRecord.load(run)
         net, state = load_reage_checkpoint(run, device)
         if net.config != config:
             raise TrainError(f"{run}'s checkpoint has model {net.config}, the run expects {config}")
@@ -233,7 +214,6 @@ def train_reage(
     if state:
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
-    step = record.step
     log.info(
         "training %s (%s): %d faces × %d ages (%s), %d held out, %dpx crops, %dpx windows on %s",
         run,
@@ -246,78 +226,37 @@ def train_reage(
         opts.crop,
         device,
     )
-    (run / "previews").mkdir(exist_ok=True)
     aug = ReageAugment(crop=opts.crop, occluder_p=opts.occluders)
     net.train()
-    t0 = time.perf_counter()
-    window: list[float] = []
-    last_save = step
-    started = time.monotonic()
-    budget_s = opts.minutes * 60 if opts.minutes else math.inf
-    interrupted = False
-    try:
-        while step < opts.steps:
-            if should_stop is not None and should_stop():
-                break
-            if time.monotonic() - started >= budget_s:
-                log.info("--minutes %g reached at step %d: stopping", opts.minutes, step)
-                break
-            for group in opt.param_groups:  # cosine decay to a tenth over the planned steps
-                group["lr"] = opts.lr * (0.55 + 0.45 * math.cos(math.pi * step / opts.steps))
-            b = aug.batch(train_set, opts.batch, gen)
-            loss, parts = reage_loss(
-                net,
-                b.face.to(device),
-                b.age_maps.to(device),
-                b.target.to(device),
-                b.mask.to(device),
-                b.occluded.to(device),
-                opts.occluder_weight,
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            total = loss.item()
-            if not math.isfinite(total):
-                raise TrainError(
-                    f"loss became {total} at step {step}; lower --lr and resume from the last "
-                    "checkpoint"
-                )
-            window.append(total)
-            elapsed = time.perf_counter() - t0
-            rate = (step - record.step) / elapsed if elapsed > 0 else 0.0
-            if on_progress is not None:
-                on_progress(Progress(step, opts.steps, {"total": total, **parts}, rate))
-            if step % 25 == 0 or step == opts.steps:
-                record.history.append({"step": float(step), "loss": float(np.mean(window))})
-                window = []
-            if opts.log_every and step % opts.log_every == 0:
-                log.info("step %d/%d loss %.4f, %.2f steps/s", step, opts.steps, total, rate)
-            if step % opts.preview_every == 0 or step == opts.steps:
-                Image.fromarray(preview_grid(net.cpu(), held)).save(
-                    run / "previews" / f"step_{step:06d}.png"
-                )
-                net.to(device)
-            if step - last_save >= opts.save_every or step == opts.steps:
-                record.seconds += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                record.step = step
-                _save(run, net, opt, step, gen)
-                record.save(run)
-                last_save = step
-    except KeyboardInterrupt:
-        interrupted = True
-    if step != record.step or not (run / CHECKPOINT).exists():
-        record.seconds += time.perf_counter() - t0
-        record.step = step
-        _save(run, net, opt, step, gen)
-        record.save(run)
-    log.info(
-        "run %s %s at step %d (%.0f s of training)",
+
+    def one_step(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        for group in opt.param_groups:  # cosine decay to a tenth over the planned steps
+            group["lr"] = opts.lr * (0.55 + 0.45 * math.cos(math.pi * step / opts.steps))
+        b = aug.batch(train_set, opts.batch, gen)
+        return reage_loss(
+            net,
+            b.face.to(device),
+            b.age_maps.to(device),
+            b.target.to(device),
+            b.mask.to(device),
+            b.occluded.to(device),
+            opts.occluder_weight,
+        )
+
+    def preview() -> np.ndarray:
+        grid = preview_grid(net.cpu(), held)
+        net.to(device)
+        return grid
+
+    fit(
         run,
-        "interrupted, saved" if interrupted else "saved",
-        record.step,
-        record.seconds,
+        record,
+        opt,
+        one_step,
+        lambda step: _save(run, net, opt, step, gen),
+        preview,
+        Loop(opts.steps, opts.save_every, opts.preview_every, opts.log_every, opts.minutes),
+        on_progress,
+        should_stop,
     )
     return record

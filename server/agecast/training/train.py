@@ -26,10 +26,10 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -110,6 +110,32 @@ class RunRecord:
             return cls(**json.loads(path.read_text()))
         except (json.JSONDecodeError, TypeError) as exc:
             raise TrainError(f"{path} is damaged ({exc}); start a new run") from exc
+
+
+Opts = TypeVar("Opts")
+
+
+def run_options(run: Path, src: Path, dst: Path, options: Opts, resume: bool, family: str) -> Opts:
+    """The options a run trains with: a resumed run keeps its own (all but steps, device and
+    minutes) and must be of ``family`` on the same facesets; a new one needs an unused folder."""
+    if not resume:
+        if (run / RUN_FILE).exists():
+            raise TrainError(f"{run} already holds a run: pass --resume, or choose a new --out")
+        return options
+    record = RunRecord.load(run)
+    if record.family != family:
+        raise TrainError(
+            f"{run} holds an {record.family} run; resume it with --family {record.family}"
+        )
+    if Path(record.src) != src or Path(record.dst) != dst:
+        raise TrainError(
+            f"{run} was trained on {record.src} and {record.dst}; resume with the same "
+            "facesets or start a new run"
+        )
+    kept = {**record.options, "steps": 0, "device": "", "minutes": None}
+    mine = cast(Any, options)
+    changed = {"steps": mine.steps, "device": mine.device, "minutes": mine.minutes}
+    return cast(Opts, replace(type(mine)(**kept), **changed))
 
 
 def pick_train_device(name: str) -> torch.device:
@@ -273,29 +299,7 @@ def train(
     device = pick_train_device(options.device)
     if options.threads > 0:
         torch.set_num_threads(options.threads)
-    if resume:
-        record = RunRecord.load(run)
-        if record.family != "agecast-df":
-            raise TrainError(
-                f"{run} holds an {record.family} run; resume it with --family {record.family}"
-            )
-        opts = TrainOptions(
-            **{
-                **record.options,
-                "steps": options.steps,
-                "device": options.device,
-                "minutes": options.minutes,
-            }
-        )
-        if Path(record.src) != src or Path(record.dst) != dst:
-            raise TrainError(
-                f"{run} was trained on {record.src} and {record.dst}; resume with the same "
-                "facesets or start a new run"
-            )
-    else:
-        if (run / RUN_FILE).exists():
-            raise TrainError(f"{run} already holds a run: pass --resume, or choose a new --out")
-        opts = options
+    opts = run_options(run, src, dst, options, resume, "agecast-df")
     src_set, dst_set = Faceset.load(src), Faceset.load(dst)
     data = _prepare(src_set, dst_set, opts.resolution, opts.age)
     config = ModelConfig(
@@ -307,6 +311,7 @@ def train(
     gen = torch.Generator().manual_seed(opts.seed)
     torch.manual_seed(opts.seed)
     if resume:
+        record = RunRecord.load(run)
         net, state = load_checkpoint(run, device)
         if net.config != config:
             raise TrainError(f"{run}'s checkpoint has model {net.config}, the run expects {config}")
@@ -330,7 +335,6 @@ def train(
     if state:
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
-    step = record.step
     log.info(
         "training %s: %d src, %d dst (%d held out) faces at %dpx on %s%s%s",
         run,
@@ -342,46 +346,101 @@ def train(
         f", ages {data.age_range[0]:g}–{data.age_range[1]:g}" if data.age_range else "",
         ", paired" if data.pairs is not None else "",
     )
-    (run / "previews").mkdir(exist_ok=True)
     aug = Augment()
     images = {k: getattr(data, k).images.to(device) for k in ("src", "dst")}
     masks = {k: getattr(data, k).masks.to(device) for k in ("src", "dst")}
     src_ages = _age01(data.src.ages, data.age_range)
     net.train()
+
+    def one_step(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        si = torch.randint(len(data.src), (opts.batch,), generator=gen)
+        di = torch.randint(len(data.dst), (opts.batch,), generator=gen)
+        src_draw = aug.draw(opts.batch, opts.resolution, gen)
+        dst_draw = aug.draw(opts.batch, opts.resolution, gen)
+        s_in, s_t, s_m = aug.apply(src_draw, images["src"][si], masks["src"][si])
+        d_in, d_t, d_m = aug.apply(dst_draw, images["dst"][di], masks["dst"][di])
+        age = src_ages[si].to(device) if src_ages is not None else None
+        loss_d, _ = _branch(net.dst(net.latent(d_in)), d_t, d_m)
+        losses = {"dst": loss_d.item()}
+        if data.pairs is None:
+            loss_s, parts_s = _branch(net.src(net.latent(s_in), age), s_t, s_m)
+            losses["src"] = loss_s.item()
+        else:
+            # Paired: the src face's own footage face, augmented exactly like it, must
+            # decode to it. This trains the src decoder on the same targets as the src
+            # branch would, from the inputs the swap will see, so it replaces that branch.
+            pd = data.pairs[si]
+            p_in, _, _ = aug.apply(src_draw, images["dst"][pd], masks["dst"][pd])
+            loss_s, parts_s = _branch(net.src(net.latent(p_in), age), s_t, s_m)
+            losses["paired"] = loss_s.item()
+        losses.update({f"src_{k}": v for k, v in parts_s.items()})
+        return loss_s + loss_d, losses
+
+    fit(
+        run,
+        record,
+        opt,
+        one_step,
+        lambda step: _save_checkpoint(run, net, opt, step, gen),
+        lambda: preview_grid(net, data, device),
+        Loop(opts.steps, opts.save_every, opts.preview_every, opts.log_every, opts.minutes),
+        on_progress,
+        should_stop,
+    )
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """When a training loop stops, saves, previews and logs."""
+
+    steps: int
+    save_every: int
+    preview_every: int
+    log_every: int
+    minutes: float | None
+
+
+def fit(
+    run: Path,
+    record: RunRecord,
+    opt: torch.optim.Optimizer,
+    one_step: Callable[[int], tuple[torch.Tensor, dict[str, float]]],
+    save: Callable[[int], None],
+    preview: Callable[[], np.ndarray],
+    loop: Loop,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
+    """The training loop every family shares: ``one_step(step)`` gives the loss (and its parts)
+    of the next batch; this backpropagates, keeps the history, reports progress, writes a
+    preview every ``preview_every`` and a checkpoint (``save``) every ``save_every`` steps, stops
+    at ``steps``, ``minutes``, ``should_stop`` or Ctrl-C — and always keeps what was learnt."""
+    step = record.step
+    (run / "previews").mkdir(exist_ok=True)
     t0 = time.perf_counter()
     window: list[float] = []
     last_save = step
     started = time.monotonic()
-    budget_s = opts.minutes * 60 if opts.minutes else math.inf
+    budget_s = loop.minutes * 60 if loop.minutes else math.inf
     interrupted = False
+
+    def keep() -> None:
+        nonlocal t0
+        record.seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        record.step = step
+        save(step)
+        record.save(run)
+
     try:
-        while step < opts.steps:
+        while step < loop.steps:
             if should_stop is not None and should_stop():
                 break
             if time.monotonic() - started >= budget_s:
-                log.info("--minutes %g reached at step %d: stopping", opts.minutes, step)
+                log.info("--minutes %g reached at step %d: stopping", loop.minutes, step)
                 break
-            si = torch.randint(len(data.src), (opts.batch,), generator=gen)
-            di = torch.randint(len(data.dst), (opts.batch,), generator=gen)
-            src_draw = aug.draw(opts.batch, opts.resolution, gen)
-            dst_draw = aug.draw(opts.batch, opts.resolution, gen)
-            s_in, s_t, s_m = aug.apply(src_draw, images["src"][si], masks["src"][si])
-            d_in, d_t, d_m = aug.apply(dst_draw, images["dst"][di], masks["dst"][di])
-            age = src_ages[si].to(device) if src_ages is not None else None
-            loss_d, _ = _branch(net.dst(net.latent(d_in)), d_t, d_m)
-            losses = {"dst": loss_d.item()}
-            if data.pairs is None:
-                loss_s, parts_s = _branch(net.src(net.latent(s_in), age), s_t, s_m)
-                losses["src"] = loss_s.item()
-            else:
-                # Paired: the src face's own footage face, augmented exactly like it, must
-                # decode to it. This trains the src decoder on the same targets as the src
-                # branch would, from the inputs the swap will see, so it replaces that branch.
-                pd = data.pairs[si]
-                p_in, _, _ = aug.apply(src_draw, images["dst"][pd], masks["dst"][pd])
-                loss_s, parts_s = _branch(net.src(net.latent(p_in), age), s_t, s_m)
-                losses["paired"] = loss_s.item()
-            loss = loss_s + loss_d
+            loss, losses = one_step(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -392,39 +451,25 @@ def train(
                     f"loss became {total} at step {step}; lower --lr and resume from the last "
                     "checkpoint"
                 )
-            losses["total"] = total
-            losses.update({f"src_{k}": v for k, v in parts_s.items()})
             window.append(total)
             elapsed = time.perf_counter() - t0
             rate = (step - record.step) / elapsed if elapsed > 0 else 0.0
             if on_progress is not None:
-                on_progress(Progress(step, opts.steps, losses, rate))
-            if step % 25 == 0 or step == opts.steps:
+                on_progress(Progress(step, loop.steps, {"total": total, **losses}, rate))
+            if step % 25 == 0 or step == loop.steps:
                 record.history.append({"step": float(step), "loss": float(np.mean(window))})
                 window = []
-            if opts.log_every and step % opts.log_every == 0:
-                log.info("step %d/%d loss %.4f, %.2f steps/s", step, opts.steps, total, rate)
-            if step % opts.preview_every == 0 or step == opts.steps:
-                Image.fromarray(preview_grid(net, data, device)).save(
-                    run / "previews" / f"step_{step:06d}.png"
-                )
-            if step - last_save >= opts.save_every or step == opts.steps:
-                record.seconds += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                record.step = step
-                _save_checkpoint(run, net, opt, step, gen)
-                record.save(run)
+            if loop.log_every and step % loop.log_every == 0:
+                log.info("step %d/%d loss %.4f, %.2f steps/s", step, loop.steps, total, rate)
+            if step % loop.preview_every == 0 or step == loop.steps:
+                Image.fromarray(preview()).save(run / "previews" / f"step_{step:06d}.png")
+            if step - last_save >= loop.save_every or step == loop.steps:
+                keep()
                 last_save = step
     except KeyboardInterrupt:
         interrupted = True  # Ctrl-C: keep what was learnt, below
-    if step != record.step:  # stopped early: keep what was learnt
-        record.seconds += time.perf_counter() - t0
-        record.step = step
-        _save_checkpoint(run, net, opt, step, gen)
-        record.save(run)
-    elif not (run / CHECKPOINT).exists():
-        _save_checkpoint(run, net, opt, step, gen)
-        record.save(run)
+    if step != record.step or not (run / CHECKPOINT).exists():
+        keep()
     log.info(
         "run %s %s at step %d (%.0f s of training)",
         run,
@@ -432,4 +477,3 @@ def train(
         record.step,
         record.seconds,
     )
-    return record
