@@ -45,8 +45,8 @@ def test_the_command_reports_every_figure_for_each_face(clip_cache: Path, tmp_pa
     identity = report["identity"]
     assert (identity["id"], identity["family"], identity["crop_size"], identity["age"]) == (
         "demo-aged",
-        "agecast-df",
-        128,
+        "agecast-reage",
+        256,
         75,
     )
     assert report["frames"]["rendered"] == 20 and report["frames"]["faces_measured"] >= 15
