@@ -36,15 +36,17 @@ class AVReader:
     the stream or starts a reconnect.
     """
 
-    def __init__(self, container: InputContainer, label: str, *, low_latency: bool) -> None:
+    def __init__(self, container: InputContainer, label: str) -> None:
         if not container.streams.video:
             container.close()
             raise SourceError(f"{label} has no video stream: give a video file or stream")
         self._container = container
         self._label = label
         self._stream = container.streams.video[0]
-        # Frame threading decodes faster but holds frames back; a live feed wants them now.
-        self._stream.codec_context.thread_type = "SLICE" if low_latency else "AUTO"
+        # Slice threading only. Frame threading holds frames back (a live feed wants them now),
+        # and on a file with a corrupt stretch closing the container could hang in FFmpeg's
+        # frame-thread teardown (seen in tests/faults/test_corrupt_stream.py, about 1 run in 6).
+        self._stream.codec_context.thread_type = "SLICE"
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = sane_fps(float(rate) if rate else None)
         self.bad_packets = 0
@@ -150,7 +152,7 @@ class FileSource(Source):
         container = open_container(
             str(path), label=label, hint="check the file is a complete video (mp4, mov, mkv, ts…)"
         )
-        return AVReader(container, label, low_latency=False)
+        return AVReader(container, label)
 
     def _grab(self) -> Decoded | None:
         while self._reader is not None and not self._closing.is_set():

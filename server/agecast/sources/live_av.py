@@ -45,7 +45,7 @@ def connect_network(
         options=options,
         timeout=(open_timeout_s, read_timeout_s),
     )
-    return AVReader(container, label, low_latency=live)
+    return AVReader(container, label)
 
 
 def network_source(
@@ -90,7 +90,7 @@ def connect_camera(
         options=options,
         timeout=(open_timeout_s, read_timeout_s),
     )
-    return AVReader(container, label, low_latency=True)
+    return AVReader(container, label)
 
 
 def camera_source(
