@@ -116,3 +116,16 @@ It comes from
   "${pip[@]}" check >&2 || agecast_die "the installed set in $dir is inconsistent (pip check)"
   printf '%s\n' "$want" >"$stamp"
 }
+
+# The sample group photo the cast tests and bench use (requirements/samples.txt): the insightface
+# wheel file, downloaded once (hash-checked) into .cache/samples, never installed.
+agecast_fetch_samples() {
+  local dir=.cache/samples
+  if ls "$dir"/insightface-2.1-*.whl >/dev/null 2>&1; then
+    return 0
+  fi
+  agecast_log "fetching the sample photos (requirements/samples.txt) into $dir"
+  "$1/bin/python" -m pip download -qq --no-deps --require-hashes -r requirements/samples.txt \
+    -d "$dir" ||
+    agecast_die "could not fetch the sample photos (requirements/samples.txt) into $dir"
+}

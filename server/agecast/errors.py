@@ -37,6 +37,10 @@ class RecogniserError(AgecastError):
     """The face recogniser's model file is missing or not the expected one."""
 
 
+class CastError(AgecastError):
+    """A cast file or member is missing or invalid, or a reference photo shows no usable face."""
+
+
 class QualityError(AgecastError):
     """A picture-quality measurement cannot be made (e.g. no face in the clip)."""
 

@@ -84,6 +84,21 @@ class Settings(BaseSettings):
         None, description="local insightface model pack (det_10g.onnx) used instead of YuNet"
     )
     detector_threshold: float = Field(0.6, gt=0.0, lt=1.0)
+    # Cast
+    cast: bool = Field(
+        True,
+        description="recognise the cast's members (when the cast file has any) and give each "
+        "their identity; off: one identity for the main face",
+    )
+    cast_file: Path | None = Field(
+        None, description="the cast (default: <state_dir>/cast.json; 'agecast cast add' fills it)"
+    )
+    cast_threshold: float = Field(
+        0.42, gt=0.0, lt=1.0, description="face-to-member cosine a face must reach to be recognised"
+    )
+    recognise_every: int = Field(
+        15, ge=1, le=300, description="re-check each face track against the cast every N frames"
+    )
     # Look
     blend: float = Field(1.0, ge=0.0, le=1.0, description="0 = raw face, 1 = fully replaced")
     color_transfer: ColorTransfer = Field(
@@ -161,6 +176,11 @@ class Settings(BaseSettings):
     def _camera_names_unique(cls, value: list[str]) -> list[str]:
         camera_entries(value)  # raises ValueError naming a name used twice
         return value
+
+    @property
+    def resolved_cast_file(self) -> Path:
+        """The cast file: ``cast_file`` or ``<state_dir>/cast.json``."""
+        return self.cast_file if self.cast_file is not None else self.state_dir / "cast.json"
 
     @property
     def resolved_takes_dir(self) -> Path:

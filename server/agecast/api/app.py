@@ -62,6 +62,16 @@ RATE = 20.0  # messages per second a connection may send on average …
 BURST = 60.0  # … with bursts up to this many
 
 
+class MemberControl(BaseModel):
+    """One cast member's controls (``members`` in :class:`Control`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    identity: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    age: float | None = Field(None, ge=0, le=130)
+    blend: float | None = Field(None, ge=0, le=1)
+    bypass: bool | None = None
+
+
 class Control(BaseModel):
     """Operator controls; every field optional, unknown fields rejected."""
 
@@ -77,6 +87,8 @@ class Control(BaseModel):
     # years per region (forehead, eyes, mouth, hair): {"eyes": -10} or a list of four
     age_offsets: dict[str, float] | list[float] | None = None
     camera: str | None = Field(None, min_length=1, max_length=16)  # default: the first
+    # the cast's members by name: {"lead-a": {"age": 40, "identity": "…"}}
+    members: dict[str, MemberControl] | None = Field(None, max_length=64)
 
 
 def create_app(
@@ -204,6 +216,7 @@ def create_app(
         status_task = asyncio.create_task(
             _send_status(ws, viewer, lambda: cameras.status(service.name))
         )
+        tags_task = asyncio.create_task(_send_face_tags(ws, service))
         try:
             async for text in _texts(ws):
                 reply = _viewer_message(service, viewer, link, text)
@@ -215,6 +228,7 @@ def create_app(
             service.fanout.remove(viewer)
             sender.cancel()
             status_task.cancel()
+            tags_task.cancel()
             auth.audit.write(
                 "viewer_left", viewer=viewer.id, label=link.label, link=link.id, sent=viewer.sent,
                 dropped=viewer.dropped,
@@ -356,6 +370,21 @@ async def _send_status(ws: WebSocket, viewer: Viewer, status: Callable[[], dict[
                 return
             await ws.send_text(json.dumps({"type": "status", **status()}))
     except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError, TimeoutError):
+        pass
+
+
+async def _send_face_tags(ws: WebSocket, service: LiveService) -> None:
+    """With a cast, each new picture's faces and who they are (``{"type": "faces"}``), for the
+    page's name tags: drawn by the browser over the aged side, never into the pictures."""
+    last = -1
+    try:
+        while service.built.fx.cast is not None:
+            await asyncio.sleep(0.01)
+            tags = service.face_tags()
+            if tags is not None and tags["i"] != last:
+                last = tags["i"]
+                await ws.send_text(json.dumps(tags))
+    except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
         pass
 
 

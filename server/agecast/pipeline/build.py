@@ -8,6 +8,8 @@ from typing import Literal
 
 import torch
 
+from agecast.cast.roster import Roster, load_roster
+from agecast.cast.setup import make_router
 from agecast.faces.detector import make_detector
 from agecast.faces.landmarks106 import Landmarks106, find_landmarks106
 from agecast.faces.tracker import FaceTracker
@@ -15,7 +17,7 @@ from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
 from agecast.inference.base import Backend
 from agecast.inference.registry import get_backend
-from agecast.pipeline.fx import FaceFX, Look
+from agecast.pipeline.fx import FaceFX, Look, MemberLook
 from agecast.pipeline.runner import Pipeline
 from agecast.settings import Settings
 from agecast.sources import open_source
@@ -31,7 +33,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def look_from(settings: Settings) -> Look:
+def look_from(settings: Settings, roster: Roster | None = None) -> Look:
+    members = (
+        ()
+        if roster is None
+        else tuple(MemberLook(m.name, identity=m.identity, age=m.age) for m in roster.members)
+    )
     return Look(
         blend=settings.blend,
         color_transfer=settings.color_transfer,
@@ -39,6 +46,7 @@ def look_from(settings: Settings) -> Look:
         ai_mark=settings.ai_mark,
         age=settings.age,
         age_offsets=settings.age_offsets,
+        members=members,
     )
 
 
@@ -54,12 +62,21 @@ class Built:
     def close(self) -> None:
         self.pipeline.stop()
         self.fx.tracker.close()
+        self.fx.close_cast()
         self.identity.close()
 
 
-def build_fx(settings: Settings, backend: Backend) -> tuple[IdentityModel, FaceFX]:
+def build_fx(
+    settings: Settings, backend: Backend, *, background_recognition: bool = True
+) -> tuple[IdentityModel, FaceFX]:
+    """The face stages for ``settings``. With a cast (the cast file has members and ``cast``
+    is on) every face is tracked and routed to its member; ``background_recognition`` runs the
+    recogniser on its own thread (live) rather than in line (render: every run decides alike)."""
     package = resolve(settings.identity, settings.identities_dir)
     identity = IdentityModel.load(package, backend)
+    roster = load_roster(settings.resolved_cast_file) if settings.cast else None
+    if roster is not None and not roster.members:
+        roster = None
     detector = make_detector(
         backend,
         insightface_dir=settings.insightface_dir,
@@ -68,7 +85,7 @@ def build_fx(settings: Settings, backend: Backend) -> tuple[IdentityModel, FaceF
     tracker = FaceTracker(
         detector,
         detect_every=settings.detect_every,
-        select=settings.faces,
+        select="all" if roster is not None else settings.faces,
         max_faces=settings.max_faces,
         smoothing=settings.smoothing,
         background=settings.detect_thread,
@@ -79,7 +96,34 @@ def build_fx(settings: Settings, backend: Backend) -> tuple[IdentityModel, FaceF
         if path is not None:
             landmarks = Landmarks106(backend, path)
             log.info("106-point landmarks from %s shape masks of mask-less identities", path)
-    return identity, FaceFX(tracker, identity, look_from(settings), landmarks)
+    router = None
+    if roster is not None:
+        router = make_router(settings, roster, backend, background=background_recognition)
+
+    def load_identity(name: str) -> IdentityModel:
+        return IdentityModel.load(
+            resolve(name, settings.identities_dir, installed_only=True), backend
+        )
+
+    fx = FaceFX(
+        tracker,
+        identity,
+        look_from(settings, roster),
+        landmarks,
+        cast=router,
+        load_identity=load_identity,
+    )
+    if roster is not None:
+        for member in roster.members:  # a member's missing identity fails now, not on a frame
+            if member.identity is not None and member.identity != identity.manifest.id:
+                fx.member_identity(member.identity)
+        log.info(
+            "cast of %d from %s: %s",
+            len(roster.members),
+            settings.resolved_cast_file,
+            ", ".join(f"{m.name} → {m.identity or identity.manifest.id}" for m in roster.members),
+        )
+    return identity, fx
 
 
 def device_and_backend(settings: Settings) -> tuple[torch.device, Backend]:
@@ -102,7 +146,7 @@ def build(
     source at its end (default: ``settings.loop`` live; never in render mode, which reads a
     file once — ``bench --max`` loops one to fill its seconds)."""
     device, backend = device_and_backend(settings)
-    identity, fx = build_fx(settings, backend)
+    identity, fx = build_fx(settings, backend, background_recognition=(mode == "live"))
     if loop is None:
         loop = settings.loop and mode == "live"
     source = open_source(settings.source, live=(mode == "live"), loop=loop)

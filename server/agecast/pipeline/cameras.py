@@ -44,6 +44,7 @@ class Camera:
     def close(self) -> None:
         self.pipeline.stop()
         self.fx.tracker.close()
+        self.fx.close_cast()
         self.identity.close()
 
 

@@ -7,6 +7,7 @@ error is counted; the monitor never freezes on a bad frame. Errors are logged on
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -14,6 +15,7 @@ from enum import StrEnum
 
 import torch
 
+from agecast.cast.router import CastRouter, tag_of
 from agecast.compose.colour import transfer
 from agecast.compose.hull import hull_mask
 from agecast.compose.mask import MaskMaker
@@ -37,6 +39,17 @@ class FxState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class MemberLook:
+    """A cast member's own controls; ``None`` takes the look's (or the monitor's) value."""
+
+    name: str
+    identity: str | None = None  # installed identity id (None: the monitor's identity)
+    age: float | None = None
+    blend: float | None = None
+    bypass: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Look:
     """What the operator tunes live. Replaced as a whole, so a frame never sees half a change."""
 
@@ -49,9 +62,16 @@ class Look:
     # years added to the target age per region (REGIONS: forehead, eyes, mouth, hair) for
     # identities that take age maps (agecast-reage), e.g. eyes -10 keeps the eyes younger
     age_offsets: tuple[float, ...] = (0.0,) * len(REGIONS)
+    # with a cast: each member's controls (faces of no member are left as the plate)
+    members: tuple[MemberLook, ...] = ()
 
-    def __post_init__(self) -> None:  # a sidecar or JSON gives a list: keep one form
+    def __post_init__(self) -> None:  # a sidecar or JSON gives lists and dicts: keep one form
         object.__setattr__(self, "age_offsets", tuple(float(v) for v in self.age_offsets))
+        members = tuple(m if isinstance(m, MemberLook) else MemberLook(**m) for m in self.members)
+        object.__setattr__(self, "members", members)
+
+    def member(self, name: str) -> MemberLook | None:
+        return next((m for m in self.members if m.name == name), None)
 
 
 @dataclass(slots=True)
@@ -118,6 +138,9 @@ class FaceFX:
         identity: IdentityModel,
         look: Look | None = None,
         landmarks106: Landmarks106 | None = None,
+        *,
+        cast: CastRouter | None = None,
+        load_identity: Callable[[str], IdentityModel] | None = None,
     ) -> None:
         """``landmarks106`` (insightface 2d106det), when given, shapes the mask of identities
         whose model has no mask output: the convex hull of the face's 106 points."""
@@ -133,6 +156,11 @@ class FaceFX:
         self._burst = 0
         # A re-render replays a take's recorded faces: frame → its faces, or None (track it).
         self.replay: Callable[[Frame], list[FaceBox] | None] | None = None
+        # With a cast: faces are routed to members, each with their identity (loaded on demand)
+        self.cast = cast
+        self.load_identity = load_identity
+        self._pool: dict[str, tuple[IdentityModel, torch.Tensor]] = {}
+        self._pool_lock = threading.Lock()
 
     def set_identity(self, identity: IdentityModel) -> IdentityModel:
         """Swap the identity between frames; returns the old one (the caller closes it)."""
@@ -197,20 +225,69 @@ class FaceFX:
         clock: _Clock,
         canvas: torch.Tensor | None,
     ) -> Processed:
-        faces = self.replay(frame) if self.replay is not None else None
+        replayed = self.replay(frame) if self.replay is not None else None
+        faces = replayed
         if faces is None:
             faces = self.tracker.update(frame.image, frame.capture_ns / 1e9)
         clock.lap("detect")
+        router = self.cast
+        if router is not None and replayed is None:
+            router.route(frame.image, faces)
+            clock.lap("recognise")
         unchanged = frame.image if canvas is None else canvas
         if look.bypass:
             return Processed(unchanged, faces, FxState.BYPASS, clock.timings)
-        if not faces:
+        cast = router is not None or any(tag_of(f) is not None for f in faces)
+        groups = self._cast_groups(faces, look, active) if cast else [(active, look, faces)]
+        if not groups or not faces:
             return Processed(unchanged, faces, FxState.NO_FACE, clock.timings)
-        identity, template = active
+        aged = frame.image.clone() if canvas is None else canvas
+        for (identity, template), group_look, group in groups:
+            self._replace(frame.image, aged, group, identity, template, group_look, clock)
+        return Processed(aged, faces, FxState.ON, clock.timings)
+
+    def _cast_groups(
+        self, faces: list[FaceBox], look: Look, active: tuple[IdentityModel, torch.Tensor]
+    ) -> list[tuple[tuple[IdentityModel, torch.Tensor], Look, list[FaceBox]]]:
+        """Recognised faces grouped by (identity, age, blend): one inference call per group.
+        A face of no member (unknown, ambiguous, pending) or of a bypassed one is in none."""
+        groups: dict[
+            tuple[str, float | None, float],
+            tuple[tuple[IdentityModel, torch.Tensor], Look, list[FaceBox]],
+        ] = {}
+        for face in faces:
+            tag = tag_of(face)
+            if tag is None or tag.member is None:
+                continue
+            member = look.member(tag.member) or MemberLook(tag.member)
+            if member.bypass:
+                continue
+            model = active
+            if member.identity is not None and member.identity != active[0].manifest.id:
+                model = self.member_identity(member.identity)
+            age = member.age if member.age is not None else look.age
+            blend = member.blend if member.blend is not None else look.blend
+            key = (model[0].manifest.id, age, blend)
+            if key not in groups:
+                groups[key] = (model, replace(look, age=age, blend=blend), [])
+            groups[key][2].append(face)
+        return list(groups.values())
+
+    def _replace(
+        self,
+        image: torch.Tensor,
+        aged: torch.Tensor,
+        faces: list[FaceBox],
+        identity: IdentityModel,
+        template: torch.Tensor,
+        look: Look,
+        clock: _Clock,
+    ) -> None:
+        """Replace ``faces`` of ``image`` (the raw frame) by ``identity``, pasted into ``aged``."""
         size = identity.crop_size
-        template = template.to(frame.image.device)
+        template = template.to(image.device)
         affines = [estimate_affine(f.landmarks5.to(template.device), template) for f in faces]
-        crops = torch.stack([warp_crop(frame.image, a, size) for a in affines])
+        crops = torch.stack([warp_crop(image, a, size) for a in affines])
         pairs = zip(affines, faces, strict=True)
         points = torch.stack([transform_points(a, f.landmarks5.to(a.device)) for a, f in pairs])
         clock.lap("align")
@@ -218,10 +295,9 @@ class FaceFX:
         clock.lap("infer")
         shape = swap.masks
         if shape is None and self.landmarks106 is not None:
-            shape = self._hull_masks(frame.image, faces, affines, size)
+            shape = self._hull_masks(image, faces, affines, size)
             clock.lap("landmarks")
         masks = paste_masks(identity, shape, swap.deltas is not None, look, points)
-        aged = frame.image.clone() if canvas is None else canvas
         if swap.deltas is not None:
             for i, affine in enumerate(affines):
                 paste_delta(aged, swap.deltas[i], masks[i], affine, look.blend)
@@ -231,4 +307,29 @@ class FaceFX:
             for i, affine in enumerate(affines):
                 paste_back(aged, out_faces[i], masks[i], affine, look.blend)
         clock.lap("paste")
-        return Processed(aged, faces, FxState.ON, clock.timings)
+
+    # the cast's identities -------------------------------------------------------------------
+    def member_identity(self, identity_id: str) -> tuple[IdentityModel, torch.Tensor]:
+        """A cast member's identity model (loaded once, through ``load_identity``)."""
+        found = self._pool.get(identity_id)
+        if found is not None:
+            return found
+        with self._pool_lock:
+            found = self._pool.get(identity_id)
+            if found is not None:
+                return found
+            if self.load_identity is None:
+                raise RuntimeError(f"no way to load cast identity {identity_id!r}")
+            model = self.load_identity(identity_id)
+            template = template_points(model.manifest.crop.template, model.crop_size)
+            self._pool = {**self._pool, identity_id: (model, template)}  # readers never lock
+            return model, template
+
+    def close_cast(self) -> None:
+        """Close the cast's router and the identities loaded for its members."""
+        if self.cast is not None:
+            self.cast.close()
+        with self._pool_lock:
+            for model, _ in self._pool.values():
+                model.close()
+            self._pool = {}

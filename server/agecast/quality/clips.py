@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 CLIPS_VERSION = 1
 UNSEEN = "unseen"
 OCCLUDER_PREFIX = "occluder:"
-CLIP_NAMES = (UNSEEN, "occluder:demo", "occluder:unseen")
+CAST_DEMO = "cast:demo"  # three real people (agecast.cast.scene)
+CLIP_NAMES = (UNSEEN, "occluder:demo", "occluder:unseen", CAST_DEMO)
 UNSEEN_FRAMES = 300
 OCCLUDER_FRAMES = 150
 # the occluder's edge pixels are mixed with the face by anti-aliasing and 4:2:0 chroma: the
@@ -211,6 +212,10 @@ def get_clip(name: str) -> Clip:
     """The generated clip called ``name`` (one of :data:`CLIP_NAMES`)."""
     if name == UNSEEN:
         return Clip(UNSEEN, UNSEEN_FRAMES, UnseenRenderer().render, unseen_truth, False)
+    if name == CAST_DEMO:
+        from agecast.cast.scene import FRAMES, CastScene  # the sample photo is read only here
+
+        return Clip(CAST_DEMO, FRAMES, CastScene().render, None, False)
     if name.startswith(OCCLUDER_PREFIX):
         base = name.removeprefix(OCCLUDER_PREFIX)
         if base == "demo":

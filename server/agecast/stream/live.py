@@ -17,12 +17,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agecast.cast.router import tag_of
 from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
 from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
 from agecast.pipeline.build import Built, build
 from agecast.pipeline.cameras import Camera, build_cameras
+from agecast.pipeline.fx import MemberLook
 from agecast.pipeline.metrics import Timings, percentiles
 from agecast.pipeline.runner import Output
 from agecast.pipeline.transfer import to_host
@@ -37,7 +39,8 @@ from agecast.takes.store import Take, TakeInfo, TakeStore
 log = logging.getLogger(__name__)
 
 LOOK_KEYS = {"bypass", "blend", "color_transfer", "mask_feather", "ai_mark", "age", "age_offsets"}
-CONTROL_KEYS = LOOK_KEYS | {"layout", "identity"}
+CONTROL_KEYS = LOOK_KEYS | {"layout", "identity", "members"}
+MEMBER_KEYS = {"identity", "age", "blend", "bypass"}
 
 
 def live_services(settings: Settings) -> list[LiveService]:
@@ -182,7 +185,7 @@ class LiveService:
                 checked = Settings.model_validate(
                     {
                         **self.settings.model_dump(),
-                        **{k: v for k, v in values.items() if k != "bypass"},
+                        **{k: v for k, v in values.items() if k not in ("bypass", "members")},
                     }
                 )
             except ValidationError as exc:  # a 422 in the settings' own words, never a 500
@@ -192,10 +195,12 @@ class LiveService:
             fx = self.built.fx
             if "identity" in values and values["identity"] != fx.identity.manifest.id:
                 self._swap_identity(str(values["identity"]))
+            if "members" in values:
+                look_values["members"] = self._members(values["members"])
             if look_values:
                 fx.set_look(
                     **{
-                        k: (v if k == "bypass" else getattr(checked, k))
+                        k: (v if k in ("bypass", "members") else getattr(checked, k))
                         for k, v in look_values.items()
                     }
                 )
@@ -208,6 +213,30 @@ class LiveService:
                 recorder.note({"layout": checked.layout})
             log.info("operator changed %s", ", ".join(f"{k}={v!r}" for k, v in values.items()))
         return self.status()
+
+    def _members(self, changes: object) -> tuple[MemberLook, ...]:
+        """The cast's controls with ``changes`` ({name: {identity, age, blend, bypass}}) made;
+        a member's new identity is loaded here, before any frame asks for it."""
+        fx = self.built.fx
+        members = {m.name: m for m in fx.look.members}
+        if not isinstance(changes, dict):
+            raise SettingsError("members must be an object: {NAME: {identity, age, blend, bypass}}")
+        for name, change in changes.items():
+            if name not in members:
+                known = ", ".join(members) or "no cast is loaded"
+                raise SettingsError(f"no cast member called {name!r} ({known})")
+            if not isinstance(change, dict) or not set(change) <= MEMBER_KEYS:
+                raise SettingsError(
+                    f"members.{name} takes {', '.join(sorted(MEMBER_KEYS))} (got {change!r})"
+                )
+            identity = change.get("identity", members[name].identity)
+            if identity is not None and identity != fx.identity.manifest.id:
+                fx.member_identity(str(identity))  # IdentityError names it; nothing changes
+            try:
+                members[name] = dataclasses.replace(members[name], **change)
+            except TypeError as exc:
+                raise SettingsError(f"members.{name}: {exc}") from exc
+        return tuple(members.values())
 
     def _swap_identity(self, name: str) -> None:
         package = resolve(name, self.settings.identities_dir, installed_only=True)
@@ -308,4 +337,62 @@ class LiveService:
             "error": str(pipeline.error) if isinstance(pipeline.error, AgecastError) else None,
             "recording": self.recorder.status() if self.recorder is not None else None,
             "preset": self.preset,
+            "cast": self._cast_status(),
         }
+
+    def _cast_status(self) -> dict[str, Any] | None:
+        """The cast's members and their controls, who is in the picture, the faces by
+        recognition and what recognising costs (None: no cast, one identity for the main face)."""
+        fx = self.built.fx
+        router = fx.cast
+        if router is None:
+            return None
+        last = self.last_output
+        present = {
+            tag.member: tag.score
+            for face in (last.face_boxes if last is not None else [])
+            if (tag := tag_of(face)) is not None and tag.member is not None
+        }
+        main = fx.identity.manifest.id
+        members = [
+            {
+                "name": m.name,
+                "identity": m.identity or main,
+                "age": m.age,
+                "blend": m.blend,
+                "bypass": m.bypass,
+                "in_picture": m.name in present,
+                "score": round(present[m.name], 3) if m.name in present else None,
+            }
+            for m in fx.look.members
+        ]
+        embed = percentiles(router.embed_ms())
+        return {
+            "members": members,
+            "faces": router.last_counts,
+            "faces_total": dict(router.counts),
+            "recognise_face_ms": {"p50": embed["p50"], "p95": embed["p95"]},
+            "threshold": router.policy.threshold,
+            "recheck_frames": router.recheck_frames,
+        }
+
+    def face_tags(self) -> dict[str, Any] | None:
+        """The last picture's faces with who they are, for the monitor's name tags: boxes as
+        fractions of the camera frame (the page places them over the aged side)."""
+        last = self.last_output
+        if last is None or self.built.fx.cast is None:
+            return None
+        height, width = int(last.raw.shape[0]), int(last.raw.shape[1])
+        faces = []
+        for face in last.face_boxes:
+            tag = tag_of(face)
+            x0, y0, x1, y1 = face.box.tolist()
+            faces.append(
+                {
+                    "box": [round(x0 / width, 4), round(y0 / height, 4),
+                            round(x1 / width, 4), round(y1 / height, 4)],
+                    "name": tag.member if tag is not None else None,
+                    "state": tag.state.value if tag is not None else "pending",
+                }
+            )  # fmt: skip
+        return {"type": "faces", "i": last.index, "layout": last.layout, "faces": faces}

@@ -52,6 +52,7 @@ import av
 import numpy as np
 import torch
 
+from agecast.cast.router import tag_of
 from agecast.errors import AgecastError, TakeError
 from agecast.frames import Frame
 from agecast.identities.runtime import IdentityModel
@@ -192,16 +193,20 @@ def settings_doc(settings: Settings, look: Look) -> dict[str, Any]:
 
 
 def face_records(output: Output) -> list[dict[str, Any]]:
+    """Each face of the frame; with a cast, also who it was recognised as (re-render replays
+    the routing as recorded: the member, or none for an unknown or ambiguous face)."""
     faces = []
     for face in output.face_boxes:
-        faces.append(
-            {
-                "box": [float(v) for v in face.box.tolist()],
-                "landmarks5": [[float(x), float(y)] for x, y in face.landmarks5.tolist()],
-                "score": float(face.score),
-                "track": int(face.track_id),
-            }
-        )
+        record: dict[str, Any] = {
+            "box": [float(v) for v in face.box.tolist()],
+            "landmarks5": [[float(x), float(y)] for x, y in face.landmarks5.tolist()],
+            "score": float(face.score),
+            "track": int(face.track_id),
+        }
+        tag = tag_of(face)
+        if tag is not None:
+            record["cast"] = tag.record()
+        faces.append(record)
     return faces
 
 

@@ -31,6 +31,7 @@ import av
 import torch
 from pydantic import ValidationError
 
+from agecast.cast.router import CAST_KEY, CastTag
 from agecast.errors import AgecastError, SettingsError, TakeError
 from agecast.frames import FaceBox, Frame
 from agecast.identities.package import resolve
@@ -136,15 +137,19 @@ class _Recorded:
 
 
 def _faces(record: dict[str, Any]) -> list[FaceBox]:
-    return [
-        FaceBox(
-            box=torch.tensor(face["box"], dtype=torch.float32),
-            score=float(face.get("score", 1.0)),
-            landmarks5=torch.tensor(face["landmarks5"], dtype=torch.float32),
-            track_id=int(face.get("track", -1)),
+    faces = []
+    for face in record.get("faces", []):
+        tag = face.get("cast")
+        faces.append(
+            FaceBox(
+                box=torch.tensor(face["box"], dtype=torch.float32),
+                score=float(face.get("score", 1.0)),
+                landmarks5=torch.tensor(face["landmarks5"], dtype=torch.float32),
+                track_id=int(face.get("track", -1)),
+                extras={CAST_KEY: CastTag.from_record(tag)} if isinstance(tag, dict) else {},
+            )
         )
-        for face in record.get("faces", [])
-    ]
+    return faces
 
 
 class _Replay:
@@ -301,7 +306,7 @@ def rerender(
     if device.type == "cpu":
         torch.set_num_threads(1)  # as build(): onnxruntime keeps the cores
     backend = get_backend(render_settings.backend, threads=render_settings.threads)
-    identity, fx = build_fx(render_settings, backend)
+    identity, fx = build_fx(render_settings, backend, background_recognition=False)
     if "age" in overrides and overrides["age"] is not None and identity.age_control is None:
         identity.close()
         fx.tracker.close()

@@ -1,0 +1,1 @@
+"""The cast: recognised people → their own identity and age; everyone else left as the plate."""
