@@ -25,7 +25,12 @@ class Cast:
 
     def settings(self, **values: Any) -> Settings:
         return Settings(
-            **{"state_dir": self.state_dir, "identity": "demo-aged", "source": str(self.clip), **values}
+            **{
+                "state_dir": self.state_dir,
+                "identity": "demo-aged",
+                "source": str(self.clip),
+                **values,
+            }
         )
 
 
@@ -35,5 +40,7 @@ def cast(tmp_path_factory: pytest.TempPathFactory) -> Cast:
     photos = reference_photos(root / "photos")
     state = root / "state"
     for name in LEADS:
-        add_member(Settings(state_dir=state), name, photos=[photos[name]], identity=IDENTITIES[name])
+        add_member(
+            Settings(state_dir=state), name, photos=[photos[name]], identity=IDENTITIES[name]
+        )
     return Cast(state, photos, clip_path(get_clip(CAST_DEMO)))

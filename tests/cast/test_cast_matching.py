@@ -14,7 +14,9 @@ def unit(*values: float) -> torch.Tensor:
 
 
 def test_gallery_scores_each_member_by_their_best_reference() -> None:
-    gallery = Gallery({"ann": torch.stack([unit(1, 0, 0), unit(0, 1, 0)]), "bob": unit(0, 0, 1)[None]})
+    gallery = Gallery(
+        {"ann": torch.stack([unit(1, 0, 0), unit(0, 1, 0)]), "bob": unit(0, 0, 1)[None]}
+    )
     scores = gallery.scores(unit(0, 1, 0.1))
     assert scores["ann"] == pytest.approx(float(unit(0, 1, 0.1)[1]), abs=1e-5)  # the 2nd photo
     assert scores["bob"] == pytest.approx(float(unit(0, 1, 0.1)[2]), abs=1e-5)

@@ -72,7 +72,9 @@ def test_each_lead_gets_their_own_identity_and_the_passer_by_none(
                 assert tag.member != other, f"frame {index}: {other}'s identity on {person}"
             elif person == PASSER_BY:
                 passer_seen += 1
-                assert tag.member is None, f"frame {index}: the passer-by was taken for {tag.member}"
+                assert tag.member is None, (
+                    f"frame {index}: the passer-by was taken for {tag.member}"
+                )
     assert passer_seen >= 30  # the passer-by was found and checked, not missed
     for lead in LEADS:
         assert found[lead] >= 140, found
@@ -105,15 +107,9 @@ def test_member_controls_bypass_one_lead_and_age_the_other(cast: Cast) -> None:
     built = build(cast.settings(), mode="render")
     try:
         look = built.fx.look
-        members = tuple(
-            replace(m, bypass=True) if m.name == "lead-a" else m for m in look.members
-        )
+        members = tuple(replace(m, bypass=True) if m.name == "lead-a" else m for m in look.members)
         built.fx.look = replace(look, members=members)
-        out = None
-        for index, raw, out in frames(built):
-            if index == 20:
-                break
-        assert out is not None
+        raw, out = next((raw, out) for index, raw, out in frames(built) if index == 20)
         heads = CastScene().heads(20)
         a = heads["lead-a"]
         assert torch.equal(region(raw, a, 0.0), region(out.aged, a, 0.0))  # bypassed: the plate

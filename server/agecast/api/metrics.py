@@ -70,4 +70,36 @@ def render_metrics(statuses: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
     lines += each("agecast_device_stalls_total", lambda s: watchdog(s).get("stalls", 0))
     lines.append("# TYPE agecast_source_live gauge")
     lines += each("agecast_source_live", lambda s: 1 if s["source"]["state"] == "live" else 0)
+    lines += _cast_metrics(cams)
     return "\n".join(lines) + "\n"
+
+
+def _cast_metrics(cams: list[tuple[dict[str, str], dict[str, Any]]]) -> list[str]:
+    """Faces by recognition (with a cast): now, since start, and what a recognition costs."""
+    casts = [(cam, s["cast"]) for cam, s in cams if s.get("cast")]
+    if not casts:
+        return []
+    lines = [
+        "# HELP agecast_cast_faces Faces in the last picture by recognition (with a cast).",
+        "# TYPE agecast_cast_faces gauge",
+    ]
+    lines += [
+        _line("agecast_cast_faces", n, **cam, recognition=state)
+        for cam, cast in casts
+        for state, n in cast["faces"].items()
+    ]
+    lines.append("# HELP agecast_cast_faces_total Faces routed since start, by recognition.")
+    lines.append("# TYPE agecast_cast_faces_total counter")
+    lines += [
+        _line("agecast_cast_faces_total", n, **cam, recognition=state)
+        for cam, cast in casts
+        for state, n in cast["faces_total"].items()
+    ]
+    lines.append("# HELP agecast_recognise_face_ms Recognising one face (its own thread live).")
+    lines.append("# TYPE agecast_recognise_face_ms gauge")
+    lines += [
+        _line("agecast_recognise_face_ms", cast["recognise_face_ms"][q], **cam, quantile=q)
+        for cam, cast in casts
+        for q in ("p50", "p95")
+    ]
+    return lines

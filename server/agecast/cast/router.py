@@ -144,7 +144,8 @@ class CastRouter:
         self._worker = _Worker(recogniser, self.gallery) if background else None
         self._inline_ms: deque[float] = deque(maxlen=300)
         self.counts: Counter[str] = Counter()  # faces routed, by Recognition, since start
-        self.last_counts: dict[str, int] = {}  # the last frame's faces, by Recognition
+        # the last frame's faces, by Recognition
+        self.last_counts: dict[str, int] = {state.value: 0 for state in Recognition}
 
     @property
     def members(self) -> list[str]:

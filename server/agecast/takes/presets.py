@@ -8,6 +8,7 @@ into the next take's take.json and, while a take records, logged in its sidecar.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +23,22 @@ from agecast.takes.store import NAME_RE, NAME_RULE, now_iso, write_json_atomic
 if TYPE_CHECKING:
     from agecast.stream.live import LiveService
 
+log = logging.getLogger(__name__)
+
 PRESETS_FILE = "presets.json"
-VALUE_KEYS = ("identity", "age", "age_offsets", "blend", "color_transfer", "mask_feather")
+VALUE_KEYS = (
+    "identity", "age", "age_offsets", "blend", "color_transfer", "mask_feather", "members"
+)  # fmt: skip
+
+
+class MemberPreset(BaseModel):
+    """A cast member's controls in a preset (unset: the live value stays)."""
+
+    model_config = ConfigDict(extra="forbid")
+    identity: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    age: float | None = Field(None, ge=0, le=130)
+    blend: float | None = Field(None, ge=0, le=1)
+    bypass: bool | None = None
 
 
 class Preset(BaseModel):
@@ -38,6 +53,7 @@ class Preset(BaseModel):
     blend: float | None = Field(None, ge=0, le=1)
     color_transfer: ColorTransfer | None = None
     mask_feather: float | None = Field(None, ge=0, le=0.5)
+    members: dict[str, MemberPreset] | None = None  # the cast's controls, by member name
     created: str = Field(default_factory=now_iso)
 
     @field_validator("age_offsets", mode="before")
@@ -48,10 +64,18 @@ class Preset(BaseModel):
     def values(self) -> dict[str, Any]:
         """The settings this preset sets (as a control change)."""
         data = self.model_dump()
-        return {k: data[k] for k in VALUE_KEYS if data[k] is not None}
+        values = {k: data[k] for k in VALUE_KEYS if data[k] is not None}
+        if "members" in values:
+            values["members"] = {
+                name: {k: v for k, v in member.items() if v is not None}
+                for name, member in values["members"].items()
+            }
+        return values
 
     def applied_to(self, settings: Settings) -> Settings:
-        return Settings.model_validate({**settings.model_dump(), **self.values()})
+        """``settings`` with this preset's values (the cast's controls apply once it runs)."""
+        values = {k: v for k, v in self.values().items() if k != "members"}
+        return Settings.model_validate({**settings.model_dump(), **values})
 
 
 def make_preset(name: str, **values: Any) -> Preset:
@@ -144,12 +168,27 @@ def current_preset(service: LiveService, name: str, actor: str | None = None) ->
         blend=look.blend,
         color_transfer=look.color_transfer,
         mask_feather=look.mask_feather,
+        members={
+            m.name: {"identity": m.identity, "age": m.age, "blend": m.blend, "bypass": m.bypass}
+            for m in look.members
+        }
+        or None,
     )
 
 
 def apply_preset(service: LiveService, preset: Preset) -> dict[str, Any]:
     """Switch the live service to ``preset``; a recording take logs it. Returns the status."""
-    status = service.control(preset.values())
+    values = preset.values()
+    if "members" in values:  # members not in today's cast are skipped, not an error
+        cast = {m.name for m in service.built.fx.look.members}
+        kept = {n: v for n, v in values["members"].items() if n in cast}
+        skipped = sorted(set(values["members"]) - cast)
+        if skipped:
+            log.info("preset %s: %s not in the cast, skipped", preset.name, ", ".join(skipped))
+        values["members"] = kept
+        if not kept:
+            del values["members"]
+    status = service.control(values)
     service.preset = preset.name
     recorder = service.recorder
     if recorder is not None and recorder.active:
