@@ -11,7 +11,7 @@ from agecast.cast.matching import Gallery
 from agecast.cast.roster import Member, Roster, check_name, load_roster, save_roster
 from agecast.errors import CastError
 from agecast.faces.detector import make_detector
-from agecast.faces.recognise import Recogniser
+from agecast.faces.recognise import make_recogniser
 from agecast.identities.package import resolve
 from agecast.inference.registry import get_backend
 from agecast.settings import Settings
@@ -40,7 +40,7 @@ def add_member(
     if not replace:
         roster.check_free(name)
     backend = get_backend("onnxruntime", threads=settings.threads)
-    recogniser = Recogniser(backend)
+    recogniser = make_recogniser(backend, settings.insightface_dir)
     try:
         if faceset is not None:
             embeddings, refs = embed_faceset(faceset, recogniser)
@@ -62,6 +62,7 @@ def add_member(
         age=age,
         embeddings=[[round(v, 6) for v in row] for row in embeddings.tolist()],
         references=refs,
+        recogniser=recogniser.name,
     )
     _warn_lookalikes(roster, member)
     roster.add(member, replace=replace)

@@ -8,7 +8,7 @@ from agecast.cast.matching import MatchPolicy
 from agecast.cast.roster import Roster
 from agecast.cast.router import CastRouter
 from agecast.errors import CastError
-from agecast.faces.recognise import Recogniser
+from agecast.faces.recognise import make_recogniser
 from agecast.inference.base import Backend
 from agecast.settings import Settings
 
@@ -16,12 +16,17 @@ from agecast.settings import Settings
 def make_router(
     settings: Settings, roster: Roster, backend: Backend, *, background: bool
 ) -> CastRouter:
-    """Route faces to ``roster``'s members with SFace on ``backend``."""
-    other = sorted({m.recogniser for m in roster.members} - {"sface"})
+    """Route faces to ``roster``'s members with SFace (or the ArcFace of the user's insightface
+    pack) on ``backend``: the recogniser the members were enrolled with."""
+    recogniser = make_recogniser(backend, settings.insightface_dir)
+    other = sorted(m.name for m in roster.members if m.recogniser != recogniser.name)
     if other:
+        recogniser.close()
         raise CastError(
-            f"the cast file {settings.resolved_cast_file} has embeddings from {', '.join(other)}; "
-            "this agecast recognises with sface: enrol those members again"
+            f"cast members {', '.join(other)} in {settings.resolved_cast_file} were enrolled "
+            f"with another recogniser than this server's ({recogniser.name}, "
+            f"insightface_dir={settings.insightface_dir}): enrol them again with "
+            "'agecast cast add NAME --replace' and the same settings as the server"
         )
     default = MatchPolicy()
     policy = MatchPolicy(
@@ -29,7 +34,7 @@ def make_router(
     )
     members = {m.name: torch.tensor(m.embeddings, dtype=torch.float32) for m in roster.members}
     return CastRouter(
-        Recogniser(backend),
+        recogniser,
         members,
         policy=policy,
         recheck_frames=settings.recognise_every,

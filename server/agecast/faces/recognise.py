@@ -13,6 +13,11 @@ on onnxruntime's CPU provider (39 vs 81 ms a face on one core here). It runs on 
 
 Model contract: input ``data`` 1×3×112×112 float32, BGR, 0–255, unnormalised, aligned to the
 ArcFace 112 template; output ``fc1`` 1×128 (not normalised).
+
+:class:`ArcFace` runs the recogniser of a user's insightface model pack instead (``w600k_r50.onnx``
+of buffalo_l, ``glintr100.onnx`` of antelopev2, ``w600k_mbf.onnx`` of buffalo_s; found in
+``insightface_dir``): one input N×3×112×112 RGB scaled to −1…1, one output N×512. No such pack
+ships anywhere agecast can install from; it is used only when the user supplies one.
 """
 
 from __future__ import annotations
@@ -70,8 +75,24 @@ def runnable_sface(data: bytes, path: Path) -> bytes:
     return model.SerializeToString()
 
 
+ARCFACE_FILES = ("w600k_r50.onnx", "glintr100.onnx", "w600k_mbf.onnx")
+
+
+def find_arcface(folder: Path | None) -> Path | None:
+    """The ArcFace recogniser of an insightface model pack in ``folder`` (or None)."""
+    if folder is None:
+        return None
+    for name in ARCFACE_FILES:
+        for candidate in (folder / name, *folder.glob(f"*/{name}")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 class Recogniser:
     """SFace on a backend: aligned crops or (frame, landmarks) → L2-normalised 128-d embeddings."""
+
+    name = "sface"
 
     def __init__(
         self,
@@ -122,15 +143,16 @@ class Recogniser:
         )
 
     def embed_crops(self, crops: torch.Tensor) -> torch.Tensor:
-        """(N,128) L2-normalised embeddings (CPU float32) of (N,3,112,112) 0–1 RGB crops."""
+        """(N,D) L2-normalised embeddings (CPU float32) of (N,3,112,112) 0–1 RGB crops."""
         if crops.ndim != 4 or tuple(crops.shape[1:]) != (3, SFACE_SIZE, SFACE_SIZE):
             raise ValueError(f"crops must be N×3×112×112, got {tuple(crops.shape)}")
-        rows = []
-        for crop in crops:  # the model has a fixed batch of one
-            bgr = crop.flip(0).mul(255.0).unsqueeze(0).float().contiguous()
-            rows.append(self.model.run({"data": bgr})["fc1"].reshape(-1).float().cpu())
+        rows = [self._run(crop.unsqueeze(0).float()) for crop in crops]  # batch of one
         embeddings = torch.stack(rows)
         return embeddings / embeddings.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def _run(self, crop: torch.Tensor) -> torch.Tensor:
+        bgr = crop.flip(1).mul(255.0).contiguous()
+        return self.model.run({"data": bgr})["fc1"].reshape(-1).float().cpu()
 
     def embed(self, image: torch.Tensor, landmarks5: torch.Tensor) -> torch.Tensor:
         """(N,128) embeddings of the faces at ``landmarks5`` in HWC uint8 RGB ``image``."""
@@ -138,6 +160,48 @@ class Recogniser:
 
     def close(self) -> None:
         self.model.close()
+
+
+class ArcFace(Recogniser):
+    """An insightface ArcFace recogniser (a user's model pack) on a backend: 512-d embeddings."""
+
+    name = "arcface"
+
+    def __init__(self, backend: Backend, model_path: Path) -> None:
+        self.model_path = model_path
+        fix = f"use the {', '.join(ARCFACE_FILES)} of an insightface model pack, unmodified"
+        try:
+            data = model_path.read_bytes()
+        except OSError as exc:
+            raise RecogniserError(f"ArcFace model {model_path} cannot be read ({exc})") from exc
+        try:
+            self.model = backend.load(data, label=f"ArcFace ({model_path.name})")
+        except BackendError as exc:
+            raise RecogniserError(f"ArcFace model {model_path}: {exc}; {fix}") from exc
+        inputs, outputs = self.model.inputs, self.model.outputs
+        shape_ok = len(inputs) == 1 and tuple(inputs[0].shape[-3:]) == (3, SFACE_SIZE, SFACE_SIZE)
+        if not shape_ok or len(outputs) != 1 or outputs[0].shape[-1] not in (512,):
+            self.model.close()
+            raise RecogniserError(
+                f"{model_path} is not an ArcFace recogniser (one N×3×112×112 input, one N×512 "
+                f"output); got inputs {[(i.name, i.shape) for i in inputs]}, outputs "
+                f"{[(o.name, o.shape) for o in outputs]}; {fix}"
+            )
+        self._input, self._output = inputs[0].name, outputs[0].name
+        self._template = template_points(SFACE_TEMPLATE, SFACE_SIZE)
+
+    def _run(self, crop: torch.Tensor) -> torch.Tensor:
+        x = (crop * 255.0 - 127.5) / 127.5  # RGB, −1…1 (insightface's ArcFace input)
+        return self.model.run({self._input: x.contiguous()})[self._output].reshape(-1).float().cpu()
+
+
+def make_recogniser(backend: Backend, insightface_dir: Path | None) -> Recogniser:
+    """ArcFace when the user's insightface pack has one, else SFace (shipped)."""
+    arcface = find_arcface(insightface_dir)
+    if arcface is not None:
+        log.info("faces recognised by ArcFace from %s", arcface)
+        return ArcFace(backend, arcface)
+    return Recogniser(backend)
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 
 from agecast import __version__
 from agecast.faces.jitter import measure_jitter
-from agecast.pipeline.build import build
+from agecast.pipeline.build import Built, build
 from agecast.pipeline.metrics import percentiles
 from agecast.pipeline.runner import Output, Pipeline
 from agecast.pipeline.transfer import to_host
@@ -152,4 +152,19 @@ def bench(
         "machine": machine(),
         # the box is shared: how busy it was (1/5/15-minute load) before and after
         "load_average": {"before": load_before, "after": os.getloadavg()},
+        "cast": _cast_figures(built),
+    }
+
+
+def _cast_figures(built: Built) -> dict[str, Any] | None:
+    """With a cast: its size, the faces routed by recognition, what one recognition cost (on
+    the recogniser's own thread live; the frame thread's share is the ``recognise`` stage)."""
+    router = built.fx.cast
+    if router is None:
+        return None
+    return {
+        "members": router.members,
+        "faces_total": dict(router.counts),
+        "recognise_face_ms": percentiles(router.embed_ms()),
+        "recheck_frames": router.recheck_frames,
     }
