@@ -206,6 +206,10 @@ def face_records(output: Output) -> list[dict[str, Any]]:
         tag = tag_of(face)
         if tag is not None:
             record["cast"] = tag.record()
+            member = output.look.member(tag.member) if output.look and tag.member else None
+            if member is not None and not member.bypass:  # the identity this face was given
+                main = output.identity.manifest.id if output.identity is not None else None
+                record["cast"]["identity"] = member.identity or main
         faces.append(record)
     return faces
 
