@@ -1,5 +1,6 @@
 import json
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -132,3 +133,40 @@ def test_links_use_the_address_serve_recorded(tmp_path: Path) -> None:
     assert made.exit_code == 0 and made.stdout.startswith("https://monitor.local:9443/?token=")
     given = runner.invoke(app, ["links", "create", "--url", "http://x:1"], env=env)
     assert given.stdout.startswith("http://x:1/?token=")
+
+
+def _commands(command: Any, path: list[str]) -> list[list[str]]:
+    found = [path]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _commands(sub, [*path, name])
+    return found
+
+
+def test_every_command_has_its_help() -> None:
+    import typer
+
+    paths = _commands(typer.main.get_command(app), [])
+    assert len(paths) > 30  # the groups and their commands, not the top level alone
+    for path in paths:
+        shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert shown.exit_code == 0 and "Usage:" in shown.output, (path, shown.output)
+
+
+def test_typed_choices_are_the_ones_the_commands_take() -> None:
+    """The CLI's choices for a link's role and a take's format are those of the code behind."""
+    from typing import get_args
+
+    from agecast.api.auth import ROLES
+    from agecast.cli.links import LinkRole
+    from agecast.cli.takes import TakeFormat
+    from agecast.takes.rerender import ExportFormat
+
+    assert set(get_args(LinkRole)) == set(ROLES)
+    assert set(get_args(TakeFormat)) == set(get_args(ExportFormat))
+
+
+def test_a_bad_choice_names_the_valid_ones() -> None:
+    shown = runner.invoke(app, ["--log-level", "loud", "backends"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 2
+    assert "'loud' is not one of 'debug', 'info', 'warning', 'error'" in shown.output
+    assert runner.invoke(app, ["--log-level", "WARNING", "backends"]).exit_code == 0

@@ -170,8 +170,8 @@ def test_links_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert runner.invoke(cli, ["links", "revoke", "director"]).exit_code == 0
     assert store.lookup(token) is None
     assert runner.invoke(cli, ["links", "revoke", "nobody"]).exit_code == 2
-    bad = runner.invoke(cli, ["links", "create", "--role", "admin"])
-    assert bad.exit_code == 2 and "viewer, operator" in bad.output
+    bad = runner.invoke(cli, ["links", "create", "--role", "admin"], env={"COLUMNS": "200"})
+    assert bad.exit_code == 2 and "'admin' is not one of 'viewer', 'operator'" in bad.output
     assert runner.invoke(cli, ["links", "create", "--expires", "soon"]).exit_code == 2
     assert parse_duration("90s") == 90 and parse_duration("7d") == 7 * 86400
 

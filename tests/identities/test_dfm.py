@@ -370,7 +370,7 @@ def test_a_test_model_imports_as_tooling_and_loads_without_consent(tmp_path: Pat
     m = read_package(tmp_path / "t").manifest
     assert m.purpose == "tooling" and m.display_name == "Nobody (test)"  # --actor names it
     _load(tmp_path / "t").close()
-    bad = runner.invoke(app, [*args, "--purpose", "fun", "--force"])
-    assert bad.exit_code == 2 and "likeness, demo, tooling" in bad.output
+    bad = runner.invoke(app, [*args, "--purpose", "fun", "--force"], env={"COLUMNS": "200"})
+    assert bad.exit_code == 2 and "'fun' is not one of 'likeness', 'demo', 'tooling'" in bad.output
     help_text = runner.invoke(app, ["identity", "import-dfm", "--help"], env={"COLUMNS": "200"})
     assert "--purpose" in help_text.output and "required for a likeness" in help_text.output

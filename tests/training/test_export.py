@@ -82,9 +82,12 @@ def test_export_errors_are_named(run: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainError, match="not empty"):
         export_run(run, tmp_path / "full", identity_id="x", actor="T")
     result = CliRunner().invoke(
-        app, ["export", str(run), "--out", str(tmp_path / "p2"), "--purpose", "celebrity"]
+        app,
+        ["export", str(run), "--out", str(tmp_path / "p2"), "--purpose", "celebrity"],
+        env={"COLUMNS": "200"},
     )
-    assert result.exit_code == 2 and "likeness, demo or tooling" in result.output
+    assert result.exit_code == 2
+    assert "'celebrity' is not one of 'likeness', 'demo', 'tooling'" in result.output
 
 
 def test_cli_export_prints_parity(run: Path, tmp_path: Path) -> None:

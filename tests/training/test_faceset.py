@@ -451,7 +451,7 @@ def test_cli_extracts_and_says_when_done(clips: Path, tmp_path: Path) -> None:
 
 
 def test_cli_defaults_are_the_library_defaults() -> None:
-    from agecast.cli import faceset_extract
+    from agecast.cli.faceset import faceset_extract
 
     library = inspect.signature(extract).parameters
     for name, parameter in inspect.signature(faceset_extract).parameters.items():

@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import onnx
@@ -51,7 +51,13 @@ from onnx import TensorProto, helper, numpy_helper
 from pydantic import ValidationError
 
 from agecast.errors import BackendError, IdentityError
-from agecast.identities.manifest import MANIFEST_NAME, ConsentRecord, Manifest, TensorDecl
+from agecast.identities.manifest import (
+    MANIFEST_NAME,
+    ConsentRecord,
+    Manifest,
+    Purpose,
+    TensorDecl,
+)
 from agecast.identities.package import (
     IdentityPackage,
     check_contract,
@@ -76,7 +82,6 @@ DEFAULT_TEMPLATE = "dfl_whole_face"
 METADATA_KEY = "agecast"
 
 Dims = list[int | str]
-Purpose = Literal["likeness", "demo", "tooling"]  # manifest.purpose
 
 _DTYPES: dict[int, str] = {
     TensorProto.FLOAT: "float32",

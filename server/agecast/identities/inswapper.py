@@ -34,7 +34,6 @@ from agecast.errors import BackendError, IdentityError
 from agecast.faces.align import estimate_affine, template_points, warp_crop
 from agecast.frames import FaceBox
 from agecast.identities.dfm import (
-    Purpose,
     build_manifest,
     check_loads,
     graph_inputs,
@@ -45,7 +44,7 @@ from agecast.identities.dfm import (
     tensor_dims,
     write_package,
 )
-from agecast.identities.manifest import ConsentRecord
+from agecast.identities.manifest import ConsentRecord, Purpose
 from agecast.identities.package import sha256_file
 from agecast.inference.base import Backend
 

@@ -35,6 +35,12 @@ MAX_ELEMENTS = 1 << 27  # 512 MB of float32: far above any face model's tensor
 # 100; agecast-reage); delta: an RGB change to add to the plate (agecast-reage); morph: a DFM's
 # morph factor; embedding: a source face embedding (inswapper).
 TensorRole = Literal["face", "mask", "age", "age_map", "delta", "morph", "embedding", "other"]
+# likeness: an actor's face for production (needs consent); demo: the shipped demonstration
+# identity (a procedural transform of a public-domain photo, never a production likeness);
+# tooling: test patterns for placement and latency checks.
+Purpose = Literal["likeness", "demo", "tooling"]
+# The colour match an identity is made for (see Manifest.color_transfer).
+ColorMatch = Literal["rct", "rct-lab", "none"]
 
 
 class _Strict(BaseModel):
@@ -220,10 +226,7 @@ class Manifest(_Strict):
     id: str
     display_name: str
     actor: str
-    # likeness: an actor's face for production (needs consent); demo: the shipped demonstration
-    # identity (a procedural transform of a public-domain photo, never a production likeness);
-    # tooling: test patterns for placement and latency checks.
-    purpose: Literal["likeness", "demo", "tooling"] = "likeness"
+    purpose: Purpose = "likeness"
     target_age: int | None = Field(None, ge=0, le=130)
     age_range: tuple[int, int] | None = None
     # the actor's age in the footage the model runs on (a re-ageing model's "current age")
@@ -240,7 +243,7 @@ class Manifest(_Strict):
     # The colour match this identity is made for, used when the operator leaves colour transfer
     # on auto: none for a model trained on the plate's own light, or whose colour changes (grey
     # hair, skin tone) are the effect; rct when its faces come from other footage.
-    color_transfer: Literal["rct", "rct-lab", "none"] | None = None
+    color_transfer: ColorMatch | None = None
     provenance: Provenance = Provenance()
     consent: ConsentRecord | None = None
     preview: str | None = None

@@ -4,5 +4,5 @@ flickers, whether an occluder stays untouched and whether the paste-back edge sh
 
 Rooms: :mod:`~agecast.quality.clips` (generated clips: an unseen one and one with an occluder),
 :mod:`~agecast.quality.figures` (the per-face measures, on tensors),
-:mod:`~agecast.quality.measure` (the run and its report), :mod:`~agecast.quality.command` (the CLI).
+:mod:`~agecast.quality.measure` (the run and its report), :mod:`agecast.cli.quality` (the CLI).
 """

@@ -26,7 +26,13 @@ from PIL import Image
 
 from agecast import __version__
 from agecast.errors import TrainError
-from agecast.identities.manifest import MANIFEST_NAME, ConsentRecord, Manifest
+from agecast.identities.manifest import (
+    MANIFEST_NAME,
+    ColorMatch,
+    ConsentRecord,
+    Manifest,
+    Purpose,
+)
 from agecast.identities.package import check_contract, read_package
 from agecast.identities.runtime import IdentityModel
 from agecast.inference import get_backend
@@ -95,7 +101,7 @@ def _manifest(
     identity_id: str,
     display_name: str,
     actor: str,
-    purpose: Literal["likeness", "demo", "tooling"],
+    purpose: Purpose,
     target_age: int | None,
     consent: ConsentRecord | None,
     source_footage: str,
@@ -156,13 +162,13 @@ def export_run(
     identity_id: str,
     display_name: str | None = None,
     actor: str,
-    purpose: Literal["likeness", "demo", "tooling"] = "likeness",
+    purpose: Purpose = "likeness",
     target_age: int | None = None,
     consent: ConsentRecord | None = None,
     source_footage: str = "",
     notes: str = "",
     fmt: Literal["onnx", "dfm"] = "onnx",
-    color_transfer: Literal["rct", "rct-lab", "none"] | None = None,
+    color_transfer: ColorMatch | None = None,
     command: str = "",
 ) -> ExportReport:
     """Export ``run`` as a package in ``out``. ``command`` (the CLI line that asked for it) goes

@@ -10,7 +10,7 @@ import math
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from PIL import Image
 from agecast import __version__
 from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS
-from agecast.identities.manifest import MANIFEST_NAME, ConsentRecord, Manifest
+from agecast.identities.manifest import MANIFEST_NAME, ConsentRecord, Manifest, Purpose
 from agecast.identities.package import check_contract, read_package
 from agecast.identities.runtime import IdentityModel
 from agecast.inference import get_backend
@@ -108,7 +108,7 @@ def export_reage(
     identity_id: str,
     display_name: str,
     actor: str,
-    purpose: Literal["likeness", "demo", "tooling"],
+    purpose: Purpose,
     target_age: int | None,
     consent: ConsentRecord | None,
     source_footage: str,

@@ -1,69 +1,52 @@
-"""The takes commands: ``agecast record``, ``agecast takes …`` and ``agecast presets …``.
-
-Registered on the main app by :func:`register`, called at the end of :mod:`agecast.cli` with
-its shared settings-flags decorator (this module does not import the CLI: ``python -m
-agecast.cli`` would import it twice).
-"""
+"""``agecast record`` (a take recorded headless) and ``agecast takes`` (list, show,
+re-render, export recorded takes)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from agecast.cli.options import ConfigOpt, load_settings, settings_flags
+from agecast.cli.output import console, fail
 from agecast.errors import AgecastError
 from agecast.settings import Settings
 from agecast.takes.store import Take, TakeInfo, TakeStore
 
-takes_app = typer.Typer(help="Recorded takes: list, show, re-render, export.", no_args_is_help=True)
-presets_app = typer.Typer(
-    help="Named presets (identity × age × look), switchable live.", no_args_is_help=True
-)
+# agecast.takes.rerender's ExportFormat (importing it here would load the pipeline for every
+# command); mypy checks that export_take takes these.
+TakeFormat = Literal["mp4", "prores"]
 
-console = Console(stderr=True)
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file", exists=True)]
+takes_app = typer.Typer(help="Recorded takes: list, show, re-render, export.", no_args_is_help=True)
 TakesDirOpt = Annotated[
     Path | None, typer.Option("--takes-dir", help="takes folder (default: <state_dir>/takes)")
 ]
-Command = Callable[..., None]
+TakeOpt = Annotated[str, typer.Argument(metavar="TAKE", help="take id (see takes list)")]
 
 
-def register(app: typer.Typer, settings_flags: Callable[[Command], Command]) -> None:
-    """Add ``record``, ``takes`` and ``presets`` to ``app``; ``settings_flags`` gives a command
-    the shared settings flags (see :func:`agecast.cli.settings_flags`)."""
+def register(app: typer.Typer) -> None:
     app.command("record")(settings_flags(record))
+    takes_app.command("list")(takes_list)
+    takes_app.command("show")(takes_show)
+    takes_app.command("export")(takes_export)
     takes_app.command("render")(settings_flags(takes_render))
     app.add_typer(takes_app, name="takes")
-    app.add_typer(presets_app, name="presets")
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(code=2)
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return Settings.load(config)
-    except AgecastError as exc:
-        raise _fail(exc) from exc
 
 
 def _store(config: Path | None, takes_dir: Path | None) -> TakeStore:
-    return TakeStore(takes_dir or _settings(config).resolved_takes_dir)
+    return TakeStore(takes_dir or load_settings(config).resolved_takes_dir)
 
 
 def _get(store: TakeStore, take_id: str) -> Take:
     try:
         return store.get(take_id)
     except AgecastError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 def record(
@@ -90,7 +73,7 @@ def record(
                 progress=lambda n, total: bar.update(task, completed=n, total=total),
             )  # fmt: skip
     except AgecastError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     path = TakeStore(settings.resolved_takes_dir).get(info.id).path
     sys.stdout.write(f"{info.id}\t{path}\n")
     console.print(f"take {info.id}: {info.frames} frames ({info.seconds:.1f} s), {info.status}")
@@ -107,7 +90,6 @@ def _info_row(info: TakeInfo, take: Take) -> dict[str, Any]:
     }
 
 
-@takes_app.command("list")
 def takes_list(
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     takes_dir: TakesDirOpt = None,
@@ -131,9 +113,8 @@ def takes_list(
     Console().print(table)
 
 
-@takes_app.command("show")
 def takes_show(
-    take_id: Annotated[str, typer.Argument(metavar="TAKE", help="take id (see takes list)")],
+    take_id: TakeOpt,
     takes_dir: TakesDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -154,7 +135,7 @@ def takes_show(
 
 def takes_render(
     settings: Settings,
-    take_id: Annotated[str, typer.Argument(metavar="TAKE", help="take id (see takes list)")],
+    take_id: TakeOpt,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -190,7 +171,7 @@ def takes_render(
         if out is not None:
             export_take(take, version, "mp4", out)
     except AgecastError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     done = json.loads(take.render_path(version).read_text())
     sys.stdout.write(f"{take.id}\t{version}\t{take.aged_path(version)}\n")
     console.print(
@@ -200,13 +181,12 @@ def takes_render(
     )
 
 
-@takes_app.command("export")
 def takes_export(
-    take_id: Annotated[str, typer.Argument(metavar="TAKE", help="take id (see takes list)")],
+    take_id: TakeOpt,
     out: Annotated[Path, typer.Option(help="file to write (.mp4 or .mov)")],
     version: Annotated[str, typer.Option(help="raw, v1 (as recorded), v2 …")] = "v1",
     fmt: Annotated[
-        str, typer.Option("--format", help="mp4 (stream copy) | prores (422 HQ)")
+        TakeFormat, typer.Option("--format", help="mp4 (stream copy) | prores (422 HQ)")
     ] = "mp4",
     takes_dir: TakesDirOpt = None,
     config: ConfigOpt = None,
@@ -214,74 +194,9 @@ def takes_export(
     """Export a version of a take to a file, its start timecode kept."""
     from agecast.takes.rerender import export_take
 
-    if fmt not in ("mp4", "prores"):
-        raise _fail(ValueError(f"--format must be mp4 or prores (got {fmt!r})"))
     take = _get(_store(config, takes_dir), take_id)
     try:
-        export_take(take, version, "mp4" if fmt == "mp4" else "prores", out)
+        export_take(take, version, fmt, out)
     except AgecastError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"exported take {take.id} {version} as {fmt} to {out}")
-
-
-# presets -----------------------------------------------------------------------------------------
-def _presets(config: Path | None) -> Any:
-    from agecast.takes.presets import PresetStore
-
-    return PresetStore(_settings(config).state_dir)
-
-
-@presets_app.command("list")
-def presets_list(
-    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-    config: ConfigOpt = None,
-) -> None:
-    """Saved presets."""
-    presets = _presets(config).list()
-    if json_out:
-        sys.stdout.write(json.dumps([p.model_dump(mode="json") for p in presets], indent=2) + "\n")
-        return
-    table = Table(title="presets")
-    for col in ("name", "actor", "identity", "age", "blend", "colour", "feather"):
-        table.add_column(col)
-    for p in presets:
-        cells = (p.actor, p.identity, p.age, p.blend, p.color_transfer, p.mask_feather)
-        table.add_row(p.name, *("" if c is None else str(c) for c in cells))
-    Console().print(table)
-
-
-@presets_app.command("save")
-def presets_save(
-    name: Annotated[str, typer.Argument(help="preset name (letters, digits, . _ -)")],
-    identity: Annotated[str | None, typer.Option(help="identity id")] = None,
-    actor: Annotated[str | None, typer.Option(help="the actor (for the crew)")] = None,
-    age: Annotated[float | None, typer.Option(help="target age in years")] = None,
-    blend: Annotated[float | None, typer.Option(help="0 … 1")] = None,
-    color_transfer: Annotated[str | None, typer.Option(help="rct | rct-lab | none")] = None,
-    mask_feather: Annotated[float | None, typer.Option(help="0 … 0.5")] = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Save (or replace) a preset: the settings given; the others stay as they are live."""
-    from agecast.takes.presets import make_preset
-
-    try:
-        preset = make_preset(
-            name, identity=identity, actor=actor, age=age, blend=blend,
-            color_transfer=color_transfer, mask_feather=mask_feather,
-        )  # fmt: skip
-        _presets(config).save(preset)
-    except AgecastError as exc:
-        raise _fail(exc) from exc
-    console.print(f"saved preset {name}: {preset.values()}")
-
-
-@presets_app.command("delete")
-def presets_delete(
-    name: Annotated[str, typer.Argument(help="preset name")], config: ConfigOpt = None
-) -> None:
-    """Delete a preset."""
-    try:
-        _presets(config).delete(name)
-    except AgecastError as exc:
-        raise _fail(exc) from exc
-    console.print(f"deleted preset {name}")

@@ -1,18 +1,10 @@
 """``agecast quality``: picture quality of an identity on a clip, measured (see
-:mod:`agecast.quality.measure` for what each figure means).
-
-Registered on the main app by :func:`register`, called at the end of :mod:`agecast.cli` with
-its shared settings-flags decorator (this module does not import the CLI).
-"""
+:mod:`agecast.quality.measure` for what each figure means)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,21 +12,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from agecast.cli.options import settings_flags
+from agecast.cli.output import argv, console, fail
 from agecast.errors import AgecastError
+from agecast.outfiles import check_writable, write_text_atomic
 from agecast.settings import Settings
 
-console = Console(stderr=True)
-Command = Callable[..., None]
 
-
-def register(app: typer.Typer, settings_flags: Callable[[Command], Command]) -> None:
-    """Add ``quality`` to ``app``; ``settings_flags`` gives it the shared settings flags."""
+def register(app: typer.Typer) -> None:
     app.command("quality")(settings_flags(quality))
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(code=2)
 
 
 def provenance() -> dict[str, Any]:
@@ -47,23 +33,11 @@ def provenance() -> dict[str, Any]:
 
     return {
         "command": "quality",
-        "argv": ["agecast", *sys.argv[1:]],
+        "argv": argv(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "versions": {"agecast": __version__, "av": av.__version__, "onnx": onnx.__version__},
     }
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON so a reader never sees half a file (temporary file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def quality(
@@ -82,16 +56,18 @@ def quality(
     from agecast.quality.measure import measure
 
     try:
+        if json_out is not None:
+            check_writable(json_out, "--json")  # before the measuring, not after
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"measuring {settings.source}", total=frames)
             result = measure(
                 settings, frames=frames, progress=lambda n: bar.update(task, completed=n)
             )
     except AgecastError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     report = {**provenance(), **result}
     if json_out is not None:
-        write_json_atomic(json_out, report)
+        write_text_atomic(json_out, json.dumps(report, indent=2) + "\n")
     _print(report)
 
 
