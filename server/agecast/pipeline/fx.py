@@ -154,6 +154,11 @@ class FaceFX:
         )
         self.errors = 0
         self._burst = 0
+        # Replaced identities are closed once no frame is being processed (one may be mid-way
+        # with the old one); the lock guards _active, _in_flight and _retired together.
+        self._swap = threading.Lock()
+        self._in_flight = 0
+        self._retired: list[IdentityModel] = []
         # A re-render replays a take's recorded faces: frame → its faces, or None (track it).
         self.replay: Callable[[Frame], list[FaceBox] | None] | None = None
         # With a cast: faces are routed to members, each with their identity (loaded on demand)
@@ -162,12 +167,26 @@ class FaceFX:
         self._pool: dict[str, tuple[IdentityModel, torch.Tensor]] = {}
         self._pool_lock = threading.Lock()
 
-    def set_identity(self, identity: IdentityModel) -> IdentityModel:
-        """Swap the identity between frames; returns the old one (the caller closes it)."""
+    def set_identity(self, identity: IdentityModel, *, close_old: bool = True) -> None:
+        """Swap the identity between frames. The FX owns what it is given: the one replaced is
+        closed once no frame is using it. ``close_old=False`` leaves it open, for a caller that
+        keeps it (a cache of loaded identities, a wrapper around it) and closes it itself."""
         template = template_points(identity.manifest.crop.template, identity.crop_size)
-        old = self.identity
-        self._active = (identity, template)
-        return old
+        with self._swap:
+            old = self._active[0]
+            self._active = (identity, template)
+            if close_old and old is not identity:
+                self._retired.append(old)
+            self._close_retired()
+
+    def _close_retired(self) -> None:
+        """Close the replaced identities unless a frame is being processed (holding the lock)."""
+        if self._in_flight:
+            return  # the frame's end closes them
+        for old in self._retired:
+            if old is not self._active[0]:  # swapped away and back again: still in use
+                old.close()
+        self._retired.clear()
 
     @property
     def identity(self) -> IdentityModel:
@@ -180,6 +199,16 @@ class FaceFX:
     def process(self, frame: Frame, canvas: torch.Tensor | None = None) -> Processed:
         """Faces of ``frame`` replaced. ``canvas`` (a copy of the frame's pixels, e.g. the aged
         half of the output picture) is pasted into in place; without one a copy is made."""
+        with self._swap:
+            self._in_flight += 1
+        try:
+            return self._process_frame(frame, canvas)
+        finally:
+            with self._swap:
+                self._in_flight -= 1
+                self._close_retired()
+
+    def _process_frame(self, frame: Frame, canvas: torch.Tensor | None) -> Processed:
         look = self.look  # one snapshot per frame
         active = self._active
         clock = _Clock()

@@ -286,7 +286,8 @@ def measure(
     try:
         built = build(settings, mode="render")
         tap = MaskTap(built.identity)
-        built.fx.set_identity(cast(IdentityModel, tap))
+        # the tap wraps the built identity, which stays open (built.close() closes it)
+        built.fx.set_identity(cast(IdentityModel, tap), close_old=False)
         measurer = Measurer(recogniser, tap, clip)
         started = time.monotonic()
         try:

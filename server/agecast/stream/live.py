@@ -241,7 +241,7 @@ class LiveService:
     def _swap_identity(self, name: str) -> None:
         package = resolve(name, self.settings.identities_dir, installed_only=True)
         identity = IdentityModel.load(package, self.built.backend)
-        # The old model is not closed here: the device thread may be mid-frame with it.
+        # the FX closes the old model once no frame is using it (one may be mid-way with it)
         self.built.fx.set_identity(identity)
         self.built.identity = identity
 

@@ -178,7 +178,8 @@ class _Replay:
             self.fx.set_look(**look)
         ident = change.get("identity")
         if isinstance(ident, dict) and "identity" not in self.overrides:
-            self.fx.set_identity(self.load(str(ident["id"])))
+            # the loaded identities are kept (a take may switch back) and closed at the end
+            self.fx.set_identity(self.load(str(ident["id"])), close_old=False)
 
     def faces(self, frame: Frame) -> list[FaceBox] | None:
         record = self.recorded.frames.get(frame.index)
