@@ -24,7 +24,9 @@ def test_status_and_metrics_say_who_is_in_the_picture(cast: Cast) -> None:
         status = service.status()
         while time.monotonic() < deadline:
             status = service.status()
-            if status["cast"]["faces"]["recognised"] >= 2:
+            members = {m["name"]: m for m in status["cast"]["members"]}
+            in_picture = all(members[name]["in_picture"] for name in ("lead-a", "lead-b"))
+            if status["cast"]["faces"]["recognised"] >= 2 and in_picture:
                 break
             time.sleep(0.2)
         cast_status = status["cast"]

@@ -89,6 +89,7 @@ GROUPS = (
     "links",
     "faceset",
     "presets",
+    "cast",
 )
 for _group in GROUPS:
     importlib.import_module(f"{__name__}.{_group}").register(app)
