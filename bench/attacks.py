@@ -35,7 +35,7 @@ from soak import Server
 from websockets.asyncio.client import connect
 
 from agecast.api.auth import LinkStore
-from agecast.stream.protocol import Flags, PictureHeader
+from agecast.media.protocol import Flags, PictureHeader
 
 Attack = Callable[[Server, str, threading.Event], Awaitable[None]]
 

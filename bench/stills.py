@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from agecast.age_offsets import parse_offsets
 from agecast.faces.detector import make_detector
-from agecast.faces.regions import parse_offsets
 from agecast.faces.tracker import FaceTracker
 from agecast.frames import Frame
 from agecast.identities import IdentityModel, resolve

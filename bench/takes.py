@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from agecast.identities.package import resolve
+from agecast.live.service import LiveService
+from agecast.media.fanout import Viewer
 from agecast.pipeline.metrics import percentiles
 from agecast.settings import Settings
-from agecast.stream.fanout import Viewer
-from agecast.stream.live import LiveService
 from agecast.takes.recorder import AGED_FORMAT, AGED_OPTIONS, RAW_FORMAT, RAW_OPTIONS
 from agecast.takes.rerender import rerender
 from agecast.takes.store import Take, TakeStore

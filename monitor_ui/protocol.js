@@ -1,4 +1,4 @@
-// The /ws/monitor wire format (server/agecast/stream/protocol.py is the reference).
+// The /ws/monitor wire format (server/agecast/media/protocol.py is the reference).
 
 export const HEADER_SIZE = 40;
 const MAGIC = [0x41, 0x47, 0x43, 0x31]; // "AGC1"

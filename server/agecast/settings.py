@@ -152,7 +152,7 @@ class Settings(BaseSettings):
         ):  # four numbers already (the default is validated on every load): no torch import
             offsets = tuple(float(v) for v in value)
         else:
-            from agecast.faces.regions import parse_offsets
+            from agecast.age_offsets import parse_offsets
 
             offsets = parse_offsets(value)
         if any(not -60 <= v <= 60 for v in offsets):

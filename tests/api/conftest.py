@@ -18,8 +18,8 @@ import uvicorn
 from agecast.api.app import create_app
 from agecast.api.auth import COOKIE, Auth, Role
 from agecast.api.serve import uvicorn_options
+from agecast.live.service import LiveService, live_services
 from agecast.settings import Settings
-from agecast.stream.live import LiveService, live_services
 
 
 @dataclass

@@ -15,9 +15,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from agecast.errors import SettingsError, SourceError
+from agecast.live.service import live_services
+from agecast.media.protocol import HEADER_SIZE, Flags, PictureHeader
 from agecast.settings import Settings, camera_entries
-from agecast.stream.live import live_services
-from agecast.stream.protocol import HEADER_SIZE, Flags, PictureHeader
 from tests.sources.media import UdpSender, free_udp_port
 
 from .conftest import Running, running_server

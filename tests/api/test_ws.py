@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from websockets.asyncio.client import connect
 
-from agecast.stream.protocol import HEADER_SIZE, Flags, LayoutCode, PictureHeader
+from agecast.media.protocol import HEADER_SIZE, Flags, LayoutCode, PictureHeader
 
 from .conftest import Running
 

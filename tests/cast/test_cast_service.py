@@ -10,8 +10,8 @@ import pytest
 
 from agecast.api.metrics import render_metrics
 from agecast.errors import RecogniserError
+from agecast.live.service import LiveService
 from agecast.pipeline.build import build
-from agecast.stream.live import LiveService
 
 from .conftest import Cast
 

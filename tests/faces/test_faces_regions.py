@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from agecast.age_offsets import parse_offsets
 from agecast.faces.align import template_points
 from agecast.faces.regions import (
     REGIONS,
     mouth_interior,
-    parse_offsets,
     region_maps,
     target_age_map,
 )

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from agecast.identities.runtime import SwapResult
-from agecast.stream.protocol import Flags, FxCode
+from agecast.media.protocol import Flags, FxCode
 from tests.api.conftest import Running
 
 from .conftest import status

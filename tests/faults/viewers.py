@@ -9,7 +9,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from agecast.stream.protocol import HEADER_SIZE, PictureHeader
+from agecast.media.protocol import HEADER_SIZE, PictureHeader
 
 Picture = tuple[PictureHeader, bytes]
 

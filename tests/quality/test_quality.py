@@ -18,12 +18,12 @@ from agecast.cli import app
 from agecast.errors import QualityError
 from agecast.faces.yunet import YuNetDetector
 from agecast.inference import get_backend
+from agecast.media.writer import Mp4Writer
 from agecast.quality.clips import get_clip, unseen_truth, write_clip
 from agecast.quality.measure import measure
 from agecast.settings import Settings
 from agecast.sources.astronaut import FACE_LANDMARKS5
 from agecast.sources.demo import demo_truth
-from agecast.stream.writer import Mp4Writer
 
 runner = CliRunner()
 FIGURES = ("detail", "identity", "flicker", "seam", "occlusion_p99", "occlusion_max")

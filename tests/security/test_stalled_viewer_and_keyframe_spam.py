@@ -12,10 +12,10 @@ import pytest
 import torch
 from websockets.asyncio.client import connect
 
-from agecast.stream import fanout as fanout_module
-from agecast.stream.encoder import H264Encoder
-from agecast.stream.fanout import Fanout, Message, Viewer
-from agecast.stream.protocol import Flags, PictureHeader
+from agecast.media import fanout as fanout_module
+from agecast.media.encoder import H264Encoder
+from agecast.media.fanout import Fanout, Message, Viewer
+from agecast.media.protocol import Flags, PictureHeader
 from tests.api.conftest import Running
 
 FRAMES = 150  # five seconds at 30 fps: the encoder's own cadence makes an IDR a second

@@ -19,8 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from agecast.api.auth import COOKIE
 from agecast.errors import TakeError
-from agecast.stream.fanout import Message
-from agecast.stream.protocol import HEADER_SIZE, Flags, LayoutCode, PictureHeader
+from agecast.media.fanout import Message
+from agecast.media.protocol import HEADER_SIZE, Flags, LayoutCode, PictureHeader
 from agecast.takes.player import ReviewPlayer, thumbnail, timecode_at
 from agecast.takes.store import Take
 from tests.api.conftest import Running, running_server

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from agecast.frames import Frame
-from agecast.stream.live import LiveService
+from agecast.live.service import LiveService
 from agecast.takes.recorder import tc_frames, timecode
 from agecast.takes.store import TakeStore
 

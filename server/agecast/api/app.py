@@ -51,8 +51,8 @@ from agecast.api.review import _refuse, include_review
 from agecast.api.takes import control_message as takes_control
 from agecast.api.takes import include_takes
 from agecast.errors import AgecastError, UnknownCamera
-from agecast.stream.fanout import Viewer
-from agecast.stream.live import LiveService
+from agecast.live.service import LiveService
+from agecast.media.fanout import Viewer
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from agecast.errors import UnknownCamera
-from agecast.stream.live import LiveService
+from agecast.live.service import LiveService
 
 
 class LiveCameras:

@@ -39,8 +39,8 @@ from agecast.api.auth import Auth, Link
 from agecast.api.guard import public, socket_session
 from agecast.compose.marks import Marker
 from agecast.errors import TakeError
-from agecast.stream.encoder import encode_jpeg
-from agecast.stream.fanout import Fanout, Viewer
+from agecast.media.encoder import encode_jpeg
+from agecast.media.fanout import Fanout, Viewer
 from agecast.takes.player import (
     MAX_SPEED,
     MIN_SPEED,

@@ -21,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agecast.api.auth import Auth, Link
 from agecast.api.cameras import LiveCameras
 from agecast.errors import AgecastError, SettingsError, TakeError, UnknownCamera
-from agecast.stream.live import LiveService
+from agecast.live.presets import apply_preset, current_preset
+from agecast.live.service import LiveService
 from agecast.takes.player import version_look
-from agecast.takes.presets import PresetStore, apply_preset, current_preset, make_preset
+from agecast.takes.presets import PresetStore, make_preset
 from agecast.takes.rerender import RenderJob, RenderJobs
 from agecast.takes.store import Take, TakeStore
 

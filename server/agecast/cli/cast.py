@@ -59,10 +59,10 @@ def cast_add(
         )  # fmt: skip
     except AgecastError as exc:
         raise fail(exc) from exc
-    age = "(live)" if member.age is None else f"{member.age:g}"
+    shown_age = "(live)" if member.age is None else f"{member.age:g}"
     console.print(
         f"enrolled {member.name} from {len(member.embeddings)} reference(s) → identity "
-        f"{member.identity or '(the monitor’s)'}, age {age}; cast file "
+        f"{member.identity or '(the monitor’s)'}, age {shown_age}; cast file "
         f"{settings.resolved_cast_file}"
     )
 

@@ -50,7 +50,8 @@ def engines_build(
     config: ConfigOpt = None,
 ) -> None:
     """Build the missing plans (needs TensorRT and an NVIDIA GPU; run before `serve`)."""
-    from agecast.inference.engines import EngineCache, build_engines, installed_models
+    from agecast.identities.engine_models import installed_models
+    from agecast.inference.engines import EngineCache, build_engines
 
     if (identity is None) == (not all_):
         raise fail(ValueError("give --identity ID or --all"))
@@ -90,7 +91,8 @@ def engines_list(config: ConfigOpt = None) -> None:
 def engines_prune(config: ConfigOpt = None) -> None:
     """Remove plans no installed identity or detector needs, or built by another TensorRT."""
     from agecast.errors import BackendUnavailable
-    from agecast.inference.engines import EngineCache, installed_models
+    from agecast.identities.engine_models import installed_models
+    from agecast.inference.engines import EngineCache
 
     settings = load_settings(config)
     cache = EngineCache(settings.engines_dir)

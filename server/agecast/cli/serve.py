@@ -16,7 +16,7 @@ from agecast.errors import AgecastError
 from agecast.settings import Settings
 
 if TYPE_CHECKING:
-    from agecast.stream.live import LiveService
+    from agecast.live.service import LiveService
 
 certs_app = typer.Typer(help="TLS certificates for serving on a LAN.", no_args_is_help=True)
 
@@ -71,8 +71,8 @@ def serve(
 def _open(settings: Settings, host: str, port: int) -> tuple[list[LiveService], socket.socket]:
     """Check everything before a sign-in URL is printed: the identity and models (one service
     per camera, one shared backend), every source opened, the port bound."""
+    from agecast.live.service import live_services
     from agecast.serving import listen
-    from agecast.stream.live import live_services
 
     services: list[LiveService] = []
     try:

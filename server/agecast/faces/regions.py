@@ -13,7 +13,9 @@ import torch
 from torch.nn import functional as F
 
 # Local age controls, in this order everywhere (Look, control API, presets, sidecar, model input).
-REGIONS: tuple[str, ...] = ("forehead", "eyes", "mouth", "hair")
+from agecast.age_offsets import REGIONS
+
+__all__ = ["REGIONS", "mouth_interior", "region_maps", "target_age_map"]
 
 
 def _face_frame(
@@ -99,41 +101,6 @@ def mouth_interior(landmarks5: torch.Tensor, size: int) -> torch.Tensor:
     xy = _grid(size, device)
     centre = mouth + 0.06 * width * down
     return _ellipse(xy, centre, (0.42 * width, 0.2 * width), along, down, 0.35)[None]
-
-
-def parse_offsets(value: object) -> tuple[float, ...]:
-    """Local age offsets as given by a person or a file → years per region in REGIONS order.
-
-    Accepts ``{"eyes": -10}``, a list of len(REGIONS) numbers, or text: ``eyes:-10,hair:5``
-    or JSON. A region not named gets 0; an unknown region is a ValueError naming the valid ones.
-    """
-    import json
-
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith(("[", "{")):
-            value = json.loads(text)
-        else:
-            pairs: dict[str, object] = {}
-            for part in filter(None, (p.strip() for p in text.split(","))):
-                name, sep, years = part.partition(":")
-                if not sep:
-                    raise ValueError(f"{part!r}: write region:years, e.g. eyes:-10")
-                pairs[name.strip()] = years.strip()
-            value = pairs
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - set(REGIONS))
-        if unknown:
-            raise ValueError(
-                f"unknown region(s) {', '.join(map(str, unknown))}; use {', '.join(REGIONS)}"
-            )
-        return tuple(float(value.get(r, 0.0)) for r in REGIONS)
-    if isinstance(value, list | tuple) and len(value) == len(REGIONS):
-        return tuple(float(v) for v in value)
-    raise ValueError(
-        f"give years per region ({', '.join(REGIONS)}) as region:years pairs, a mapping or "
-        f"a list of {len(REGIONS)} numbers"
-    )
 
 
 def target_age_map(

@@ -20,12 +20,12 @@ import torch
 
 from agecast import __version__
 from agecast.faces.jitter import measure_jitter
+from agecast.media.encoder import H264Encoder
 from agecast.pipeline.build import Built, build
 from agecast.pipeline.metrics import percentiles
 from agecast.pipeline.runner import Output, Pipeline
 from agecast.pipeline.transfer import to_host
 from agecast.settings import Settings
-from agecast.stream.encoder import H264Encoder
 
 
 def gpu_peak_mb(device: torch.device) -> float | None:

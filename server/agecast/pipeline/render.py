@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from agecast.errors import OutputError
+from agecast.media.writer import Mp4Writer
 from agecast.outfiles import atomic_output, check_writable, write_text_atomic
 from agecast.pipeline.build import build
 from agecast.settings import Settings
-from agecast.stream.writer import Mp4Writer
 
 log = logging.getLogger(__name__)
 

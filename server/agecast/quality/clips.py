@@ -29,6 +29,7 @@ import torch
 from numpy.typing import NDArray
 
 from agecast.errors import SourceError
+from agecast.media.writer import Mp4Writer
 from agecast.sources.astronaut import FACE_LANDMARKS5, astronaut_rgb
 from agecast.sources.demo import (
     DEMO_FPS,
@@ -38,7 +39,6 @@ from agecast.sources.demo import (
     cache_dir,
     demo_truth,
 )
-from agecast.stream.writer import Mp4Writer
 
 log = logging.getLogger(__name__)
 

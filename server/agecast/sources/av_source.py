@@ -16,9 +16,9 @@ from av.packet import Packet
 from av.video.frame import VideoFrame
 
 from agecast.errors import SourceError, SourceLost
+from agecast.media.avframe import rgb_array
 from agecast.redact import hide_in
 from agecast.sources.base import Decoded, Source, SourceState, sane_fps
-from agecast.stream.avframe import rgb_array
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ A review compares two pictures of one take — raw and an aged version (``raw`` 
 default, or two versions (``v1`` | ``v2``). Each file is decoded by *frame index* (frame i is the
 i-th picture in presentation order, the same i in every file of the take), the pair is laid out
 with the live path's :func:`~agecast.compose.layout.layout_canvas` (A where raw goes, B where
-aged goes) and encoded by a review's own :class:`~agecast.stream.encoder.H264Encoder` (or JPEG)
+aged goes) and encoded by a review's own :class:`~agecast.media.encoder.H264Encoder` (or JPEG)
 into the same messages as ``/ws/monitor`` — so the browser shows it with the live views, and the
 live encoder and its viewers never see a review.
 
@@ -35,9 +35,9 @@ from PIL import Image
 from agecast.compose.layout import layout_canvas
 from agecast.compose.marks import Marker
 from agecast.errors import TakeError
-from agecast.stream.encoder import H264Encoder, encode_jpeg
-from agecast.stream.fanout import Message
-from agecast.stream.protocol import Flags, FxCode, LayoutCode, PictureHeader
+from agecast.media.encoder import H264Encoder, encode_jpeg
+from agecast.media.fanout import Message
+from agecast.media.protocol import Flags, FxCode, LayoutCode, PictureHeader
 from agecast.takes.recorder import tc_frames, timecode
 from agecast.takes.store import Take
 

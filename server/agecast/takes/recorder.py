@@ -56,16 +56,16 @@ from agecast.cast.router import tag_of
 from agecast.errors import AgecastError, TakeError
 from agecast.frames import Frame
 from agecast.identities.runtime import IdentityModel
-from agecast.pipeline.fx import Look
-from agecast.pipeline.runner import Output, Pipeline
-from agecast.settings import Settings
-from agecast.stream.avframe import (
+from agecast.media.avframe import (
     Yuv420Patcher,
     changed_boxes,
     even_size,
     is_bt601_yuv420,
     rgb_frame,
 )
+from agecast.pipeline.fx import Look
+from agecast.pipeline.runner import Output, Pipeline
+from agecast.settings import Settings
 from agecast.takes.store import IdentityRef, Take, TakeInfo, TakeStore
 
 log = logging.getLogger(__name__)

@@ -37,12 +37,12 @@ from agecast.frames import FaceBox, Frame
 from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
 from agecast.inference.registry import get_backend
+from agecast.media.avframe import Yuv420Patcher
 from agecast.pipeline.build import build_fx, pick_device
 from agecast.pipeline.fx import FaceFX, Look
 from agecast.pipeline.runner import Output, Pipeline
 from agecast.settings import Settings, explain
 from agecast.sources import open_source
-from agecast.stream.avframe import Yuv420Patcher
 from agecast.takes.recorder import (
     AGED_FORMAT,
     AGED_OPTIONS,

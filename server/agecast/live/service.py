@@ -22,6 +22,9 @@ from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
 from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
+from agecast.media.encoder import H264Encoder, encode_jpeg
+from agecast.media.fanout import Fanout, Message
+from agecast.media.protocol import FX_CODES, LAYOUT_CODES, Flags, FxCode, PictureHeader
 from agecast.pipeline.build import Built, build
 from agecast.pipeline.cameras import Camera, build_cameras
 from agecast.pipeline.fx import MemberLook
@@ -30,9 +33,6 @@ from agecast.pipeline.runner import Output
 from agecast.pipeline.transfer import to_host
 from agecast.settings import Settings, explain
 from agecast.sources import SourceState
-from agecast.stream.encoder import H264Encoder, encode_jpeg
-from agecast.stream.fanout import Fanout, Message
-from agecast.stream.protocol import FX_CODES, LAYOUT_CODES, Flags, FxCode, PictureHeader
 from agecast.takes.recorder import Recorder
 from agecast.takes.store import Take, TakeInfo, TakeStore
 

@@ -11,7 +11,7 @@ import av
 import torch
 
 from agecast.errors import AgecastError
-from agecast.stream.avframe import rgb_frame
+from agecast.media.avframe import rgb_frame
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from agecast.stream.avframe import (
+from agecast.media.avframe import (
     Yuv420Patcher,
     changed_boxes,
     is_bt601_yuv420,

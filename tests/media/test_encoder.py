@@ -8,7 +8,7 @@ import av
 import pytest
 import torch
 
-from agecast.stream.encoder import H264Encoder
+from agecast.media.encoder import H264Encoder
 
 
 def _picture(shade: int) -> torch.Tensor:
@@ -26,7 +26,7 @@ def _decodes(units: list[bytes]) -> int:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback where NVENC cannot open")
 def test_nvenc_that_will_not_open_falls_back_to_libx264(caplog: pytest.LogCaptureFixture) -> None:
     encoder = H264Encoder(30.0, codec="nvenc")
-    with caplog.at_level(logging.WARNING, logger="agecast.stream.encoder"):
+    with caplog.at_level(logging.WARNING, logger="agecast.media.encoder"):
         first = encoder.encode(_picture(40))
     assert encoder.encoder_name == "libx264"
     assert encoder.fallback is not None and "h264_nvenc did not open" in encoder.fallback

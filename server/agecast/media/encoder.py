@@ -24,7 +24,7 @@ import av
 import torch
 from PIL import Image
 
-from agecast.stream.avframe import even_size, rgb_frame
+from agecast.media.avframe import even_size, rgb_frame
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The live service: one camera's pipeline → encode → fan-out, its controls, status and takes."""

@@ -1,1 +1,0 @@
-"""Encoding pictures to H.264 (files now; live fan-out to viewers builds on the same encoder)."""
