@@ -297,97 +297,142 @@ def rerender(
     take.require_version(from_version)
     if not take.raw_path.is_file():
         raise TakeError(f"take {take.id} has no raw picture ({take.raw_path}); cannot re-render")
-    info = take.info
-    if info.status == "recording":
+    if take.info.status == "recording":
         raise TakeError(f"take {take.id} is still recording; stop it before re-rendering")
     recorded = _Recorded.read(take, from_version)
-    identity_name = str(overrides.get("identity") or recorded.identity.id)
-    render_settings = _render_settings(settings, recorded, overrides, identity_name)
-    device = pick_device(render_settings.device)
-    if device.type == "cpu":
-        torch.set_num_threads(1)  # as build(): onnxruntime keeps the cores
-    backend = get_backend(render_settings.backend, threads=render_settings.threads)
-    identity, fx = build_fx(render_settings, backend, background_recognition=False)
-    if "age" in overrides and overrides["age"] is not None and identity.age_control is None:
-        identity.close()
-        fx.tracker.close()
-        raise SettingsError(
-            f"identity {identity.manifest.id} has no age control; re-render without age, or "
-            "pick an identity with one"
-        )
-    if "identity" not in overrides and identity.manifest.model.sha256 != recorded.identity.sha256:
-        log.warning(
-            "take %s was recorded with %s sha256 %s; the installed one is %s",
-            take.id, recorded.identity.id, recorded.identity.sha256,
-            identity.manifest.model.sha256,
-        )  # fmt: skip
-    fx.look = _initial_look(recorded.settings, overrides)
-    loaded: dict[str, IdentityModel] = {identity.manifest.id: identity}
-
-    def load(name: str) -> IdentityModel:
-        if name not in loaded:
-            loaded[name] = IdentityModel.load(
-                resolve(name, render_settings.identities_dir), backend
-            )
-        return loaded[name]
-
-    replay = _Replay(fx, recorded, overrides, load)
-    fx.replay = replay.faces
-    source = open_source(str(take.raw_path), live=False, loop=False)
-    pipeline = Pipeline(source, fx, layout="aged", mode="render", device=device)
-    pipeline.before_frame = replay.before
-
-    version = take.new_version()
-    render_info = RenderInfo.model_validate(
-        {
-            "from": from_version,
-            "settings": overrides,
-            "created": now_iso(),
-            "identity": identity_ref(identity),
-            "status": "rendering",
-        }
-    )
-    write_json_atomic(take.render_path(version), render_info.model_dump(mode="json", by_alias=True))
-    total = max(info.frames, len(recorded.frames))
-    writer = _VersionWriter(take, version, recorded, info.fps or 30.0)
-    doc = settings_doc(render_settings, fx.look)
-    writer.start(
-        identity_ref(identity), doc, fx.look, **{"from": from_version}, overrides=overrides
-    )
-    started = time.monotonic()
-    error: AgecastError | None = None
-    log.info("re-rendering take %s %s → %s with %s", take.id, from_version, version, overrides)
+    run = _Run.open(take, recorded, overrides, settings)
     try:
-        pipeline.start()
-        for output in pipeline.outputs():
-            if output is None:
-                continue
-            writer.write(output)
-            if progress is not None:
-                elapsed = max(1e-6, time.monotonic() - started)
-                progress(writer.frames, max(total, writer.frames), writer.frames / elapsed)
-        error = pipeline.error
-    except AgecastError as exc:
-        error = exc
+        version = take.new_version()
+        render_info = RenderInfo.model_validate(
+            {
+                "from": from_version,
+                "settings": overrides,
+                "created": now_iso(),
+                "identity": identity_ref(run.identity),
+                "status": "rendering",
+            }
+        )
+        data = render_info.model_dump(mode="json", by_alias=True)
+        write_json_atomic(take.render_path(version), data)
+        log.info("re-rendering take %s %s → %s with %s", take.id, from_version, version, overrides)
+        writer = _VersionWriter(take, version, recorded, take.info.fps or 30.0)
+        doc = settings_doc(run.settings, run.fx.look)
+        extra = {"from": from_version, "overrides": overrides}
+        writer.start(identity_ref(run.identity), doc, run.fx.look, **extra)
+        error, elapsed = run.render(writer, max(take.info.frames, len(recorded.frames)), progress)
     finally:
-        pipeline.stop()
-        fx.tracker.close()
-        writer.close()
-        for model in loaded.values():
+        run.close()
+    return _finish(take, version, render_info, writer.frames, elapsed, error, run.replay)
+
+
+@dataclass
+class _Run:
+    """A re-render's pipeline: the take's raw picture through the recorded (or overridden)
+    look, faces replayed from the sidecar, identities loaded as the take switched them."""
+
+    settings: Settings
+    identity: IdentityModel
+    fx: FaceFX
+    replay: _Replay
+    pipeline: Pipeline
+    loaded: dict[str, IdentityModel]
+
+    @classmethod
+    def open(
+        cls, take: Take, recorded: _Recorded, overrides: dict[str, Any], machine: Settings
+    ) -> _Run:
+        identity_name = str(overrides.get("identity") or recorded.identity.id)
+        settings = _render_settings(machine, recorded, overrides, identity_name)
+        device = pick_device(settings.device)
+        if device.type == "cpu":
+            torch.set_num_threads(1)  # as build(): onnxruntime keeps the cores
+        backend = get_backend(settings.backend, threads=settings.threads)
+        identity, fx = build_fx(settings, backend, background_recognition=False)
+        if "age" in overrides and overrides["age"] is not None and identity.age_control is None:
+            identity.close()
+            fx.tracker.close()
+            fx.close_cast()
+            raise SettingsError(
+                f"identity {identity.manifest.id} has no age control; re-render without age, or "
+                "pick an identity with one"
+            )
+        if (
+            "identity" not in overrides
+            and identity.manifest.model.sha256 != recorded.identity.sha256
+        ):
+            log.warning(
+                "take %s was recorded with %s sha256 %s; the installed one is %s",
+                take.id, recorded.identity.id, recorded.identity.sha256,
+                identity.manifest.model.sha256,
+            )  # fmt: skip
+        fx.look = _initial_look(recorded.settings, overrides)
+        loaded: dict[str, IdentityModel] = {identity.manifest.id: identity}
+
+        def load(name: str) -> IdentityModel:
+            if name not in loaded:
+                loaded[name] = IdentityModel.load(resolve(name, settings.identities_dir), backend)
+            return loaded[name]
+
+        replay = _Replay(fx, recorded, overrides, load)
+        fx.replay = replay.faces
+        source = open_source(str(take.raw_path), live=False, loop=False)
+        pipeline = Pipeline(source, fx, layout="aged", mode="render", device=device)
+        pipeline.before_frame = replay.before
+        return cls(settings, identity, fx, replay, pipeline, loaded)
+
+    def render(
+        self, writer: _VersionWriter, total: int, progress: Progress | None
+    ) -> tuple[AgecastError | None, float]:
+        """Every frame into ``writer``; (the error that ended it, if any, and the seconds)."""
+        started = time.monotonic()
+        error: AgecastError | None = None
+        try:
+            self.pipeline.start()
+            for output in self.pipeline.outputs():
+                if output is None:
+                    continue
+                writer.write(output)
+                if progress is not None:
+                    elapsed = max(1e-6, time.monotonic() - started)
+                    progress(writer.frames, max(total, writer.frames), writer.frames / elapsed)
+            error = self.pipeline.error
+        except AgecastError as exc:
+            error = exc
+        finally:
+            self.pipeline.stop()
+            writer.close()
+        return error, time.monotonic() - started
+
+    def close(self) -> None:
+        self.pipeline.stop()
+        self.fx.tracker.close()
+        self.fx.close_cast()
+        for model in self.loaded.values():
             model.close()
-    elapsed = time.monotonic() - started
-    status: Literal["complete", "failed"] = "failed" if error or writer.frames == 0 else "complete"
+
+
+def _finish(
+    take: Take,
+    version: str,
+    render_info: RenderInfo,
+    frames: int,
+    elapsed: float,
+    error: AgecastError | None,
+    replay: _Replay,
+) -> str:
+    """Write the version's render record; TakeError if it failed."""
+    status: Literal["complete", "failed"] = "failed" if error or frames == 0 else "complete"
     render_info = render_info.model_copy(
         update={
             "status": status,
-            "error": str(error) if error else None if writer.frames else "no frames decoded",
+            "error": str(error) if error else None if frames else "no frames decoded",
         }
     )
     data = render_info.model_dump(mode="json", by_alias=True)
     data.update(
-        frames=writer.frames,
+        frames=frames,
         seconds=round(elapsed, 3),
-        fps=round(writer.frames / max(elapsed, 1e-6), 2),
+        fps=round(frames / max(elapsed, 1e-6), 2),
         faces_replayed=replay.replayed,
         faces_tracked=replay.tracked,
     )
@@ -396,7 +441,7 @@ def rerender(
         raise TakeError(f"re-render of take {take.id} into {version} failed: {data['error']}")
     log.info(
         "take %s %s: %d frames in %.1f s (%.1f fps)",
-        take.id, version, writer.frames, elapsed, data["fps"],
+        take.id, version, frames, elapsed, data["fps"],
     )  # fmt: skip
     return version
 
