@@ -411,25 +411,7 @@ def import_dfm(
         )
     age_range = meta.get("age_range")
     continuous_age = contract.has_morph and morph is None and isinstance(age_range, list)
-    inputs: list[dict[str, Any]] = [
-        {"name": FACE_IN, "shape": contract.inputs[FACE_IN], "role": "face"}
-    ]
-    morph_note = "no morph input"
-    if contract.has_morph:
-        if continuous_age:
-            inputs.append({"name": MORPH_IN, "shape": contract.inputs[MORPH_IN], "role": "age"})
-            morph_note = f"{MORPH_IN} is the age over {age_range} (agecast-written DFM)"
-        else:
-            value = DEFAULT_MORPH if morph is None else morph
-            inputs.append(
-                {
-                    "name": MORPH_IN,
-                    "shape": contract.inputs[MORPH_IN],
-                    "role": "morph",
-                    "value": [value],
-                }
-            )
-            morph_note = f"{MORPH_IN} fixed at {value:g}"
+    inputs, morph_note = _dfm_inputs(contract, morph, age_range if continuous_age else None)
     roles = {FACE_MASK_OUT: "other", CELEB_FACE_OUT: "face", CELEB_MASK_OUT: "mask"}
     fields: dict[str, Any] = {
         "schema": 1,
@@ -469,6 +451,25 @@ def import_dfm(
     write_package(out, dfm, manifest, overwrite=overwrite)
     log.info("imported %s as identity %s in %s (%s)", dfm, manifest.id, out, morph_note)
     return out
+
+
+def _dfm_inputs(
+    contract: DfmContract, morph: float | None, age_range: object
+) -> tuple[list[dict[str, Any]], str]:
+    """The manifest's inputs for a DFM and a note on its morph input: the age over
+    ``age_range`` (an agecast-written DFM), else a morph factor fixed at ``morph``."""
+    inputs: list[dict[str, Any]] = [
+        {"name": FACE_IN, "shape": contract.inputs[FACE_IN], "role": "face"}
+    ]
+    if not contract.has_morph:
+        return inputs, "no morph input"
+    shape = contract.inputs[MORPH_IN]
+    if age_range is not None:
+        inputs.append({"name": MORPH_IN, "shape": shape, "role": "age"})
+        return inputs, f"{MORPH_IN} is the age over {age_range} (agecast-written DFM)"
+    value = DEFAULT_MORPH if morph is None else morph
+    inputs.append({"name": MORPH_IN, "shape": shape, "role": "morph", "value": [value]})
+    return inputs, f"{MORPH_IN} fixed at {value:g}"
 
 
 # --- package → DFM --------------------------------------------------------------------------

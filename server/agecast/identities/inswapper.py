@@ -210,6 +210,31 @@ def source_latent(embedding: NDArray[np.float64], emap: NDArray[np.float64]) -> 
     return latent / float(np.linalg.norm(latent))
 
 
+def _model_decl(model: Path, contract: InswapperContract, latent: np.ndarray) -> dict[str, Any]:
+    """The manifest's model: the file, the target face in, the fixed source vector, the face out."""
+    size = contract.size
+    return {
+        "file": "model.onnx",
+        "sha256": sha256_file(model),
+        "inputs": [
+            {"name": contract.target, "shape": contract.target_shape, "role": "face"},
+            {
+                "name": contract.source,
+                "shape": contract.source_shape,
+                "role": "embedding",
+                "value": [float(v) for v in latent.astype(np.float32)],
+            },
+        ],
+        "outputs": [
+            {
+                "name": contract.output,
+                "shape": known_dims(contract.output_shape, {1: 3, 2: size, 3: size}),
+                "role": "face",
+            }
+        ],
+    }
+
+
 def import_inswapper(
     model: Path,
     arcface: Path,
@@ -253,26 +278,7 @@ def import_inswapper(
         "actor": actor,
         "purpose": purpose,
         "family": "inswapper",
-        "model": {
-            "file": "model.onnx",
-            "sha256": sha256_file(model),
-            "inputs": [
-                {"name": contract.target, "shape": contract.target_shape, "role": "face"},
-                {
-                    "name": contract.source,
-                    "shape": contract.source_shape,
-                    "role": "embedding",
-                    "value": [float(v) for v in latent.astype(np.float32)],
-                },
-            ],
-            "outputs": [
-                {
-                    "name": contract.output,
-                    "shape": known_dims(contract.output_shape, {1: 3, 2: size, 3: size}),
-                    "role": "face",
-                }
-            ],
-        },
+        "model": _model_decl(model, contract, latent),
         "crop": {"size": size, "template": crop_template(size)},
         "normalisation": {"layout": "NCHW", "channels": "RGB"},
         "provenance": {
