@@ -14,7 +14,7 @@ from agecast.errors import IdentityError, TrainError
 from agecast.identities import IdentityModel, read_package
 from agecast.identities.dfm import import_dfm
 from agecast.inference import get_backend
-from agecast.training.export import PARITY_LIMIT, export_run
+from agecast.training.export import PARITY_LIMIT, ExportMeta, export_run
 from agecast.training.model import SwapNet
 from agecast.training.train import TrainOptions, load_checkpoint, train
 
@@ -34,7 +34,9 @@ def run(facesets: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_export_matches_torch_and_loads_live(run: Path, tmp_path: Path) -> None:
-    report = export_run(run, tmp_path / "pkg", identity_id="tiny", actor="Test", purpose="demo")
+    report = export_run(
+        run, tmp_path / "pkg", ExportMeta(identity_id="tiny", actor="Test", purpose="demo")
+    )
     assert report.parity_max_abs_diff <= PARITY_LIMIT and report.parity_crops >= 1
     package = read_package(tmp_path / "pkg")
     m = package.manifest
@@ -54,14 +56,14 @@ def test_export_matches_torch_and_loads_live(run: Path, tmp_path: Path) -> None:
 
 
 def test_a_likeness_without_consent_exports_but_does_not_load(run: Path, tmp_path: Path) -> None:
-    export_run(run, tmp_path / "pkg", identity_id="actor-x", actor="Actor X")
+    export_run(run, tmp_path / "pkg", ExportMeta(identity_id="actor-x", actor="Actor X"))
     with pytest.raises(IdentityError, match="consent"):
         IdentityModel.load(read_package(tmp_path / "pkg"), get_backend("onnxruntime"))
 
 
 def test_dfm_export_round_trips(run: Path, tmp_path: Path) -> None:
     report = export_run(
-        run, tmp_path / "pkg", identity_id="tiny", actor="T", purpose="demo", fmt="dfm"
+        run, tmp_path / "pkg", ExportMeta(identity_id="tiny", actor="T", purpose="demo"), fmt="dfm"
     )
     assert report.dfm is not None and report.dfm.is_file()
     imported = import_dfm(report.dfm, tmp_path / "back", id="tiny-dfm", actor="T")
@@ -76,11 +78,11 @@ def test_dfm_export_round_trips(run: Path, tmp_path: Path) -> None:
 
 def test_export_errors_are_named(run: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainError, match="not a training run"):
-        export_run(tmp_path, tmp_path / "pkg", identity_id="x", actor="T")
+        export_run(tmp_path, tmp_path / "pkg", ExportMeta(identity_id="x", actor="T"))
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "something").write_text("x")
     with pytest.raises(TrainError, match="not empty"):
-        export_run(run, tmp_path / "full", identity_id="x", actor="T")
+        export_run(run, tmp_path / "full", ExportMeta(identity_id="x", actor="T"))
     result = CliRunner().invoke(
         app,
         ["export", str(run), "--out", str(tmp_path / "p2"), "--purpose", "celebrity"],

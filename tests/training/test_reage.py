@@ -17,7 +17,7 @@ from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS
 from agecast.identities import IdentityModel, read_package
 from agecast.inference import get_backend
-from agecast.training.export import PARITY_LIMIT, export_run
+from agecast.training.export import PARITY_LIMIT, ExportMeta, export_run
 from agecast.training.faceset import Faceset
 from agecast.training.reage_data import ReageAugment, load_aged
 from agecast.training.reage_model import ReageConfig, ReageNet
@@ -102,7 +102,9 @@ def test_training_data_blends_regions_and_cuts_out_occluders(pairs: tuple[Path, 
 
 
 def test_export_matches_torch_and_runs_live(run: Path, tmp_path: Path) -> None:
-    report = export_run(run, tmp_path / "pkg", identity_id="tiny-reage", actor="T", purpose="demo")
+    report = export_run(
+        run, tmp_path / "pkg", ExportMeta(identity_id="tiny-reage", actor="T", purpose="demo")
+    )
     assert report.parity_max_abs_diff <= PARITY_LIMIT
     package = read_package(tmp_path / "pkg")
     m = package.manifest
@@ -126,7 +128,9 @@ def test_export_matches_torch_and_runs_live(run: Path, tmp_path: Path) -> None:
 
 
 def test_age_maps_follow_the_age_the_offsets_and_the_range(run: Path, tmp_path: Path) -> None:
-    export_run(run, tmp_path / "pkg", identity_id="tiny-reage", actor="T", purpose="demo")
+    export_run(
+        run, tmp_path / "pkg", ExportMeta(identity_id="tiny-reage", actor="T", purpose="demo")
+    )
     identity = IdentityModel.load(read_package(tmp_path / "pkg"), get_backend("onnxruntime"))
     flat = identity.age_maps(1, 50, None, None, torch.device("cpu"))
     assert torch.allclose(flat[:, 0], torch.tensor(0.38))
@@ -188,7 +192,7 @@ def _forced_package(run: Path, out: Path) -> Path:
         bias.copy_(torch.tensor([0.5] * 12 + [3.0] * 4))  # pixel-shuffled: channel-major
     state["model"] = net.state_dict()
     torch.save(state, forced / "checkpoint.pt")
-    export_run(forced, out, identity_id="forced", actor="T", purpose="demo")
+    export_run(forced, out, ExportMeta(identity_id="forced", actor="T", purpose="demo"))
     return out
 
 

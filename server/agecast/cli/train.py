@@ -175,15 +175,16 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Export a trained run as an identity package, checking onnxruntime against torch."""
-    from agecast.training.export import export_run
+    from agecast.training.export import ExportMeta, export_run
 
     try:
         record = consent.record(actor)  # the same consent options, and checks, as the imports
-        report = export_run(
-            run, out, identity_id=id or out.name, display_name=display_name, actor=actor,
-            purpose=purpose, target_age=target_age, consent=record, source_footage=source_footage,
-            notes=notes, fmt=format, color_transfer=color_transfer, command=command_line(),
+        meta = ExportMeta(
+            identity_id=id or out.name, display_name=display_name, actor=actor, purpose=purpose,
+            target_age=target_age, consent=record, source_footage=source_footage, notes=notes,
+            color_transfer=color_transfer, command=command_line(),
         )  # fmt: skip
+        report = export_run(run, out, meta, fmt=format)
     except (AgecastError, ValueError, OSError) as exc:
         raise fail(exc) from exc
     console.print(

@@ -93,22 +93,40 @@ def _held_out(record: RunRecord, resolution: int) -> torch.Tensor:
     return faces.subset(idx[:16]).images
 
 
-def _manifest(
-    record: RunRecord,
-    net: SwapNet,
-    onnx_sha: str,
-    *,
-    identity_id: str,
-    display_name: str,
-    actor: str,
-    purpose: Purpose,
-    target_age: int | None,
-    consent: ConsentRecord | None,
-    source_footage: str,
-    notes: str,
-    command: str,
-    color_transfer: str | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ExportMeta:
+    """What the person exporting says of the identity: its manifest's who and what."""
+
+    identity_id: str
+    actor: str
+    display_name: str | None = None
+    purpose: Purpose = "likeness"
+    target_age: int | None = None
+    consent: ConsentRecord | None = None
+    source_footage: str = ""
+    notes: str = ""
+    command: str = ""  # the CLI line that asked for it (after the training command)
+    color_transfer: ColorMatch | None = None
+
+    @property
+    def name(self) -> str:
+        """What the crew sees: the display name, else the id."""
+        return self.display_name or self.identity_id
+
+    def fields(self) -> dict[str, Any]:
+        """The manifest fields every family writes alike."""
+        return {
+            "schema": 1,
+            "id": self.identity_id,
+            "display_name": self.name,
+            "actor": self.actor,
+            "purpose": self.purpose,
+            "target_age": self.target_age,
+            "consent": self.consent.model_dump(mode="json") if self.consent else None,
+        }
+
+
+def _manifest(record: RunRecord, net: SwapNet, onnx_sha: str, meta: ExportMeta) -> dict[str, Any]:
     r = net.config.resolution
     inputs: list[dict[str, Any]] = [{"name": "face", "shape": ["N", 3, r, r], "role": "face"}]
     age_range: list[int] | None = None
@@ -121,12 +139,7 @@ def _manifest(
         age_range = [int(lo), int(hi)]
         inputs.append({"name": "age", "shape": ["N", 1], "role": "age"})
     manifest: dict[str, Any] = {
-        "schema": 1,
-        "id": identity_id,
-        "display_name": display_name,
-        "actor": actor,
-        "purpose": purpose,
-        "target_age": target_age,
+        **meta.fields(),
         "age_range": age_range,
         "family": FAMILY,
         "family_config": net.config.to_dict(),
@@ -140,39 +153,24 @@ def _manifest(
             ],
         },
         "crop": {"size": r, "template": record.template},
-        "color_transfer": color_transfer,
+        "color_transfer": meta.color_transfer,
         "provenance": {
             "trained_by": f"agecast {__version__} train ({record.step} steps, "
             f"{record.seconds / 60:.0f} min on {record.device})",
-            "command": f"{record.command}\n{command}",
+            "command": f"{record.command}\n{meta.command}",
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "source_footage": source_footage,
-            "notes": notes,
+            "source_footage": meta.source_footage,
+            "notes": meta.notes,
         },
-        "consent": consent.model_dump(mode="json") if consent else None,
         "preview": "preview.png",
     }
     return manifest
 
 
 def export_run(
-    run: Path,
-    out: Path,
-    *,
-    identity_id: str,
-    display_name: str | None = None,
-    actor: str,
-    purpose: Purpose = "likeness",
-    target_age: int | None = None,
-    consent: ConsentRecord | None = None,
-    source_footage: str = "",
-    notes: str = "",
-    fmt: Literal["onnx", "dfm"] = "onnx",
-    color_transfer: ColorMatch | None = None,
-    command: str = "",
+    run: Path, out: Path, meta: ExportMeta, *, fmt: Literal["onnx", "dfm"] = "onnx"
 ) -> ExportReport:
-    """Export ``run`` as a package in ``out``. ``command`` (the CLI line that asked for it) goes
-    into the manifest's provenance after the training command."""
+    """Export ``run`` as a package in ``out``, described by ``meta``."""
     record = RunRecord.load(run)
     if out.exists() and any(out.iterdir()):
         raise TrainError(f"{out} exists and is not empty: export to a new folder")
@@ -181,39 +179,12 @@ def export_run(
 
         if fmt != "onnx":
             raise TrainError(f"--format {fmt}: an {REAGE_FAMILY} identity exports as onnx only")
-        return export_reage(
-            record,
-            run,
-            out,
-            identity_id=identity_id,
-            display_name=display_name or identity_id,
-            actor=actor,
-            purpose=purpose,
-            target_age=target_age,
-            consent=consent,
-            source_footage=source_footage,
-            notes=notes,
-            command=command,
-        )
+        return export_reage(record, run, out, meta)
     full, _ = load_checkpoint(run, "cpu")
     net = SwapNet(full).eval()
     out.mkdir(parents=True, exist_ok=True)
     data = _write_onnx(net, out / "model.onnx")
-    manifest = _manifest(
-        record,
-        net,
-        hashlib.sha256(data).hexdigest(),
-        identity_id=identity_id,
-        display_name=display_name or identity_id,
-        actor=actor,
-        purpose=purpose,
-        target_age=target_age,
-        consent=consent,
-        source_footage=source_footage,
-        notes=notes,
-        command=command,
-        color_transfer=color_transfer,
-    )
+    manifest = _manifest(record, net, hashlib.sha256(data).hexdigest(), meta)
     Manifest.model_validate(manifest)  # fail before anything else is written
     crops = _held_out(record, net.config.resolution)
     preview = _preview(net, crops[:1])
@@ -239,7 +210,7 @@ def export_run(
     if fmt == "dfm":
         from agecast.identities.dfm import write_dfm
 
-        dfm = out / f"{identity_id}.dfm"
+        dfm = out / f"{meta.identity_id}.dfm"
         write_dfm(out, dfm)
     return ExportReport(out, worst, int(crops.shape[0]), len(data), dfm)
 

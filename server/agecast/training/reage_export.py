@@ -19,11 +19,11 @@ from PIL import Image
 from agecast import __version__
 from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS
-from agecast.identities.manifest import MANIFEST_NAME, ConsentRecord, Manifest, Purpose
+from agecast.identities.manifest import MANIFEST_NAME, Manifest
 from agecast.identities.package import check_contract, read_package
 from agecast.identities.runtime import IdentityModel
 from agecast.inference import get_backend
-from agecast.training.export import PARITY_LIMIT, ExportReport, _held_out
+from agecast.training.export import PARITY_LIMIT, ExportMeta, ExportReport, _held_out
 from agecast.training.reage_model import FAMILY, ReageNet
 from agecast.training.reage_train import load_reage_checkpoint
 from agecast.training.train import RunRecord
@@ -51,22 +51,14 @@ def _write_onnx(net: ReageNet, path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _manifest(
-    record: RunRecord, net: ReageNet, sha: str, fields: dict[str, Any], command: str
-) -> dict[str, Any]:
+def _manifest(record: RunRecord, net: ReageNet, sha: str, meta: ExportMeta) -> dict[str, Any]:
     r = net.config.resolution
     assert record.age_range is not None
     lo, hi = record.age_range
     if lo != int(lo) or hi != int(hi):
         raise TrainError(f"age range {lo}–{hi}: give faceset ages in whole years")
-    consent: ConsentRecord | None = fields["consent"]
     return {
-        "schema": 1,
-        "id": fields["identity_id"],
-        "display_name": fields["display_name"],
-        "actor": fields["actor"],
-        "purpose": fields["purpose"],
-        "target_age": fields["target_age"],
+        **meta.fields(),
         "age_range": [int(lo), int(hi)],
         "plate_age": int(lo),
         "mouth": "plate",
@@ -90,46 +82,21 @@ def _manifest(
         "provenance": {
             "trained_by": f"agecast {__version__} train --family {FAMILY} ({record.step} steps, "
             f"{record.seconds / 60:.0f} min on {record.device})",
-            "command": f"{record.command}\n{command}",
+            "command": f"{record.command}\n{meta.command}",
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "source_footage": fields["source_footage"],
-            "notes": fields["notes"],
+            "source_footage": meta.source_footage,
+            "notes": meta.notes,
         },
-        "consent": consent.model_dump(mode="json") if consent else None,
         "preview": "preview.png",
     }
 
 
-def export_reage(
-    record: RunRecord,
-    run: Path,
-    out: Path,
-    *,
-    identity_id: str,
-    display_name: str,
-    actor: str,
-    purpose: Purpose,
-    target_age: int | None,
-    consent: ConsentRecord | None,
-    source_footage: str,
-    notes: str,
-    command: str,
-) -> ExportReport:
+def export_reage(record: RunRecord, run: Path, out: Path, meta: ExportMeta) -> ExportReport:
     net, _ = load_reage_checkpoint(run, "cpu")
     net.eval()
     out.mkdir(parents=True, exist_ok=True)
     data = _write_onnx(net, out / "model.onnx")
-    fields = {
-        "identity_id": identity_id,
-        "display_name": display_name,
-        "actor": actor,
-        "purpose": purpose,
-        "target_age": target_age,
-        "consent": consent,
-        "source_footage": source_footage,
-        "notes": notes,
-    }
-    manifest = _manifest(record, net, hashlib.sha256(data).hexdigest(), fields, command)
+    manifest = _manifest(record, net, hashlib.sha256(data).hexdigest(), meta)
     Manifest.model_validate(manifest)  # fail before anything else is written
     crops = _held_out(record, net.config.resolution)
     worst, preview = _parity(out, manifest, net, crops)
