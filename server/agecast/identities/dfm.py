@@ -402,13 +402,7 @@ def import_dfm(
     default_id, default_name, default_actor = _names(dfm, meta)
     name = display_name or actor or default_name
     actor = actor or default_actor
-    if morph is not None and not 0.0 <= morph <= 1.0:
-        raise IdentityError(f"--morph {morph}: the morph factor is 0–1 (DeepFaceLive's range)")
-    if consent is not None and consent.actor != actor:
-        raise IdentityError(
-            f"consent is {consent.actor!r}'s but the identity's actor is {actor!r}: a consent "
-            "record covers only the actor it names"
-        )
+    _check_import(morph, consent, actor)
     age_range = meta.get("age_range")
     continuous_age = contract.has_morph and morph is None and isinstance(age_range, list)
     inputs, morph_note = _dfm_inputs(contract, morph, age_range if continuous_age else None)
@@ -451,6 +445,16 @@ def import_dfm(
     write_package(out, dfm, manifest, overwrite=overwrite)
     log.info("imported %s as identity %s in %s (%s)", dfm, manifest.id, out, morph_note)
     return out
+
+
+def _check_import(morph: float | None, consent: ConsentRecord | None, actor: str) -> None:
+    if morph is not None and not 0.0 <= morph <= 1.0:
+        raise IdentityError(f"--morph {morph}: the morph factor is 0–1 (DeepFaceLive's range)")
+    if consent is not None and consent.actor != actor:
+        raise IdentityError(
+            f"consent is {consent.actor!r}'s but the identity's actor is {actor!r}: a consent "
+            "record covers only the actor it names"
+        )
 
 
 def _dfm_inputs(
