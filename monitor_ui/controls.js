@@ -95,6 +95,34 @@ export function errorText(body) {
   return body.error ? String(body.error) : "";
 }
 
+/** A slider that sends while it is dragged (at most every SLIDER_SEND_GAP_MS, and once more when
+ * let go). While dragged it is in `editing`, so the server's echo does not move it under the
+ * hand; `show(value)` shows its value, `send()` sends it. */
+export function bindSlider(input, { editing, show, send }) {
+  let lastSent = 0;
+  let timer = null;
+  const push = (final) => {
+    show(Number(input.value));
+    const now = performance.now();
+    clearTimeout(timer);
+    if (final || now - lastSent > SLIDER_SEND_GAP_MS) {
+      lastSent = now;
+      send();
+    } else {
+      timer = setTimeout(() => push(true), SLIDER_SEND_GAP_MS);
+    }
+  };
+  input.addEventListener("pointerdown", () => editing.add(input));
+  input.addEventListener("input", () => {
+    editing.add(input);
+    push(false);
+  });
+  input.addEventListener("change", () => {
+    push(true);
+    setTimeout(() => editing.delete(input), 400);
+  });
+}
+
 function signedYears(v) {
   return v === 0 ? "0" : `${v > 0 ? "+" : "−"}${Math.abs(Math.round(v))} y`;
 }
@@ -122,8 +150,6 @@ export class ControlPanel {
       message: doc.getElementById("c-message"),
     };
     this.editing = new Set(); // inputs being dragged: the server's echo must not move them
-    this.lastSent = 0;
-    this.timer = null;
     const e = this.el;
     e.bypass.addEventListener("click", () => this.toggleBypass());
     e.colour.addEventListener("click", () =>
@@ -148,25 +174,10 @@ export class ControlPanel {
   }
 
   slider(input, key, out, fmt, valueOf = () => Number(input.value)) {
-    const push = (final) => {
-      out.textContent = fmt(Number(input.value));
-      const now = performance.now();
-      clearTimeout(this.timer);
-      if (final || now - this.lastSent > SLIDER_SEND_GAP_MS) {
-        this.lastSent = now;
-        this.send({ [key]: valueOf() });
-      } else {
-        this.timer = setTimeout(() => push(true), SLIDER_SEND_GAP_MS);
-      }
-    };
-    input.addEventListener("pointerdown", () => this.editing.add(input));
-    input.addEventListener("input", () => {
-      this.editing.add(input);
-      push(false);
-    });
-    input.addEventListener("change", () => {
-      push(true);
-      setTimeout(() => this.editing.delete(input), 400);
+    bindSlider(input, {
+      editing: this.editing,
+      show: (v) => (out.textContent = fmt(v)),
+      send: () => this.send({ [key]: valueOf() }),
     });
   }
 
