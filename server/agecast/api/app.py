@@ -208,7 +208,7 @@ def create_app(
             return
         mark = link.label if link.burn_label and link.label else None
         viewer = Viewer(codec=codec, label=link.label, mark=mark)
-        await ws.send_text(json.dumps(_hello(service, codec, cameras.names)))
+        await ws.send_text(json.dumps(_hello(service, codec, cameras.names, link)))
         service.fanout.add(viewer)
         where = {"camera": service.name} if len(cameras) > 1 else {}
         auth.audit.write("viewer_joined", viewer=viewer.id, label=link.label, link=link.id, **where)
@@ -333,7 +333,7 @@ async def _texts(ws: WebSocket) -> AsyncIterator[str]:
             await ws.send_text(json.dumps({"type": "error", "error": "send JSON text messages"}))
 
 
-def _hello(service: LiveService, codec: str, cameras: list[str]) -> dict[str, Any]:
+def _hello(service: LiveService, codec: str, cameras: list[str], link: Link) -> dict[str, Any]:
     status = service.status()
     return {
         "type": "hello",
@@ -346,6 +346,7 @@ def _hello(service: LiveService, codec: str, cameras: list[str]) -> dict[str, An
         "version": __version__,
         "camera": service.name,  # this socket's camera, one of
         "cameras": cameras,
+        "role": link.role,  # what this sign-in may do: a viewer's page shows no operator controls
     }
 
 
