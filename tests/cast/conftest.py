@@ -34,9 +34,9 @@ class Cast:
         )
 
 
-@pytest.fixture(scope="session")
-def cast(tmp_path_factory: pytest.TempPathFactory) -> Cast:
-    root = tmp_path_factory.mktemp("cast")
+def enrol_leads(root: Path) -> Cast:
+    """Both leads enrolled into ``root/state`` (its cast.json) from their photos under
+    ``root/photos``, with the cast:demo clip; the API and browser tests serve it too."""
     photos = reference_photos(root / "photos")
     state = root / "state"
     for name in LEADS:
@@ -44,3 +44,8 @@ def cast(tmp_path_factory: pytest.TempPathFactory) -> Cast:
             Settings(state_dir=state), name, photos=[photos[name]], identity=IDENTITIES[name]
         )
     return Cast(state, photos, clip_path(get_clip(CAST_DEMO)))
+
+
+@pytest.fixture(scope="session")
+def cast(tmp_path_factory: pytest.TempPathFactory) -> Cast:
+    return enrol_leads(tmp_path_factory.mktemp("cast"))
