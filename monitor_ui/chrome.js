@@ -81,7 +81,7 @@ export function bindChrome(doc, { display, openSecond, toggleBypass, takes = nul
     f: toggleFullscreen,
     b: () => toggleBypass?.(),
     h: toggleChrome,
-    o: () => openSecond && togglePanel(),
+    o: () => openSecond && doc.body.dataset.access !== "viewer" && togglePanel(),
     r: () => takes?.toggle(),
     // reviewing a take: frame step, play/pause, loop in/out
     ",": () => takes?.reviewing && takes.step(-1),

@@ -12,7 +12,8 @@ export class LiveFeed {
    * @param {object} opts
    *   codec: "h264" | "jpeg"; camera: the camera asked for (null: the first);
    *   onPicture(source, meta); onStatus(status); onHello(hello); onChange(); onError(text);
-   *   onTake(message) (a take started or stopped); onUnknownCamera()
+   *   onTake(message) (a take started or stopped); onUnknownCamera(); onFaces(message) (a
+   *   picture's faces, with a cast)
    */
   constructor(opts) {
     this.opts = opts;
@@ -37,6 +38,7 @@ export class LiveFeed {
         opts.onChange();
       },
       onStatus: (s) => this.setStatus(s),
+      onFaces: (msg) => opts.onFaces?.(msg),
       onState: () => opts.onChange(),
     });
     this.channel = new ControlChannel({

@@ -5,6 +5,7 @@
 //   display.js  one window's picture (views, wipe, guides, labels); overlay.js its read-outs
 //   status.js   the status model the windows show, built from the parts on demand
 //   controls.js record.js pickers.js  operator controls, REC, identity and preset pickers
+//   cast.js tags.js  the cast's rows in the panel; name tags over the aged side's faces
 //   takes.js rerender.js  recorded takes: list, review, re-render
 //   dock.js     panels beside or under the picture; chrome.js buttons and keys
 //
@@ -13,6 +14,7 @@
 // every decoded picture into every registered Display inside the same decoder-output task.
 
 import { CameraPicker } from "./cameras.js";
+import { CastPanel } from "./cast.js";
 import { bindChrome } from "./chrome.js";
 import { ControlPanel } from "./controls.js";
 import { Display } from "./display.js";
@@ -20,11 +22,13 @@ import { Dock } from "./dock.js";
 import { LiveFeed } from "./live.js";
 import { Painter } from "./painter.js";
 import { IdentityPicker, PresetPicker } from "./pickers.js";
+import { loadPref } from "./prefs.js";
 import { RecordBar } from "./record.js";
 import { RenderForm } from "./rerender.js";
 import { openerHub, SecondScreen, startSecond, windowHub } from "./second.js";
 import { describeDropped, statusModel } from "./status.js";
 import { nowMs, webCodecsUsable } from "./stream.js";
+import { NameTags, TAGS_PREF } from "./tags.js";
 import { TakesPanel } from "./takes.js";
 
 const NO_FRAMES_MS = 1000; // no picture for this long while connected: NO SIGNAL
@@ -41,7 +45,7 @@ const fps = (value) => (Number.isFinite(value) ? value.toFixed(1) : "–");
 
 /** window.agecast of the main window: what the second window registers with, and what tests
  * and the console read. */
-function mainHub({ feed, painter, picker, takes, panel, second, dock, model, openSecond }) {
+function mainHub({ feed, painter, picker, takes, panel, tags, second, dock, model, openSecond }) {
   return windowHub(role, display, {
     get codec() {
       return feed.codec;
@@ -83,6 +87,11 @@ function mainHub({ feed, painter, picker, takes, panel, second, dock, model, ope
     get dock() {
       return dock.side;
     },
+    /** The name tags now: on (this browser's choice), the painted picture's index, the index of
+     * the faces message used and the tags placed (canvas pixels, name, state, text). */
+    get tags() {
+      return { on: tags.on, visible: tags.visible, ...tags.shown };
+    },
     takes,
     openSecond,
     toggleBypass: () => panel.toggleBypass(),
@@ -105,6 +114,7 @@ function startMain() {
     console.warn("agecast: no WebCodecs here (needs a secure context); using the JPEG fallback");
   }
   const painter = new Painter(display);
+  const tags = new NameTags(display, { on: loadPref(TAGS_PREF, false) });
   // Reviewing a take: the live socket closes (the server keeps the live picture running for
   // everyone else) and the review stream's pictures go through the same painter and windows.
   const takes = new TakesPanel(document, {
@@ -112,6 +122,7 @@ function startMain() {
     enter: () => {
       feed.pause();
       painter.forget();
+      tags.clear();
       pushModel();
     },
     leave: () => {
@@ -128,11 +139,18 @@ function startMain() {
     codec,
     camera: params.get("camera") || null,
     onPicture: (source, meta) => {
-      if (!takes.reviewing) painter.paint(source, meta, { offsetMs: feed.clock.offsetMs });
+      if (takes.reviewing) return;
+      painter.paint(source, meta, { offsetMs: feed.clock.offsetMs });
+      tags.show(meta); // the same task: the tags are this picture's
     },
-    onHello: (hello) => picker.hello(hello),
+    onFaces: (msg) => tags.add(msg),
+    onHello: (hello) => {
+      picker.hello(hello);
+      access(hello.role);
+    },
     onStatus: (status) => {
       panel.reflect(status);
+      cast.reflect(status);
       record.reflect(status);
       identities.reflect(status);
       presets.reflect(status);
@@ -142,6 +160,7 @@ function startMain() {
     onChange: () => pushModel(),
     onError: (text) => {
       panel.showError(text);
+      cast.refused(text);
       identities.refused();
     },
     onTake: (msg) => record.taken(msg),
@@ -151,6 +170,7 @@ function startMain() {
   const panel = new ControlPanel(document, feed.channel);
   const say = (text) => panel.showError(text);
   const identities = new IdentityPicker(document, { channel: feed.channel, say });
+  const cast = new CastPanel(document, { channel: feed.channel, identities: () => identities.identities, tags });
   const presets = new PresetPicker(document, { channel: feed.channel, say, applied: (s) => feed.setStatus(s) });
   const record = new RecordBar(document, {
     channel: feed.channel,
@@ -217,6 +237,7 @@ function startMain() {
     else url.searchParams.delete("camera");
     history.replaceState(history.state, "", url);
     painter.forget();
+    tags.clear();
     feed.showCamera(name);
     identities.load();
     presets.load();
@@ -225,6 +246,14 @@ function startMain() {
 
   const openSecond = () => second.open(feed.camera);
 
+  /** What this sign-in may do (the hello says): a view-only link gets no operator controls. */
+  function access(role) {
+    const viewer = role === "viewer";
+    document.body.dataset.access = viewer ? "viewer" : "operator";
+    tags.allowed = !viewer;
+    if (viewer) chrome.togglePanel(false);
+  }
+
   setInterval(pushModel, MODEL_EVERY_MS);
   setInterval(() => {
     const meta = painter.lastMeta;
@@ -232,7 +261,7 @@ function startMain() {
   }, STATS_EVERY_MS);
 
   const dock = new Dock(document, display);
-  window.agecast = mainHub({ feed, painter, picker, takes, panel, second, dock, model, openSecond });
+  window.agecast = mainHub({ feed, painter, picker, takes, panel, tags, second, dock, model, openSecond });
   const chrome = bindChrome(document, {
     display,
     openSecond,

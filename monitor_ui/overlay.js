@@ -28,6 +28,8 @@ const STATE_NOTICE = {
 };
 
 const fmtMs = (value) => (Number.isFinite(value) ? `${Math.round(value)}` : "–");
+const fmtMs1 = (value) => (Number.isFinite(value) ? value.toFixed(1) : "–");
+const count = (value) => (Number.isFinite(value) ? String(value) : "–");
 
 /** mm:ss (h:mm:ss past an hour) of a duration in seconds. */
 export function clock(seconds) {
@@ -72,6 +74,7 @@ export class Overlay {
     this.set("m-g2g", `${fmtMs(model.glass?.p50)} / ${fmtMs(model.glass?.p95)}`);
     this.set("m-server", fmtMs(model.serverLatency?.p50));
     this.set("m-viewers", model.viewers == null ? "–" : String(model.viewers));
+    this.showCast(model.cast);
     this.set("m-frame", model.index >= 0 ? String(model.index).padStart(6, "0") : "–");
     this.set("m-format", model.format || "–");
     d.body.dataset.state = model.state;
@@ -82,6 +85,19 @@ export class Overlay {
       this.set("notice-title", notice[0]);
       this.set("notice-detail", typeof notice[1] === "function" ? notice[1](model) : notice[1]);
     }
+  }
+
+  /** With a cast: the last picture's faces (recognised / unknown / ambiguous) and the time
+   * recognising one face takes. */
+  showCast(cast) {
+    this.doc.body.classList.toggle("has-cast", Boolean(cast));
+    if (!cast) return;
+    const f = cast.faces ?? {};
+    const faces = this.set("m-faces", `${count(f.recognised)} / ${count(f.unknown)} / ${count(f.ambiguous)}`);
+    const waiting = f.pending ? `, ${f.pending} not checked yet` : "";
+    faces.title = `${count(f.recognised)} recognised, ${count(f.unknown)} unknown, ${count(f.ambiguous)} ambiguous${waiting}`;
+    const ms = cast.recognise_face_ms ?? {};
+    this.set("m-recognise", `${fmtMs1(ms.p50)} / ${fmtMs1(ms.p95)}`);
   }
 
   /** The REC tally: solid red with the take and its running time, on every screen. */

@@ -56,6 +56,8 @@ export function statusModel({ feed, painted, review, recording, nextTake, noFram
     glass: painted.glass,
     serverLatency: live ? (status?.server_latency_ms ?? null) : null,
     viewers: live ? (status?.viewers ?? null) : null,
+    // the cast's read-out: faces by recognition and what recognising costs (null: no cast)
+    cast: live ? (status?.cast ?? null) : null,
     index: meta ? meta.index : -1,
     format,
     sourceUri: status?.source?.uri ?? "",

@@ -213,6 +213,9 @@ export class MonitorStream {
       case "status":
         this.opts.onStatus?.(msg);
         break;
+      case "faces": // with a cast: who is where in picture msg.i (name tags)
+        this.opts.onFaces?.(msg);
+        break;
       case "pong":
         this.clock.add(Number(msg.t), Number(msg.server_time_ms), nowMs());
         break;
