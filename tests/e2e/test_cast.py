@@ -122,6 +122,22 @@ def test_name_tags_name_each_lead_over_the_aged_side_never_in_the_picture(
     assert label_green_fraction(shown) > 0.003
     assert label_green_fraction(grab_canvas(page)) < 0.001
 
+    # The aged view alone: the tags follow the faces across the whole picture; raw alone: none.
+    page.click("#stage", position={"x": 20, "y": 20})
+    page.keyboard.press("3")
+    page.wait_for_function(BOTH_NAMED_JS)
+    page.wait_for_function(
+        f"""() => {{
+          const p = document.querySelector('#picture').getBoundingClientRect();
+          const at = Object.fromEntries(({TAGS_JS})().map((t) =>
+            [t.text, ((t.box[0] + t.box[2]) / 2 - p.left) / p.width]));
+          return at['lead-a'] < 0.45 && at['lead-b'] > 0.55;
+        }}"""
+    )
+    page.keyboard.press("2")
+    page.wait_for_function(f"({TAGS_JS})().length === 0")
+    page.keyboard.press("1")
+
     # Remembered by this browser: a reload keeps them on.
     page.reload()
     wait_painting(page, 5)
