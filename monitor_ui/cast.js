@@ -73,12 +73,13 @@ export class CastPanel {
 
   build(names) {
     this.rows.clear();
-    this.list.replaceChildren(...names.map((name) => this.row(name)));
+    this.list.replaceChildren(...names.map((name, k) => this.row(name, k)));
   }
 
-  row(name) {
+  /** Member `name`'s row, the `k`th (names may hold spaces and quotes: ids go by place). */
+  row(name, k) {
     const d = this.doc;
-    const id = (what) => `cast-${what}-${name}`;
+    const id = (what) => `cast-${k}-${what}`;
     const r = {
       dot: el(d, "span", "dot", { "aria-hidden": "true" }),
       where: el(d, "span", "member-where"),
