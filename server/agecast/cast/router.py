@@ -144,8 +144,6 @@ class CastRouter:
         self._worker = _Worker(recogniser, self.gallery) if background else None
         self._inline_ms: deque[float] = deque(maxlen=300)
         self.counts: Counter[str] = Counter()  # faces routed, by Recognition, since start
-        # the last frame's faces, by Recognition
-        self.last_counts: dict[str, int] = {state.value: 0 for state in Recognition}
 
     @property
     def members(self) -> list[str]:
@@ -210,7 +208,6 @@ class CastRouter:
             loser.extras[CAST_KEY] = CastTag(Recognition.AMBIGUOUS, None, lost.score)
         counts = Counter(tag.state.value for f in faces if (tag := tag_of(f)) is not None)
         self.counts.update(counts)
-        self.last_counts = {state.value: counts.get(state.value, 0) for state in Recognition}
 
     def embed_ms(self) -> list[float]:
         """Recent per-face recognition times (ms), wherever they ran."""

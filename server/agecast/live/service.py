@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agecast.cast.matching import Recognition
 from agecast.cast.router import tag_of
 from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
@@ -347,12 +348,15 @@ class LiveService:
         router = fx.cast
         if router is None:
             return None
-        last = self.last_output
-        present = {
-            tag.member: tag.score
-            for face in (last.face_boxes if last is not None else [])
-            if (tag := tag_of(face)) is not None and tag.member is not None
-        }
+        last = self.last_output  # one frame for who is in the picture and the counts
+        tags = [
+            tag for face in (last.face_boxes if last is not None else [])
+            if (tag := tag_of(face)) is not None
+        ]  # fmt: skip
+        present = {tag.member: tag.score for tag in tags if tag.member is not None}
+        counts = {state.value: 0 for state in Recognition}
+        for tag in tags:
+            counts[tag.state.value] += 1
         main = fx.identity.manifest.id
         members = [
             {
@@ -369,7 +373,7 @@ class LiveService:
         embed = percentiles(router.embed_ms())
         return {
             "members": members,
-            "faces": router.last_counts,
+            "faces": counts,
             "faces_total": dict(router.counts),
             "recognise_face_ms": {"p50": embed["p50"], "p95": embed["p95"]},
             "threshold": router.policy.threshold,
