@@ -10,37 +10,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import APIRouter
 
-from agecast.api.cameras import LiveCameras
+from agecast.api.deps import Camera
 from agecast.api.guard import public
-from agecast.errors import UnknownCamera
 from agecast.identities.package import consent_problem, discover
 
+router = APIRouter()
 
-def include_identities(app: FastAPI, cameras: LiveCameras) -> None:
-    """Add ``GET /api/identities`` (``?camera=NAME``: whose ``active`` identity to report)."""
 
-    @app.get("/api/identities")
-    def identities(camera: str | None = None) -> dict[str, Any]:
-        try:
-            live = cameras.get(camera)
-        except UnknownCamera as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
-        found = []
-        for package in discover(live.settings.identities_dir):
-            m = package.manifest
-            problem = consent_problem(package)
-            found.append(
-                {
-                    "id": m.id,
-                    "display_name": m.display_name,
-                    "actor": m.actor,
-                    "age_label": m.age_label,
-                    "purpose": m.purpose,
-                    "family": m.family,
-                    "runnable": problem is None,
-                    "problem": public(problem) if problem else None,  # no server paths
-                }
-            )
-        return {"identities": found, "active": live.built.fx.identity.manifest.id}
+@router.get("/api/identities")
+def identities(live: Camera) -> dict[str, Any]:
+    """Installed identities (``?camera=NAME``: whose ``active`` identity to report)."""
+    found = []
+    for package in discover(live.settings.identities_dir):
+        m = package.manifest
+        problem = consent_problem(package)
+        found.append(
+            {
+                "id": m.id,
+                "display_name": m.display_name,
+                "actor": m.actor,
+                "age_label": m.age_label,
+                "purpose": m.purpose,
+                "family": m.family,
+                "runnable": problem is None,
+                "problem": public(problem) if problem else None,  # no server paths
+            }
+        )
+    return {"identities": found, "active": live.built.fx.identity.manifest.id}

@@ -29,14 +29,17 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from fastapi import FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, HTTPException, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from agecast import __version__
 from agecast.api.auth import Auth, Link
-from agecast.api.guard import public, socket_session
+from agecast.api.deps import AppState, FirstCamera, app_state
+from agecast.api.deps import Viewer as SignedIn
+from agecast.api.guard import socket_session
+from agecast.api.sockets import parse, public_reply, refuse, send_pictures, texts
 from agecast.compose.marks import Marker
 from agecast.errors import TakeError
 from agecast.media.encoder import encode_jpeg
@@ -135,101 +138,103 @@ class ReviewLimit:
             self.open = max(0, self.open - 1)
 
 
-def include_review(app: FastAPI, auth: Auth, takes_dir: Callable[[], Path]) -> None:
-    """Add the review routes to ``app``."""
-    # Imported here: app.py imports this module to include it.
-    from agecast.api.app import _parse, _send_pictures, _texts, public_reply
+router = APIRouter()
+_limit = ReviewLimit()  # reviews at once, in this process
+_thumbnails = threading.Lock()  # one decode at a time: requests cannot starve a recording
 
-    limit = ReviewLimit()
 
-    def get_take(take_id: str) -> Take:
-        try:
-            return TakeStore(takes_dir()).get(take_id)
-        except TakeError as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
+def _take(take_id: str, live: FirstCamera) -> Take:
+    try:
+        return TakeStore(live.settings.resolved_takes_dir).get(take_id)
+    except TakeError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
 
-    thumbnails = threading.Lock()  # one decode at a time: requests cannot starve a recording
 
-    @app.get("/api/takes/{take_id}/thumbnail.jpg", response_class=Response)
-    def take_thumbnail(take_id: str, request: Request) -> Response:
-        take = get_take(take_id)
-        cached = take.path / THUMBNAIL
-        try:
-            with thumbnails:
-                recording = take.info.status == "recording"
-                # a take being recorded changes every frame: its first thumbnail stands
-                path = cached if recording and cached.is_file() else thumbnail(take)
-        except TakeError as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
-        link: Link = request.state.link
-        headers = {"Cache-Control": "no-cache"}
-        if link.burn_label and link.label:  # a labelled link's pictures all carry its label
-            return Response(_labelled(path, link.label), media_type="image/jpeg", headers=headers)
-        return FileResponse(path, media_type="image/jpeg", headers=headers)
+@router.get("/api/takes/{take_id}/thumbnail.jpg", response_class=Response)
+def take_thumbnail(take: Annotated[Take, Depends(_take)], link: SignedIn) -> Response:
+    cached = take.path / THUMBNAIL
+    try:
+        with _thumbnails:
+            recording = take.info.status == "recording"
+            # a take being recorded changes every frame: its first thumbnail stands
+            path = cached if recording and cached.is_file() else thumbnail(take)
+    except TakeError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    headers = {"Cache-Control": "no-cache"}
+    if link.burn_label and link.label:  # a labelled link's pictures all carry its label
+        return Response(_labelled(path, link.label), media_type="image/jpeg", headers=headers)
+    return FileResponse(path, media_type="image/jpeg", headers=headers)
 
-    @app.websocket("/ws/review")
-    async def review(ws: WebSocket) -> None:
-        query = ws.query_params
-        codec = query.get("codec", "h264")
-        if codec not in ("h264", "jpeg"):
-            await ws.close(code=1008, reason="codec must be h264 or jpeg")
-            return
-        async with socket_session(ws, auth, "viewer") as session:
-            if session is not None:
-                await _admitted(ws, session.link, codec)
 
-    async def _admitted(ws: WebSocket, link: Link, codec: str) -> None:
-        query = ws.query_params
-        if not limit.acquire():
-            await _refuse(
-                ws, 1013, f"{limit.most} takes are being reviewed already (the most at once): "
-                "close a review, then try again",
-            )  # fmt: skip
-            return
-        try:
-            await _review(ws, link, codec, query.get("take", ""), query.get("a", "raw"),
-                          query.get("b", "v1"))  # fmt: skip
-        finally:
-            limit.release()
+@router.websocket("/ws/review")
+async def review(ws: WebSocket) -> None:
+    codec = ws.query_params.get("codec", "h264")
+    if codec not in ("h264", "jpeg"):
+        await ws.close(code=1008, reason="codec must be h264 or jpeg")
+        return
+    state = app_state(ws)
+    async with socket_session(ws, state.auth, "viewer") as session:
+        if session is not None:
+            await _admitted(ws, state, session.link, codec)
 
-    async def _review(ws: WebSocket, link: Link, codec: str, take_id: str, a: str, b: str) -> None:
-        mark = link.label if link.burn_label and link.label else None
-        viewer = Viewer(codec=codec, label=link.label, mark=mark)
-        holder: list[ReviewPlayer] = []
-        fanout = Fanout(lambda _mark: holder[0].request_key_frame() if holder else None)
-        try:
-            take = TakeStore(takes_dir()).get(take_id)
-            player = await asyncio.to_thread(
-                _open_player, take, a, b, codec, mark, fanout.publish_threadsafe
-            )
-        except TakeError as exc:
-            await _refuse(ws, 4404, str(exc))
-            return
-        holder.append(player)
-        auth.audit.write("review_opened", take=take.id, a=a, b=b, label=link.label, link=link.id)
-        await ws.send_text(json.dumps(_hello(player, codec)))
-        position = player.position()
-        await ws.send_text(json.dumps(position.to_json()))
-        fanout.add(viewer)
-        player.start()
-        sender = asyncio.create_task(_send_pictures(ws, viewer))
-        reporter = asyncio.create_task(_report(ws, player, position))
-        try:
-            async for text in _texts(ws):
-                reply = await asyncio.to_thread(_command, player, text, _parse)
-                if reply is not None:
-                    await ws.send_text(json.dumps(public_reply(reply)))
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            fanout.remove(viewer)
-            sender.cancel()
-            reporter.cancel()
-            await asyncio.to_thread(player.close)
-            auth.audit.write(
-                "review_closed", take=take.id, label=link.label, link=link.id, sent=viewer.sent,
-                dropped=viewer.dropped,
-            )  # fmt: skip
+
+async def _admitted(ws: WebSocket, state: AppState, link: Link, codec: str) -> None:
+    query = ws.query_params
+    if not _limit.acquire():
+        await refuse(
+            ws, 1013, f"{_limit.most} takes are being reviewed already (the most at once): "
+            "close a review, then try again",
+        )  # fmt: skip
+        return
+    try:
+        takes_dir = state.cameras.get(None).settings.resolved_takes_dir
+        await _review(ws, state.auth, link, codec, TakeStore(takes_dir), query.get("take", ""),
+                      query.get("a", "raw"), query.get("b", "v1"))  # fmt: skip
+    finally:
+        _limit.release()
+
+
+async def _review(
+    ws: WebSocket, auth: Auth, link: Link, codec: str, store: TakeStore, take_id: str, a: str,
+    b: str,
+) -> None:  # fmt: skip
+    mark = link.label if link.burn_label and link.label else None
+    viewer = Viewer(codec=codec, label=link.label, mark=mark)
+    holder: list[ReviewPlayer] = []
+    fanout = Fanout(lambda _mark: holder[0].request_key_frame() if holder else None)
+    try:
+        take = store.get(take_id)
+        player = await asyncio.to_thread(
+            _open_player, take, a, b, codec, mark, fanout.publish_threadsafe
+        )
+    except TakeError as exc:
+        await refuse(ws, 4404, str(exc))
+        return
+    holder.append(player)
+    auth.audit.write("review_opened", take=take.id, a=a, b=b, label=link.label, link=link.id)
+    await ws.send_text(json.dumps(_hello(player, codec)))
+    position = player.position()
+    await ws.send_text(json.dumps(position.to_json()))
+    fanout.add(viewer)
+    player.start()
+    sender = asyncio.create_task(send_pictures(ws, viewer))
+    reporter = asyncio.create_task(_report(ws, player, position))
+    try:
+        async for text in texts(ws):
+            reply = await asyncio.to_thread(_command, player, text, parse)
+            if reply is not None:
+                await ws.send_text(json.dumps(public_reply(reply)))
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        fanout.remove(viewer)
+        sender.cancel()
+        reporter.cancel()
+        await asyncio.to_thread(player.close)
+        auth.audit.write(
+            "review_closed", take=take.id, label=link.label, link=link.id, sent=viewer.sent,
+            dropped=viewer.dropped,
+        )  # fmt: skip
 
 
 def _labelled(path: Path, label: str) -> bytes:
@@ -272,16 +277,6 @@ def _hello(player: ReviewPlayer, codec: str) -> dict[str, Any]:
             "b": player.b,
         },
     }
-
-
-async def _refuse(ws: WebSocket, code: int, error: str) -> None:
-    """Say why on the socket (the page shows it and stops retrying), then close it."""
-    try:
-        error = public(error)
-        await ws.send_text(json.dumps({"type": "error", "error": error, "fatal": True}))
-        await ws.close(code=code, reason=error[:120])
-    except (WebSocketDisconnect, RuntimeError):
-        pass
 
 
 async def _report(ws: WebSocket, player: ReviewPlayer, last: Position) -> None:

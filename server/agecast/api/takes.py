@@ -13,19 +13,18 @@ stop ends the take being recorded.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agecast.api.auth import Auth, Link
 from agecast.api.cameras import LiveCameras
+from agecast.api.deps import Camera, FirstCamera, Operator, State
 from agecast.errors import AgecastError, SettingsError, TakeError, UnknownCamera
 from agecast.live.presets import apply_preset, current_preset
-from agecast.live.service import LiveService
 from agecast.takes.player import version_look
 from agecast.takes.presets import PresetStore, make_preset
-from agecast.takes.rerender import RenderJob, RenderJobs
+from agecast.takes.rerender import RenderJob
 from agecast.takes.store import Take, TakeStore
 
 log = logging.getLogger(__name__)
@@ -92,167 +91,162 @@ def take_detail(take: Take) -> dict[str, Any]:
     return {**take_summary(take), "renders": versions}
 
 
-def include_takes(app: FastAPI, cameras: LiveCameras, auth: Auth) -> None:
-    """Add the takes and presets routes to ``app``."""
-    router = APIRouter()
-    jobs = RenderJobs()
+router = APIRouter()
 
-    def store() -> TakeStore:
-        return TakeStore(svc().settings.resolved_takes_dir)
 
-    def presets() -> PresetStore:
-        return PresetStore(svc().settings.state_dir)
+def fail(exc: AgecastError) -> HTTPException:
+    return HTTPException(status_code=status_of(exc), detail=str(exc))
 
-    def operator(request: Request) -> Link:
-        link: Link = request.state.link
-        if not link.allows("operator"):
-            raise HTTPException(status_code=403, detail="operators only: this link is view-only")
-        return link
 
-    def fail(exc: AgecastError) -> HTTPException:
-        return HTTPException(status_code=status_of(exc), detail=str(exc))
+def _store(live: FirstCamera) -> TakeStore:
+    return TakeStore(live.settings.resolved_takes_dir)
 
-    def svc(camera: str | None = None) -> LiveService:
-        """The camera a route acts on (default: the first); an unknown one is a 404."""
+
+def _presets(live: FirstCamera) -> PresetStore:
+    return PresetStore(live.settings.state_dir)
+
+
+Store = Annotated[TakeStore, Depends(_store)]
+Presets = Annotated[PresetStore, Depends(_presets)]
+
+
+def _take(take_id: str, store: Store) -> Take:
+    try:
+        return store.get(take_id)
+    except TakeError as exc:
+        raise fail(exc) from exc
+
+
+TakeOf = Annotated[Take, Depends(_take)]
+
+
+@router.post("/api/takes/record")
+def record(
+    body: RecordBody, link: Operator, state: State, camera: str | None = None
+) -> dict[str, Any]:
+    try:
+        live = state.cameras.to_record(camera, body.camera)
+        take = live.start_recording(body.scene, body.take, body.camera)
+    except AgecastError as exc:
+        raise fail(exc) from exc
+    state.auth.audit.write("take_started", take=take.id, by=link.label, link=link.id)
+    return {**take_summary(take), "recording": live.status()["recording"]}
+
+
+@router.post("/api/takes/stop")
+def stop(link: Operator, state: State, store: Store, camera: str | None = None) -> dict[str, Any]:
+    try:
+        info = state.cameras.to_stop(camera).stop_recording()
+    except AgecastError as exc:
+        raise fail(exc) from exc
+    state.auth.audit.write(
+        "take_stopped", take=info.id, frames=info.frames, status=info.status,
+        by=link.label, link=link.id,
+    )  # fmt: skip
+    return take_summary(store.get(info.id))
+
+
+@router.get("/api/takes")
+def takes(store: Store, live: Camera) -> dict[str, Any]:
+    items = []
+    for info in store.list():
         try:
-            return cameras.get(camera)
-        except UnknownCamera as exc:
-            raise fail(exc) from exc
+            items.append(take_summary(store.get(info.id)))
+        except TakeError:
+            continue
+    return {"takes": items, "recording": live.status()["recording"]}
 
-    def get_take(take_id: str) -> Take:
-        try:
-            return store().get(take_id)
-        except TakeError as exc:
-            raise fail(exc) from exc
 
-    @router.post("/api/takes/record")
-    def record(body: RecordBody, request: Request, camera: str | None = None) -> dict[str, Any]:
-        link = operator(request)
-        try:
-            live = cameras.to_record(camera, body.camera)
-            take = live.start_recording(body.scene, body.take, body.camera)
-        except AgecastError as exc:
-            raise fail(exc) from exc
-        auth.audit.write("take_started", take=take.id, by=link.label, link=link.id)
-        return {**take_summary(take), "recording": live.status()["recording"]}
+@router.get("/api/takes/{take_id}")
+def take(found: TakeOf) -> dict[str, Any]:
+    return take_detail(found)
 
-    @router.post("/api/takes/stop")
-    def stop(request: Request, camera: str | None = None) -> dict[str, Any]:
-        link = operator(request)
-        try:
-            info = cameras.to_stop(camera).stop_recording()
-        except AgecastError as exc:
-            raise fail(exc) from exc
-        auth.audit.write(
-            "take_stopped", take=info.id, frames=info.frames, status=info.status,
-            by=link.label, link=link.id,
+
+@router.post("/api/takes/{take_id}/render", status_code=202)
+def render(
+    found: TakeOf, body: RenderBody, link: Operator, state: State, live: FirstCamera
+) -> dict[str, Any]:
+    def done(job: RenderJob) -> None:
+        state.auth.audit.write(
+            "render_finished", take=job.take, job=job.id, state=job.state,
+            version=job.version, error=job.error, by=link.label, link=link.id,
         )  # fmt: skip
-        return take_summary(store().get(info.id))
 
-    @router.get("/api/takes")
-    def takes(camera: str | None = None) -> dict[str, Any]:
-        found = store()
-        items = []
-        for info in found.list():
-            try:
-                items.append(take_summary(found.get(info.id)))
-            except TakeError:
-                continue
-        return {"takes": items, "recording": svc(camera).status()["recording"]}
+    try:
+        if body.from_version != "v1":
+            found.require_version(body.from_version)
+        job = state.jobs.start(found, body.settings, live.settings, on_done=done)
+    except AgecastError as exc:
+        raise fail(exc) from exc
+    state.auth.audit.write(
+        "render_started", take=found.id, job=job.id, settings=body.settings,
+        by=link.label, link=link.id,
+    )  # fmt: skip
+    return job.public()
 
-    @router.get("/api/takes/{take_id}")
-    def take(take_id: str) -> dict[str, Any]:
-        return take_detail(get_take(take_id))
 
-    @router.post("/api/takes/{take_id}/render", status_code=202)
-    def render(take_id: str, body: RenderBody, request: Request) -> dict[str, Any]:
-        link = operator(request)
-        found = get_take(take_id)
+@router.get("/api/renders/{job_id}")
+def render_job(job_id: str, state: State) -> dict[str, Any]:
+    try:
+        return state.jobs.get(job_id).public()
+    except TakeError as exc:
+        raise fail(exc) from exc
 
-        def done(job: RenderJob) -> None:
-            auth.audit.write(
-                "render_finished", take=job.take, job=job.id, state=job.state,
-                version=job.version, error=job.error, by=link.label, link=link.id,
-            )  # fmt: skip
 
-        try:
-            if body.from_version != "v1":
-                found.require_version(body.from_version)
-            job = jobs.start(found, body.settings, svc().settings, on_done=done)
-        except AgecastError as exc:
-            raise fail(exc) from exc
-        auth.audit.write(
-            "render_started", take=found.id, job=job.id, settings=body.settings,
-            by=link.label, link=link.id,
-        )  # fmt: skip
-        return job.public()
+@router.get("/api/presets")
+def list_presets(presets: Presets, live: Camera) -> dict[str, Any]:
+    try:
+        saved = presets.list()
+    except AgecastError as exc:
+        raise fail(exc) from exc
+    return {"presets": [p.model_dump(mode="json") for p in saved], "active": live.preset}
 
-    @router.get("/api/renders/{job_id}")
-    def render_job(job_id: str) -> dict[str, Any]:
-        try:
-            return jobs.get(job_id).public()
-        except TakeError as exc:
-            raise fail(exc) from exc
 
-    @router.get("/api/presets")
-    def list_presets(camera: str | None = None) -> dict[str, Any]:
-        try:
-            saved = presets().list()
-        except AgecastError as exc:
-            raise fail(exc) from exc
-        active = svc(camera).preset
-        return {"presets": [p.model_dump(mode="json") for p in saved], "active": active}
+@router.post("/api/presets")
+def save_preset(
+    body: PresetBody, link: Operator, state: State, presets: Presets, live: Camera
+) -> dict[str, Any]:
+    values = body.model_dump(exclude={"name", "actor"}, exclude_none=True)
+    try:
+        if values:
+            preset = make_preset(body.name, actor=body.actor, **values)
+        else:
+            preset = current_preset(live, body.name, body.actor)
+        presets.save(preset)
+    except (AgecastError, ValidationError) as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    state.auth.audit.write("preset_saved", preset=preset.name, by=link.label, link=link.id)
+    return preset.model_dump(mode="json")
 
-    @router.post("/api/presets")
-    def save_preset(
-        body: PresetBody, request: Request, camera: str | None = None
-    ) -> dict[str, Any]:
-        link = operator(request)
-        values = body.model_dump(exclude={"name", "actor"}, exclude_none=True)
-        try:
-            if values:
-                preset = make_preset(body.name, actor=body.actor, **values)
-            else:
-                preset = current_preset(svc(camera), body.name, body.actor)
-            presets().save(preset)
-        except (AgecastError, ValidationError) as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
-        auth.audit.write("preset_saved", preset=preset.name, by=link.label, link=link.id)
-        return preset.model_dump(mode="json")
 
-    @router.delete("/api/presets/{name}")
-    def delete_preset(name: str, request: Request) -> dict[str, Any]:
-        link = operator(request)
-        try:
-            gone = presets().delete(name)
-        except SettingsError as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
-        auth.audit.write("preset_deleted", preset=name, by=link.label, link=link.id)
-        return gone.model_dump(mode="json")
+@router.delete("/api/presets/{name}")
+def delete_preset(name: str, link: Operator, state: State, presets: Presets) -> dict[str, Any]:
+    try:
+        gone = presets.delete(name)
+    except SettingsError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    state.auth.audit.write("preset_deleted", preset=name, by=link.label, link=link.id)
+    return gone.model_dump(mode="json")
 
-    @router.post("/api/presets/{name}/apply")
-    def apply(name: str, request: Request, camera: str | None = None) -> dict[str, Any]:
-        link = operator(request)
-        live = svc(camera)
-        try:
-            preset = presets().get(name)
-        except SettingsError as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
-        try:
-            status = apply_preset(live, preset)
-        except AgecastError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
-        auth.audit.write(
-            "preset_applied", preset=name, values=preset.values(), by=link.label, link=link.id
-        )
-        if "identity" in preset.values():
-            manifest = live.built.fx.identity.manifest
-            auth.audit.write(
-                "identity_loaded", identity=manifest.id, actor=manifest.actor, by=link.label
-            )
-        return status
 
-    app.include_router(router)
+@router.post("/api/presets/{name}/apply")
+def apply(
+    name: str, link: Operator, state: State, presets: Presets, live: Camera
+) -> dict[str, Any]:
+    try:
+        preset = presets.get(name)
+    except SettingsError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    try:
+        status = apply_preset(live, preset)
+    except AgecastError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    audit = state.auth.audit
+    audit.write("preset_applied", preset=name, values=preset.values(), by=link.label, link=link.id)
+    if "identity" in preset.values():
+        manifest = live.built.fx.identity.manifest
+        audit.write("identity_loaded", identity=manifest.id, actor=manifest.actor, by=link.label)
+    return status
 
 
 def control_message(
