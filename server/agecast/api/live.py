@@ -27,6 +27,7 @@ from agecast.api.sockets import parse, public_reply, refuse, send_pictures, send
 from agecast.api.takes import control_message as takes_control
 from agecast.errors import AgecastError, UnknownCamera
 from agecast.live.service import LiveService
+from agecast.live.status import Status
 from agecast.media.fanout import Viewer
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def health() -> dict[str, Any]:
     return {"ok": True, "version": __version__}
 
 
-@router.get("/api/status")
+@router.get("/api/status", response_model=Status)
 def status(state: State, camera: str | None = None) -> dict[str, Any]:
     """The camera's status (default: the first) and ``cameras``, one entry per camera."""
     try:

@@ -23,6 +23,7 @@ from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
 from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
+from agecast.live.status import CameraStatus
 from agecast.media.encoder import H264Encoder, encode_jpeg
 from agecast.media.fanout import Fanout, Message
 from agecast.media.protocol import FX_CODES, LAYOUT_CODES, Flags, FxCode, PictureHeader
@@ -291,7 +292,7 @@ class LiveService:
         glass = percentiles(list(self.glass_ms)[-300:])
         last = self.last_output
         total = stats["frame_to_output_ms"]
-        return {
+        status = {
             "camera": self.name,
             "source": {
                 "uri": pipeline.source.uri,
@@ -340,6 +341,7 @@ class LiveService:
             "preset": self.preset,
             "cast": self._cast_status(),
         }
+        return CameraStatus.model_validate(status).model_dump(mode="json")
 
     def _cast_status(self) -> dict[str, Any] | None:
         """The cast's members and their controls, who is in the picture, the faces by

@@ -1,0 +1,118 @@
+"""The live status as typed models: one definition of what ``/api/status`` (its
+``response_model``), the monitor socket's status messages and ``/metrics`` read.
+
+The service builds a :class:`CameraStatus` (so a missing or mistyped field fails where it is
+made, not in the page) and hands out its JSON form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Quantiles(_Model):
+    p50: float
+    p95: float
+
+
+class GlassQuantiles(Quantiles):
+    count: int  # samples the page reported (none yet: 0)
+
+
+class SourceStatus(_Model):
+    uri: str  # its password hidden (redact.SourceURI)
+    state: str  # live | connecting | reconnecting | ended | failed …
+    fps: float
+
+
+class IdentityStatus(_Model):
+    id: str
+    display_name: str
+    actor: str
+    age_label: str
+    purpose: str
+    age_control: tuple[int, int, int] | None  # (youngest, oldest, default) years
+    local_ages: bool  # takes per-region age offsets
+
+
+class MemberStatus(_Model):
+    name: str
+    identity: str  # the identity their face gets (the monitor's when they have none)
+    age: float | None  # None: the live age
+    blend: float | None  # None: the live blend
+    bypass: bool
+    in_picture: bool
+    score: float | None  # their face's match in the last picture
+
+
+class CastStatus(_Model):
+    members: list[MemberStatus]
+    faces: dict[str, int]  # the last picture's faces by recognition (pending, recognised, …)
+    faces_total: dict[str, int]  # since start
+    recognise_face_ms: Quantiles
+    threshold: float
+    recheck_frames: int
+
+
+class CameraStatus(_Model):
+    camera: str
+    source: SourceStatus
+    identity: IdentityStatus
+    fx: str  # on | no face | bypass | error | no signal
+    fx_errors: int
+    watchdog: dict[str, Any]
+    device_errors: int
+    look: dict[str, Any]
+    layout: str
+    backend: str
+    device: str
+    fps_in: float
+    fps_out: float
+    frames_in: int
+    frames_out: int
+    dropped: dict[str, int]
+    stages_ms: dict[str, dict[str, float]]
+    server_latency_ms: Quantiles
+    frame_to_output_ms: Quantiles
+    glass_to_glass_ms: GlassQuantiles
+    viewers: int
+    width: int | None
+    height: int | None
+    codec: str | None
+    error: str | None
+    recording: dict[str, Any] | None  # the take being (or last) recorded
+    preset: str | None
+    cast: CastStatus | None  # None: no cast, one identity for the main face
+
+
+class CameraSummary(_Model):
+    """One camera's entry in ``cameras``: what a picker or a wall of cameras shows."""
+
+    name: str
+    source: str
+    state: str
+    fx: str
+    identity: str
+    fps_in: float
+    fps_out: float
+    frames_out: int
+    dropped: dict[str, int]
+    frame_to_output_ms: Quantiles
+    server_latency_ms: Quantiles
+    viewers: int
+    width: int | None
+    height: int | None
+    recording: str | None  # the take being recorded
+    error: str | None
+
+
+class Status(CameraStatus):
+    """``/api/status``: the chosen camera's status and every camera's summary."""
+
+    cameras: list[CameraSummary]
