@@ -23,7 +23,15 @@ from agecast.api.cameras import LiveCameras
 from agecast.api.deps import AppState, Operator, State, app_state
 from agecast.api.guard import socket_session
 from agecast.api.metrics import render_metrics
-from agecast.api.sockets import parse, public_reply, refuse, send_pictures, send_status, texts
+from agecast.api.sockets import (
+    parse,
+    picture_codec,
+    public_reply,
+    refuse,
+    send_pictures,
+    send_status,
+    texts,
+)
 from agecast.api.takes import control_message as takes_control
 from agecast.errors import AgecastError, UnknownCamera
 from agecast.live.service import LiveService
@@ -113,9 +121,8 @@ async def _socket_camera(ws: WebSocket, state: AppState) -> LiveService | None:
 
 @router.websocket("/ws/monitor")
 async def monitor(ws: WebSocket) -> None:
-    codec = ws.query_params.get("codec", "h264")
-    if codec not in ("h264", "jpeg"):
-        await ws.close(code=1008, reason="codec must be h264 or jpeg")
+    codec = await picture_codec(ws)
+    if codec is None:
         return
     state = app_state(ws)
     async with socket_session(ws, state.auth, "viewer") as session:

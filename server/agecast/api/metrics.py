@@ -79,22 +79,17 @@ def _cast_metrics(cams: list[tuple[dict[str, str], dict[str, Any]]]) -> list[str
     casts = [(cam, s["cast"]) for cam, s in cams if s.get("cast")]
     if not casts:
         return []
-    lines = [
-        "# HELP agecast_cast_faces Faces in the last picture by recognition (with a cast).",
-        "# TYPE agecast_cast_faces gauge",
-    ]
-    lines += [
-        _line("agecast_cast_faces", n, **cam, recognition=state)
-        for cam, cast in casts
-        for state, n in cast["faces"].items()
-    ]
-    lines.append("# HELP agecast_cast_faces_total Faces routed since start, by recognition.")
-    lines.append("# TYPE agecast_cast_faces_total counter")
-    lines += [
-        _line("agecast_cast_faces_total", n, **cam, recognition=state)
-        for cam, cast in casts
-        for state, n in cast["faces_total"].items()
-    ]
+    lines: list[str] = []
+    for name, key, help_text, kind in (
+        ("agecast_cast_faces", "faces", "Faces in the last picture by recognition.", "gauge"),
+        ("agecast_cast_faces_total", "faces_total", "Faces routed since start.", "counter"),
+    ):
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines += [
+            _line(name, n, **cam, recognition=state)
+            for cam, cast in casts
+            for state, n in cast[key].items()
+        ]
     lines.append("# HELP agecast_recognise_face_ms Recognising one face (its own thread live).")
     lines.append("# TYPE agecast_recognise_face_ms gauge")
     lines += [

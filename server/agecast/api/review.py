@@ -39,7 +39,7 @@ from agecast.api.auth import Auth, Link
 from agecast.api.deps import AppState, FirstCamera, app_state
 from agecast.api.deps import Viewer as SignedIn
 from agecast.api.guard import socket_session
-from agecast.api.sockets import parse, public_reply, refuse, send_pictures, texts
+from agecast.api.sockets import parse, picture_codec, public_reply, refuse, send_pictures, texts
 from agecast.compose.marks import Marker
 from agecast.errors import TakeError
 from agecast.media.encoder import encode_jpeg
@@ -168,9 +168,8 @@ def take_thumbnail(take: Annotated[Take, Depends(_take)], link: SignedIn) -> Res
 
 @router.websocket("/ws/review")
 async def review(ws: WebSocket) -> None:
-    codec = ws.query_params.get("codec", "h264")
-    if codec not in ("h264", "jpeg"):
-        await ws.close(code=1008, reason="codec must be h264 or jpeg")
+    codec = await picture_codec(ws)
+    if codec is None:
         return
     state = app_state(ws)
     async with socket_session(ws, state.auth, "viewer") as session:

@@ -104,3 +104,12 @@ async def refuse(ws: WebSocket, code: int, error: str) -> None:
         await ws.close(code=code, reason=error[:120])
     except (WebSocketDisconnect, RuntimeError):
         pass
+
+
+async def picture_codec(ws: WebSocket) -> str | None:
+    """The picture socket's ``?codec=`` (h264 by default, or jpeg); anything else closes it."""
+    codec = ws.query_params.get("codec", "h264")
+    if codec not in ("h264", "jpeg"):
+        await ws.close(code=1008, reason="codec must be h264 or jpeg")
+        return None
+    return codec

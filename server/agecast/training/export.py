@@ -113,6 +113,18 @@ class ExportMeta:
         """What the crew sees: the display name, else the id."""
         return self.display_name or self.identity_id
 
+    def provenance(self, record: RunRecord, trained_by: str) -> dict[str, Any]:
+        """The manifest's provenance: the run (``trained_by``, steps, time, device), the
+        training and export commands, the footage, the notes."""
+        return {
+            "trained_by": f"agecast {__version__} {trained_by} ({record.step} steps, "
+            f"{record.seconds / 60:.0f} min on {record.device})",
+            "command": f"{record.command}\n{self.command}",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "source_footage": self.source_footage,
+            "notes": self.notes,
+        }
+
     def fields(self) -> dict[str, Any]:
         """The manifest fields every family writes alike."""
         return {
@@ -154,14 +166,7 @@ def _manifest(record: RunRecord, net: SwapNet, onnx_sha: str, meta: ExportMeta) 
         },
         "crop": {"size": r, "template": record.template},
         "color_transfer": meta.color_transfer,
-        "provenance": {
-            "trained_by": f"agecast {__version__} train ({record.step} steps, "
-            f"{record.seconds / 60:.0f} min on {record.device})",
-            "command": f"{record.command}\n{meta.command}",
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "source_footage": meta.source_footage,
-            "notes": meta.notes,
-        },
+        "provenance": meta.provenance(record, "train"),
         "preview": "preview.png",
     }
     return manifest

@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from agecast import __version__
 from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS
 from agecast.identities.manifest import MANIFEST_NAME, Manifest
@@ -79,14 +77,7 @@ def _manifest(record: RunRecord, net: ReageNet, sha: str, meta: ExportMeta) -> d
         },
         "crop": {"size": r, "template": record.template},
         "color_transfer": "none",  # the delta is relative to the plate's own light
-        "provenance": {
-            "trained_by": f"agecast {__version__} train --family {FAMILY} ({record.step} steps, "
-            f"{record.seconds / 60:.0f} min on {record.device})",
-            "command": f"{record.command}\n{meta.command}",
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "source_footage": meta.source_footage,
-            "notes": meta.notes,
-        },
+        "provenance": meta.provenance(record, f"train --family {FAMILY}"),
         "preview": "preview.png",
     }
 
