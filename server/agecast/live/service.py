@@ -28,7 +28,7 @@ from agecast.media.encoder import H264Encoder, encode_jpeg
 from agecast.media.fanout import Fanout, Message
 from agecast.media.protocol import FX_CODES, LAYOUT_CODES, Flags, FxCode, PictureHeader
 from agecast.pipeline.build import Built, build
-from agecast.pipeline.cameras import Camera, build_cameras
+from agecast.pipeline.cameras import build_cameras
 from agecast.pipeline.fx import MemberLook
 from agecast.pipeline.metrics import Timings, percentiles
 from agecast.pipeline.runner import Output
@@ -59,12 +59,12 @@ class LiveService:
     one of several: errors name it and its takes are labelled with it by default."""
 
     def __init__(
-        self, settings: Settings, built: Built | Camera | None = None, *, name: str | None = None
+        self, settings: Settings, built: Built | None = None, *, name: str | None = None
     ) -> None:
         self.settings = settings
         self.name = name or "cam1"
         self._named = name is not None
-        self.built: Built | Camera = built if built is not None else build(settings, mode="live")
+        self.built: Built = built if built is not None else build(settings, mode="live")
         self.encoder = H264Encoder(30.0)  # the main stream, shared by every unlabelled viewer
         self._labelled: dict[str, H264Encoder] = {}  # one per burnt-in viewer label
         self.marker = Marker()  # used on the encode thread only

@@ -19,7 +19,7 @@ from agecast.inference.base import Backend
 from agecast.inference.registry import get_backend
 from agecast.pipeline.fx import FaceFX, Look, MemberLook
 from agecast.pipeline.runner import Pipeline
-from agecast.settings import Settings
+from agecast.settings import Layout, Settings
 from agecast.sources import open_source
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,16 @@ def look_from(settings: Settings, roster: Roster | None = None) -> Look:
 
 @dataclass
 class Built:
+    """One camera's pipeline, loaded and checked, not started. The backend may be shared by
+    several cameras (:func:`agecast.pipeline.cameras.build_cameras`): it is not closed here."""
+
     settings: Settings
     device: torch.device
     backend: Backend
     identity: IdentityModel
     fx: FaceFX
     pipeline: Pipeline
+    name: str = "cam1"
 
     def close(self) -> None:
         self.pipeline.stop()
@@ -139,6 +143,33 @@ def device_and_backend(settings: Settings) -> tuple[torch.device, Backend]:
     return device, backend
 
 
+def assemble(
+    settings: Settings,
+    device: torch.device,
+    backend: Backend,
+    uri: str,
+    *,
+    mode: Literal["live", "render"],
+    loop: bool,
+    name: str = "cam1",
+    layout: Layout | None = None,
+) -> Built:
+    """One pipeline on ``device`` and ``backend`` reading ``uri``: the one place every run
+    (live, render, bench, each of several cameras, a take's re-render) is put together. Live,
+    recognition runs on its own thread; rendering, in line."""
+    identity, fx = build_fx(settings, backend, background_recognition=(mode == "live"))
+    try:
+        source = open_source(uri, live=(mode == "live"), loop=loop)
+    except BaseException:
+        fx.tracker.close()
+        fx.close_cast()
+        identity.close()
+        raise
+    chosen = layout or settings.layout
+    pipeline = Pipeline(source, fx, layout=chosen, mode=mode, device=device)
+    return Built(settings, device, backend, identity, fx, pipeline, name)
+
+
 def build(
     settings: Settings, *, mode: Literal["live", "render"] = "live", loop: bool | None = None
 ) -> Built:
@@ -146,18 +177,16 @@ def build(
     source at its end (default: ``settings.loop`` live; never in render mode, which reads a
     file once — ``bench --max`` loops one to fill its seconds)."""
     device, backend = device_and_backend(settings)
-    identity, fx = build_fx(settings, backend, background_recognition=(mode == "live"))
     if loop is None:
         loop = settings.loop and mode == "live"
-    source = open_source(settings.source, live=(mode == "live"), loop=loop)
-    pipeline = Pipeline(source, fx, layout=settings.layout, mode=mode, device=device)
+    built = assemble(settings, device, backend, settings.source, mode=mode, loop=loop)
     log.info(
         "built pipeline: source=%s identity=%s (%s) backend=%s (%s) device=%s",
         settings.source,
-        identity.manifest.id,
-        identity.manifest.age_label,
+        built.identity.manifest.id,
+        built.identity.manifest.age_label,
         backend.name,
         backend.why,
         device,
     )
-    return Built(settings, device, backend, identity, fx, pipeline)
+    return built

@@ -18,41 +18,19 @@ from typing import Any, Literal
 import torch
 
 from agecast.errors import SourceError
-from agecast.identities.runtime import IdentityModel
 from agecast.inference.base import Backend
 from agecast.pipeline.bench import gpu_peak_mb, machine, measure
-from agecast.pipeline.build import build_fx, device_and_backend
-from agecast.pipeline.fx import FaceFX
-from agecast.pipeline.runner import Pipeline
+from agecast.pipeline.build import Built, assemble, device_and_backend
 from agecast.settings import Settings, camera_entries
-from agecast.sources import open_source
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Camera:
-    """One camera's pipeline; like :class:`~agecast.pipeline.build.Built`, for a LiveService."""
-
-    name: str
-    identity: IdentityModel
-    fx: FaceFX
-    pipeline: Pipeline
-    device: torch.device
-    backend: Backend  # shared by every camera: not closed with one
-
-    def close(self) -> None:
-        self.pipeline.stop()
-        self.fx.tracker.close()
-        self.fx.close_cast()
-        self.identity.close()
 
 
 @dataclass
 class Cameras:
     device: torch.device
     backend: Backend
-    cameras: list[Camera]
+    cameras: list[Built]  # each named; the backend shared, not closed with one
 
     def close(self) -> None:
         for camera in self.cameras:
@@ -70,16 +48,13 @@ def build_cameras(
     live = mode == "live"
     try:
         for name, uri in entries:
-            identity, fx = build_fx(settings, backend)
+            # live: as settings say; max (bench): a file loops to fill the time asked
+            loop = settings.loop or not live
             try:
-                # live: as settings say; max (bench): a file loops to fill the time asked
-                source = open_source(uri, live=live, loop=settings.loop or not live)
+                camera = assemble(settings, device, backend, uri, mode=mode, loop=loop, name=name)
             except SourceError as exc:
-                fx.tracker.close()
-                identity.close()
                 raise SourceError(f"camera {name}: {exc}") from exc
-            pipeline = Pipeline(source, fx, layout=settings.layout, mode=mode, device=device)
-            built.cameras.append(Camera(name, identity, fx, pipeline, device, backend))
+            built.cameras.append(camera)
     except BaseException:
         built.close()
         raise
@@ -146,6 +121,6 @@ def bench_cameras(
 
 
 def _consume(
-    camera: Camera, warmup: float, seconds: float, encode: bool, out: dict[str, dict[str, Any]]
+    camera: Built, warmup: float, seconds: float, encode: bool, out: dict[str, dict[str, Any]]
 ) -> None:
     out[camera.name] = measure(camera.pipeline, seconds=seconds, warmup=warmup, encode=encode)

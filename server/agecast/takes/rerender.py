@@ -36,13 +36,11 @@ from agecast.errors import AgecastError, SettingsError, TakeError
 from agecast.frames import FaceBox, Frame
 from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
-from agecast.inference.registry import get_backend
 from agecast.media.avframe import Yuv420Patcher
-from agecast.pipeline.build import build_fx, pick_device
+from agecast.pipeline.build import assemble, device_and_backend
 from agecast.pipeline.fx import FaceFX, Look
 from agecast.pipeline.runner import Output, Pipeline
 from agecast.settings import Settings, explain
-from agecast.sources import open_source
 from agecast.takes.recorder import (
     AGED_FORMAT,
     AGED_OPTIONS,
@@ -343,15 +341,12 @@ class _Run:
     ) -> _Run:
         identity_name = str(overrides.get("identity") or recorded.identity.id)
         settings = _render_settings(machine, recorded, overrides, identity_name)
-        device = pick_device(settings.device)
-        if device.type == "cpu":
-            torch.set_num_threads(1)  # as build(): onnxruntime keeps the cores
-        backend = get_backend(settings.backend, threads=settings.threads)
-        identity, fx = build_fx(settings, backend, background_recognition=False)
+        device, backend = device_and_backend(settings)  # as every run: engines_dir included
+        raw = str(take.raw_path)
+        built = assemble(settings, device, backend, raw, mode="render", loop=False, layout="aged")
+        identity, fx, pipeline = built.identity, built.fx, built.pipeline
         if "age" in overrides and overrides["age"] is not None and identity.age_control is None:
-            identity.close()
-            fx.tracker.close()
-            fx.close_cast()
+            built.close()
             raise SettingsError(
                 f"identity {identity.manifest.id} has no age control; re-render without age, or "
                 "pick an identity with one"
@@ -375,8 +370,6 @@ class _Run:
 
         replay = _Replay(fx, recorded, overrides, load)
         fx.replay = replay.faces
-        source = open_source(str(take.raw_path), live=False, loop=False)
-        pipeline = Pipeline(source, fx, layout="aged", mode="render", device=device)
         pipeline.before_frame = replay.before
         return cls(settings, identity, fx, replay, pipeline, loaded)
 
