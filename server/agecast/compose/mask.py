@@ -35,6 +35,17 @@ def feather(mask: torch.Tensor, amount: float) -> torch.Tensor:
     return F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def erode(mask: torch.Tensor, px: int) -> torch.Tensor:
+    """(N,1,S,S) masks shrunk by ``px`` pixels: each pixel takes the smallest value within
+    ``px`` (a square), so every edge moves inward and a hole in the mask grows."""
+    if px <= 0:
+        return mask
+    k = 2 * px + 1
+    # separable: a k×1 then a 1×k minimum (a min-pool is a max-pool of the negation)
+    mask = -F.max_pool2d(-mask, (k, 1), stride=1, padding=(px, 0))
+    return -F.max_pool2d(-mask, (1, k), stride=1, padding=(0, px))
+
+
 @lru_cache(maxsize=16)
 def _border_fade(size: int, margin: float, device: str) -> torch.Tensor:
     ramp = torch.linspace(0, 1, size, device=device)
