@@ -1,7 +1,7 @@
 import torch
 
 from agecast.compose.layout import layout_canvas
-from agecast.compose.mask import MaskMaker, feather
+from agecast.compose.mask import MaskMaker, erode, feather
 from agecast.compose.paste import footprint, paste_back, paste_delta
 
 # frame → crop: the crop's 256 px cover frame x 400..912, y 100..612 (scale 0.5)
@@ -96,3 +96,21 @@ def test_paste_delta_adds_to_the_plate_and_keeps_its_detail() -> None:
     paste_delta(frame, -delta, mask, AFFINE, strength=0.5)
     change = frame[300:400, 600:700].int() - before[300:400, 600:700].int()
     assert torch.all((change == -10) | (before[300:400, 600:700] < 10))
+
+
+def test_erode_moves_every_mask_edge_inward_and_grows_holes() -> None:
+    """A re-ageing mask is shrunk before paste-back so an edge that is uncertain by a pixel or
+    two falls on the face, not on a hand in front of it."""
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 10:50, 10:50] = 1.0
+    mask[..., 28:32, 28:32] = 0.0  # a finger-wide hole: something in front of the face
+    mask[..., 20, 40] = 0.4  # one uncertain pixel
+    shrunk = erode(mask, 2)
+    assert shrunk.shape == mask.shape and torch.equal(erode(mask, 0), mask)
+    ones = shrunk[0, 0] == 1.0
+    assert bool(ones[12:48, 12:48].sum() > 0) and not bool(ones[:12].any() or ones[48:].any())
+    assert not bool(ones[:, :12].any() or ones[:, 48:].any())
+    # the hole is 2 px wider on every side; the uncertain pixel's value covers its neighbours
+    assert float(shrunk[0, 0, 26:34, 26:34].max()) == 0.0 and float(shrunk[0, 0, 25, 25]) == 1.0
+    assert torch.all(shrunk[0, 0, 18:23, 38:43] == mask[0, 0, 20, 40])
+    assert float(shrunk[0, 0, 17, 37]) == 1.0

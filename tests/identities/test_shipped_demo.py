@@ -129,8 +129,8 @@ def test_a_hand_in_front_of_the_face_stays_untouched(fx: FaceFX) -> None:
         np.asarray(torch.nn.functional.max_pool2d((~hand).float()[None, None], 5, 1, 2)[0, 0] == 0)
     )  # the hand without its 2-px edge
     change = (aged.int() - image.int()).abs().amax(-1)[inner].float()
-    p99 = float(change.quantile(0.99))
-    assert p99 <= 2, f"p99 change on the hand: {p99} code values"
+    # issue 12's goal, on every pixel of the hand: at most 2 code values
+    assert float(change.max()) <= 2, f"a hand pixel changed by {float(change.max())} code values"
     # while the rest of the face is aged
     assert float((aged.int() - image.int()).abs().amax(-1)[~hand].float().mean()) > 0.5
 

@@ -13,6 +13,7 @@ from agecast.identities import IdentityModel, read_package
 from agecast.identities.testpattern import build_package
 from agecast.inference.registry import get_backend
 from agecast.inference.torch_backend import TorchBackend
+from agecast.settings import REPO_MODELS_DIR
 
 from .conftest import SIZE, agecast_df_package
 from .test_registry import _double_model
@@ -41,10 +42,43 @@ def test_torch_on_cpu_matches_onnxruntime(tmp_path: Path, age: bool) -> None:
         ours.model.run({s.name: torch.zeros(1, *s.shape[1:]) for s in ours.model.inputs})  # type: ignore[misc]
 
 
+def test_the_shipped_reage_demo_on_torch_matches_onnxruntime() -> None:
+    """The shipped agecast-reage package: torch rebuilds ReageNet from the manifest and gives
+    onnxruntime's face, delta and mask, at two ages and with a local age offset."""
+    package = read_package(REPO_MODELS_DIR / "demo-aged")
+    assert package.manifest.family == "agecast-reage"
+    ours = IdentityModel.load(package, get_backend("torch", threads=1))
+    reference = IdentityModel.load(package, get_backend("onnxruntime", threads=1))
+    try:
+        assert ours.model.__class__.__name__ == "TorchModel"
+        assert [s.name for s in ours.model.inputs] == ["face", "age_maps"]
+        assert [s.name for s in ours.model.outputs] == ["face_out", "delta_out", "mask_out"]
+        size = package.manifest.crop.size
+        crops = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(2))
+        results = {}
+        for age, offsets in ((38, None), (75, None), (75, (0.0, -37.0, 0.0, 0.0))):
+            a, b = ours.infer(crops, age, offsets), reference.infer(crops, age, offsets)
+            assert a.masks is not None and b.masks is not None
+            assert a.deltas is not None and b.deltas is not None
+            assert float((a.faces - b.faces).abs().max()) <= TOLERANCE
+            assert float((a.deltas - b.deltas).abs().max()) <= TOLERANCE
+            assert float((a.masks - b.masks).abs().max()) <= TOLERANCE
+            results[age, offsets] = a
+        # the age and the local offset reach the network: the outputs differ
+        old, young = results[75, None], results[38, None]
+        assert float((old.faces - young.faces).abs().max()) > 1e-2
+        assert float((old.faces - results[75, (0.0, -37.0, 0.0, 0.0)].faces).abs().max()) > 1e-2
+    finally:
+        ours.close()
+        reference.close()
+
+
 def test_other_families_are_refused_by_name(tmp_path: Path) -> None:
     package = read_package(build_package(tmp_path / "tp"))
     with pytest.raises(
-        IdentityError, match="torch backend runs agecast-df identities.*onnxruntime"
+        IdentityError,
+        match="family 'testpattern'.*torch backend runs agecast-df and agecast-reage "
+        "identities.*onnxruntime",
     ):
         IdentityModel.load(package, get_backend("torch"))
 
@@ -53,7 +87,7 @@ def test_bare_onnx_is_delegated_or_refused(tmp_path: Path) -> None:
     path = _double_model(tmp_path / "m.onnx")
     model = TorchBackend().load(path, label="double")
     assert float(model.run({"x": torch.ones(1, 3)})["y"].sum()) == 6.0
-    with pytest.raises(BackendError, match="agecast-df identities only"):
+    with pytest.raises(BackendError, match="agecast-df and agecast-reage identities only"):
         TorchBackend(delegate=False).load(path.read_bytes(), label="double")
 
 
@@ -103,3 +137,19 @@ def test_a_frame_through_the_pipeline_on_the_torch_backend(tmp_path: Path) -> No
     finally:
         fx.tracker.close()
         identity.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fp16_graphs_run_the_reage_demo_like_cpu() -> None:
+    package = read_package(REPO_MODELS_DIR / "demo-aged")
+    cpu = IdentityModel.load(package, TorchBackend(device="cpu"))
+    gpu = IdentityModel.load(package, TorchBackend(device="cuda", cuda_graphs=True))
+    size = package.manifest.crop.size
+    crops = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(3))
+    for _ in range(2):  # first call captures, second replays
+        got = gpu.infer(crops.cuda(), 75)
+    want = cpu.infer(crops, 75)
+    assert got.faces.is_cuda and got.deltas is not None and want.deltas is not None
+    assert float((got.faces.cpu() - want.faces).abs().max()) < 1e-2  # fp16
+    assert float((got.deltas.cpu() - want.deltas).abs().max()) < 1e-2

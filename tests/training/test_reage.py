@@ -101,6 +101,37 @@ def test_training_data_blends_regions_and_cuts_out_occluders(pairs: tuple[Path, 
     assert float(diff[still].max()) < 1e-4
 
 
+def test_textured_occluders_are_large_textured_skin_and_left_alone(
+    pairs: tuple[Path, Path],
+) -> None:
+    """The textured style: bigger occluders than the shapes style, most of them the colour of
+    the face they cover, not flat, and still cut out of the mask with the target the input."""
+    data = load_aged(Faceset.load(pairs[0]), Faceset.load(pairs[1]), SIZE)
+    shapes = ReageAugment(crop=64, occluder_p=1.0).batch(data, 48, torch.Generator().manual_seed(3))
+    textured = ReageAugment(crop=64, occluder_p=1.0, occluder_style="textured").batch(
+        data, 48, torch.Generator().manual_seed(3)
+    )
+    covered = textured.occluded >= 1.0  # inside the occluder, off its soft edge
+    assert float(covered.float().mean()) > 1.5 * float((shapes.occluded >= 1.0).float().mean())
+    # where an occluder covers the face, the target is the occluder as drawn, and the model may
+    # not change it
+    assert float(textured.mask[covered].max()) < 1e-4
+    diff = (textured.target - textured.face).abs().amax(1, keepdim=True)
+    assert float(diff[covered].max()) < 1e-4
+    # near the face's own colour in most samples (the hard case) ...
+    skin = (textured.face * textured.mask).sum((2, 3)) / textured.mask.sum((2, 3)).clamp(min=1)
+    near = 0
+    for i in range(48):
+        inside = covered[i, 0]
+        if int(inside.sum()) < 20:
+            continue
+        colour = textured.face[i][:, inside].mean(1)
+        near += int(float((colour - skin[i]).abs().max()) < 0.12)
+        # ... and never a flat fill: light, texture and grain vary over the occluder
+        assert float(textured.face[i][:, inside].std(1).max()) > 0.003
+    assert near >= 10, f"{near} of 48 occluders near the face's colour"
+
+
 def test_export_matches_torch_and_runs_live(run: Path, tmp_path: Path) -> None:
     report = export_run(
         run, tmp_path / "pkg", ExportMeta(identity_id="tiny-reage", actor="T", purpose="demo")

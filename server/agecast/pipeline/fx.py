@@ -18,7 +18,7 @@ import torch
 from agecast.cast.router import CastRouter, tag_of
 from agecast.compose.colour import transfer
 from agecast.compose.hull import hull_mask
-from agecast.compose.mask import MaskMaker
+from agecast.compose.mask import MaskMaker, erode
 from agecast.compose.paste import paste_back, paste_delta
 from agecast.faces.align import estimate_affine, template_points, transform_points, warp_crop
 from agecast.faces.landmarks106 import Landmarks106
@@ -110,6 +110,14 @@ def colour_for(identity: IdentityModel, setting: ColorTransfer) -> str:
     return setting
 
 
+# A re-ageing model's mask comes from a half-resolution trunk (pixel-unshuffled ×2) and the
+# plate's colour from 4:2:0 video (chroma at half resolution): where a skin-toned hand crosses
+# the face, the mask's edge is placed to about one half-resolution pixel, and measured on the
+# occluder clips it spilled 2-5 frame pixels into the hand. The mask is shrunk by that much
+# before paste-back, so an uncertain edge falls on the face, never on what is in front of it.
+DELTA_MASK_ERODE_PX = 2
+
+
 def paste_masks(
     identity: IdentityModel,
     model_masks: torch.Tensor | None,
@@ -119,10 +127,13 @@ def paste_masks(
 ) -> torch.Tensor:
     """The paste-back masks (N,1,S,S) of faces whose landmarks in crop pixels are ``points``
     (N,5,2): the model's mask (or the template's), feathered, faded at the crop border, with
-    the mouth interior cut out unless the identity draws it."""
+    the mouth interior cut out unless the identity draws it. A re-ageing (delta) model's mask
+    is not feathered (occluders are cut out of it) but shrunk by :data:`DELTA_MASK_ERODE_PX`."""
     size = identity.crop_size
     # a re-ageing model's mask is its own (occluders cut out): only the crop border fades
     feather_amount = 0.0 if delta else look.mask_feather
+    if delta and model_masks is not None:
+        model_masks = erode(model_masks, DELTA_MASK_ERODE_PX)
     masks = MaskMaker(feather_amount)(model_masks, points.shape[0], size, points.device)
     manifest = identity.manifest
     if manifest.mouth == "plate" and manifest.purpose != "tooling":

@@ -11,6 +11,9 @@ per-pixel target age means.
 Occluders (ellipses, bars, polygons and a hand-like silhouette, filled with flat colour, skin
 tones, gradients or stripes) are pasted over input and target alike, and the target mask is
 cut out under them: the model learns to leave a hand, a cup or hair in front of the face alone.
+The ``textured`` style makes them harder: up to face-sized, hard or soft edged, and most often
+skin (the face's own colour or any skin tone) lit unevenly, with fine texture, grain and
+creases — what a model that knows skin could mistake for the face.
 The mouth interior is cut out of the target mask too: teeth and tongue stay the plate's.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -115,6 +119,7 @@ class ReageAugment:
     same_p: float = 0.12  # share with target age = input age (must change nothing)
     base_p: float = 0.6  # share whose input is the footage's own age (what runs live)
     occluder_p: float = 0.5
+    occluder_style: OccluderStyle = "shapes"  # or "textured": large, lit, creased, skin-like
 
     def batch(self, data: AgedFaces, n: int, gen: torch.Generator) -> Batch:
         a = len(data.ages)
@@ -156,7 +161,7 @@ class ReageAugment:
         )
         inp, target, maps, keep = out[:, :3], out[:, 3:6], out[:, 6:8], out[:, 8:9]
         inp, target = self._colour(inp, target, gen)
-        occ = self._occluders(n, gen)
+        occ = self._occluders(inp, keep, gen)
         occluded = torch.zeros_like(keep)
         if occ is not None:
             shade, alpha = occ
@@ -210,15 +215,22 @@ class ReageAugment:
 
         return apply(a), apply(b)
 
-    def _occluders(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor] | None:
-        c = self.crop
+    def _occluders(
+        self, inp: torch.Tensor, keep: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        n, c = inp.shape[0], self.crop
         use = torch.rand(n, generator=gen) < self.occluder_p
         if not bool(use.any()):
             return None
         shade = torch.zeros(n, 3, c, c)
         alpha = torch.zeros(n, 1, c, c)
+        # each face's own mean colour: the skin a textured occluder most often takes
+        skin = (inp * keep).sum((2, 3)) / keep.sum((2, 3)).clamp(min=1.0)
         for i in use.nonzero().flatten().tolist():
-            shade[i], alpha[i] = occluder(c, gen)
+            if self.occluder_style == "textured":
+                shade[i], alpha[i] = textured_occluder(c, gen, skin[i])
+            else:
+                shade[i], alpha[i] = occluder(c, gen)
         return shade, alpha
 
 
@@ -235,16 +247,24 @@ def _capsule(
     return ((radius - dist) / soft + 0.5).clamp(0, 1)
 
 
-def occluder(size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One random occluder: (shade (3,S,S), alpha (1,S,S)) — ellipse, bar, hand or polygon."""
-    ys, xs = torch.meshgrid(
-        torch.arange(size, dtype=torch.float32),
-        torch.arange(size, dtype=torch.float32),
-        indexing="ij",
-    )
-    xy = torch.stack([xs, ys], -1)
+OccluderStyle = Literal["shapes", "textured"]
+OCCLUDER_STYLES: tuple[OccluderStyle, ...] = ("shapes", "textured")
+# skin from light to dark (0–1 RGB): textured occluders take skin tones along this line
+_SKIN_LIGHT = torch.tensor([0.96, 0.8, 0.69])
+_SKIN_DARK = torch.tensor([0.33, 0.21, 0.15])
+
+
+def _shape(
+    xy: torch.Tensor,
+    size: int,
+    gen: torch.Generator,
+    scale: float = 1.0,
+    soft_px: tuple[float, float] = (0.6, 2.5),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A random occluder outline (ellipse, bar, hand or polygon edge) at ``scale`` × its base
+    size, its edge ``soft_px`` wide: (alpha (S,S), centre (2,), direction (2,))."""
     s = float(size)
-    soft = _rand(gen, 0.6, 2.5)
+    soft = _rand(gen, *soft_px)
     kind = int(torch.randint(4, (1,), generator=gen))
     centre = torch.tensor([_rand(gen, 0.1, 0.9) * s, _rand(gen, 0.1, 0.9) * s])
     angle = _rand(gen, 0, math.pi)
@@ -252,14 +272,15 @@ def occluder(size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tenso
     if kind == 0:  # ellipse: a cup, a microphone head
         rel = xy - centre
         across = torch.stack([-direction[1], direction[0]])
-        u = (rel * direction).sum(-1) / (_rand(gen, 0.08, 0.3) * s)
-        v = (rel * across).sum(-1) / (_rand(gen, 0.05, 0.2) * s)
+        u = (rel * direction).sum(-1) / (_rand(gen, 0.08, 0.3) * scale * s)
+        v = (rel * across).sum(-1) / (_rand(gen, 0.05, 0.2) * scale * s)
         alpha = ((1 - torch.sqrt(u * u + v * v)) * 8 / soft).clamp(0, 1)
     elif kind == 1:  # bar: a finger, a pen, a strand of hair, a boom pole
         half = direction * _rand(gen, 0.2, 0.8) * s
-        alpha = _capsule(xy, centre - half, centre + half, _rand(gen, 0.01, 0.08) * s, soft)
+        radius = _rand(gen, 0.01, 0.08) * scale * s
+        alpha = _capsule(xy, centre - half, centre + half, radius, soft)
     elif kind == 2:  # hand: a palm and four or five fingers
-        palm_r = _rand(gen, 0.1, 0.18) * s
+        palm_r = _rand(gen, 0.1, 0.18) * scale * s
         alpha = _capsule(xy, centre, centre - direction * palm_r * 0.6, palm_r, soft)
         across = torch.stack([-direction[1], direction[0]])
         for f in range(int(torch.randint(4, 6, (1,), generator=gen))):
@@ -275,6 +296,14 @@ def occluder(size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tenso
         alpha = (offset / soft + 0.5).clamp(0, 1)
         second = torch.tensor([math.cos(angle + 1.2), math.sin(angle + 1.2)])
         alpha = alpha * (((xy - centre) * second).sum(-1) / soft + 0.5).clamp(0, 1)
+    return alpha, centre, direction
+
+
+def occluder(size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random occluder: (shade (3,S,S), alpha (1,S,S)) — ellipse, bar, hand or polygon."""
+    xy = _pixel_grid(size)
+    s = float(size)
+    alpha, centre, direction = _shape(xy, size, gen)
     fill = int(torch.randint(4, (1,), generator=gen))
     colour = torch.rand(3, 1, 1, generator=gen)
     if torch.rand(1, generator=gen) < 0.45:  # skin tones: the hard case, a hand like the face
@@ -288,3 +317,58 @@ def occluder(size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tenso
         stripes = torch.sin(ramp * _rand(gen, 0.2, 1.5)) * _rand(gen, 0.05, 0.25)
         shade = shade + stripes[None]
     return shade.clamp(0, 1), alpha[None]
+
+
+def textured_occluder(
+    size: int, gen: torch.Generator, skin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random occluder as something in front of a face really looks: (shade (3,S,S),
+    alpha (1,S,S)).
+
+    Against :func:`occluder`: up to two and a half times the size (a hand is about a face
+    wide), edges from aliased to soft, and a fill that is most often skin — the face's own
+    colour ``skin`` (3,) or a tone anywhere from light to dark skin — lit by a smooth random
+    field, with a random fine texture (waves, grain) and creases: the texture a face model
+    could take for skin, which it must still leave alone.
+    """
+    xy = _pixel_grid(size)
+    alpha, _, _ = _shape(xy, size, gen, scale=_rand(gen, 1.0, 2.5), soft_px=(0.3, 2.0))
+    pick = _rand(gen)
+    if pick < 0.4:  # the face's own colour: the hardest case
+        colour = skin * (1 + (torch.rand(3, generator=gen) * 2 - 1) * 0.04) * _rand(gen, 0.85, 1.2)
+    elif pick < 0.75:
+        tone = _rand(gen)
+        colour = (_SKIN_LIGHT + (_SKIN_DARK - _SKIN_LIGHT) * tone) * _rand(gen, 0.9, 1.1)
+    else:
+        colour = torch.rand(3, generator=gen)
+    shade = colour.reshape(3, 1, 1).expand(3, size, size).clone()
+    cells = int(torch.randint(2, 8, (1,), generator=gen))
+    light = torch.rand(1, 1, cells, cells, generator=gen) * 2 - 1
+    light = F.interpolate(light, size=(size, size), mode="bicubic", align_corners=False)[0]
+    shade = shade * (1 + _rand(gen, 0.05, 0.35) * light)
+    if _rand(gen) < 0.6:  # a fine texture: crossed waves at a random period and orientation
+        turn = _rand(gen, 0, math.pi)
+        u = xy[..., 0] * math.cos(turn) + xy[..., 1] * math.sin(turn)
+        v = xy[..., 1] * math.cos(turn) - xy[..., 0] * math.sin(turn)
+        waves = torch.sin(u / _rand(gen, 2.0, 20.0) + _rand(gen, 0, 6.3)) * torch.cos(
+            v / _rand(gen, 2.0, 20.0) + _rand(gen, 0, 6.3)
+        )
+        shade = shade * (1 + _rand(gen, 0.03, 0.2) * waves)[None]
+    for _ in range(int(torch.randint(0, 6, (1,), generator=gen))):  # creases: thin dark lines
+        a = torch.tensor([_rand(gen) * size, _rand(gen) * size])
+        turn = _rand(gen, 0, 2 * math.pi)
+        b = a + torch.tensor([math.cos(turn), math.sin(turn)]) * _rand(gen, 0.05, 0.4) * size
+        line = _capsule(xy, a, b, _rand(gen, 0.3, 1.2), 1.0)
+        shade = shade * (1 - _rand(gen, 0.1, 0.4) * line)[None]
+    grain = torch.randn(3, size, size, generator=gen) * _rand(gen, 0.0, 0.03)
+    return (shade + grain).clamp(0, 1), alpha[None]
+
+
+def _pixel_grid(size: int) -> torch.Tensor:
+    """(S,S,2): every pixel's (x, y)."""
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32),
+        torch.arange(size, dtype=torch.float32),
+        indexing="ij",
+    )
+    return torch.stack([xs, ys], -1)

@@ -28,7 +28,7 @@ from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS, target_age_map
 from agecast.training.faceset import Faceset
 from agecast.training.losses import dssim
-from agecast.training.reage_data import AgedFaces, ReageAugment, load_aged
+from agecast.training.reage_data import AgedFaces, OccluderStyle, ReageAugment, load_aged
 from agecast.training.reage_model import AGE_SCALE, FAMILY, ReageConfig, ReageNet
 from agecast.training.train import (
     CHECKPOINT,
@@ -62,6 +62,7 @@ class ReageOptions:
     init_from: str | None = None  # start from another reage run's weights (new data, same net)
     occluders: float = 0.5  # share of training samples with a synthetic occluder
     occluder_weight: float = 0.0  # extra loss weight on occluder pixels (leave them alone)
+    occluder_style: OccluderStyle = "shapes"  # "textured": face-sized, lit, creased skin-likes
 
 
 def _split(data: AgedFaces) -> tuple[AgedFaces, AgedFaces]:
@@ -226,7 +227,9 @@ def train_reage(
         opts.crop,
         device,
     )
-    aug = ReageAugment(crop=opts.crop, occluder_p=opts.occluders)
+    aug = ReageAugment(
+        crop=opts.crop, occluder_p=opts.occluders, occluder_style=opts.occluder_style
+    )
     net.train()
 
     def one_step(step: int) -> tuple[torch.Tensor, dict[str, float]]:
