@@ -58,4 +58,6 @@ py=$venv/bin/python
 "$py" -m ruff check server tests bench
 "$py" -m ruff format --check server tests bench
 "$py" -m mypy
+# the layers (pyproject.toml [tool.importlinter], ARCHITECTURE.md): no room imports one above it
+"$venv/bin/lint-imports"
 "$py" -m pytest -q "$@"

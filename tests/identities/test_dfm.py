@@ -18,8 +18,8 @@ from agecast.cli import app
 from agecast.errors import IdentityError
 from agecast.identities import IdentityModel, read_package
 from agecast.identities.dfm import DFM_OUTPUTS, import_dfm, write_dfm
-from agecast.identities.manifest import ConsentRecord
 from agecast.inference import get_backend
+from agecast.manifest import ConsentRecord
 
 from .conftest import PackageFactory, manifest_for, valid_consent
 

@@ -17,8 +17,8 @@ from agecast.errors import IdentityError
 from agecast.faces import estimate_affine, make_detector, template_points, warp_crop
 from agecast.identities import IdentityModel, read_package
 from agecast.identities.inswapper import arcface_normalisation, import_inswapper
-from agecast.identities.manifest import ConsentRecord
 from agecast.inference import get_backend
+from agecast.manifest import ConsentRecord
 from agecast.sources.astronaut import astronaut_rgb
 
 from .conftest import valid_consent

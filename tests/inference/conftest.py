@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
+from agecast.nets.df import FAMILY, AgeNet, ModelConfig, SwapNet
 from agecast.training.export import _write_onnx
-from agecast.training.model import FAMILY, AgeNet, ModelConfig, SwapNet
 
 SIZE = 64
 

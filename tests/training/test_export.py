@@ -14,8 +14,8 @@ from agecast.errors import IdentityError, TrainError
 from agecast.identities import IdentityModel, read_package
 from agecast.identities.dfm import import_dfm
 from agecast.inference import get_backend
+from agecast.nets.df import SwapNet
 from agecast.training.export import PARITY_LIMIT, ExportMeta, export_run
-from agecast.training.model import SwapNet
 from agecast.training.train import TrainOptions, load_checkpoint, train
 
 from .conftest import SIZE

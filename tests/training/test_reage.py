@@ -17,10 +17,10 @@ from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS
 from agecast.identities import IdentityModel, read_package
 from agecast.inference import get_backend
+from agecast.nets.reage import ReageConfig, ReageNet
 from agecast.training.export import PARITY_LIMIT, ExportMeta, export_run
 from agecast.training.faceset import Faceset
 from agecast.training.reage_data import ReageAugment, load_aged
-from agecast.training.reage_model import ReageConfig, ReageNet
 from agecast.training.reage_train import (
     ReageOptions,
     load_reage_checkpoint,

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from agecast.cli import app
 from agecast.errors import FacesetError, TrainError
-from agecast.training.model import AgeNet, ModelConfig, SwapNet
+from agecast.nets.df import AgeNet, ModelConfig, SwapNet
 from agecast.training.train import TrainOptions, load_checkpoint, train
 
 from .conftest import SIZE, jittered_faceset

@@ -12,10 +12,10 @@ import typer
 from agecast.cli.options import BackendOpt, Consent, ForceOpt, consent_flags
 from agecast.cli.output import console, fail
 from agecast.errors import AgecastError
-from agecast.identities.manifest import Purpose
+from agecast.manifest import Purpose
 
 if TYPE_CHECKING:
-    from agecast.identities.manifest import ConsentRecord
+    from agecast.manifest import ConsentRecord
 
 OutOpt = Annotated[Path | None, typer.Option(help="package folder (default models/ID)")]
 PurposeOpt = Annotated[

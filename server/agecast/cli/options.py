@@ -24,7 +24,7 @@ from agecast.errors import AgecastError
 from agecast.settings import Settings
 
 if TYPE_CHECKING:
-    from agecast.identities.manifest import ConsentRecord
+    from agecast.manifest import ConsentRecord
 
 Command = Callable[..., None]
 LogLevel = Literal["debug", "info", "warning", "error"]

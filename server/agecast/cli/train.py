@@ -13,7 +13,7 @@ import typer
 from agecast.cli.options import Consent, consent_flags
 from agecast.cli.output import command_line, console, fail
 from agecast.errors import AgecastError
-from agecast.identities.manifest import ColorMatch, Purpose
+from agecast.manifest import ColorMatch, Purpose
 from agecast.settings import DeviceName
 
 if TYPE_CHECKING:

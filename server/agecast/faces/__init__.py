@@ -22,8 +22,7 @@ if TYPE_CHECKING:
     from agecast.faces.detector import FaceDetector, make_detector
     from agecast.faces.smoothing import OneEuroFilter
 
-# name → module: imported on first use, so ``agecast.faces.template_names`` (read with every
-# manifest) does not pull in torch
+# name → module: imported on first use, so importing the package pulls in nothing heavy
 _LAZY = {
     **dict.fromkeys(
         ("TEMPLATES", "crop_region_in_frame", "estimate_affine", "invert_affine",

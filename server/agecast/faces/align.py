@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from agecast.faces.template_names import TEMPLATE_NAMES
+from agecast.manifest import TEMPLATE_NAMES
 
 # The standard 5-point ArcFace template for a 112×112 crop (insightface ``arcface_dst``), in
 # crop pixels: left eye, right eye, nose, left mouth corner, right mouth corner.

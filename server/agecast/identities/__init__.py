@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agecast.identities.manifest import Manifest
 from agecast.identities.package import IdentityPackage, discover, read_package, resolve
+from agecast.manifest import Manifest
 
 if TYPE_CHECKING:
     from agecast.identities.runtime import IdentityModel, SwapResult

@@ -51,13 +51,6 @@ from onnx import TensorProto, helper, numpy_helper
 from pydantic import ValidationError
 
 from agecast.errors import BackendError, IdentityError
-from agecast.identities.manifest import (
-    MANIFEST_NAME,
-    ConsentRecord,
-    Manifest,
-    Purpose,
-    TensorDecl,
-)
 from agecast.identities.package import (
     IdentityPackage,
     check_contract,
@@ -67,6 +60,13 @@ from agecast.identities.package import (
     verify_files,
 )
 from agecast.inference.base import Backend
+from agecast.manifest import (
+    MANIFEST_NAME,
+    ConsentRecord,
+    Manifest,
+    Purpose,
+    TensorDecl,
+)
 
 log = logging.getLogger(__name__)
 

@@ -44,9 +44,9 @@ from agecast.identities.dfm import (
     tensor_dims,
     write_package,
 )
-from agecast.identities.manifest import ConsentRecord, Purpose
 from agecast.identities.package import sha256_file
 from agecast.inference.base import Backend
+from agecast.manifest import ConsentRecord, Purpose
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from agecast.errors import BackendError, IdentityError
-from agecast.identities.manifest import MANIFEST_NAME, Manifest, TensorDecl
 from agecast.inference.base import Backend, Model, TensorSpec
+from agecast.manifest import MANIFEST_NAME, Manifest, TensorDecl
 
 log = logging.getLogger(__name__)
 

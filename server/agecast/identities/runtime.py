@@ -8,9 +8,9 @@ import torch
 
 from agecast.faces.align import template_points
 from agecast.faces.regions import REGIONS, region_maps, target_age_map
-from agecast.identities.manifest import Manifest, Normalisation
 from agecast.identities.package import IdentityPackage, load_model
 from agecast.inference.base import Backend, Model
+from agecast.manifest import Manifest, Normalisation
 
 AGE_MAP_SCALE = 100.0  # age maps hold years / 100 (agecast-reage)
 

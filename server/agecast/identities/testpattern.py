@@ -16,8 +16,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from agecast.faces.align import template_points
-from agecast.identities.manifest import MANIFEST_NAME
 from agecast.identities.package import sha256_file
+from agecast.manifest import MANIFEST_NAME
 
 IDENTITY_ID = "testpattern"
 CROP_SIZE = 256

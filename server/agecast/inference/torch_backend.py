@@ -27,7 +27,7 @@ from agecast.errors import BackendError
 from agecast.inference.base import Backend, Model, TensorSpec
 
 if TYPE_CHECKING:
-    from agecast.identities.manifest import Manifest, TensorRole
+    from agecast.manifest import Manifest, TensorRole
 
 log = logging.getLogger(__name__)
 
@@ -233,12 +233,12 @@ class TorchBackend(Backend):
 
 
 # A family's network from its family_config: (module, input roles in its argument order,
-# output roles in its result order). Training modules are imported only when a network is built.
+# output roles in its result order). The nets are imported only when one is built.
 Network: TypeAlias = "tuple[torch.nn.Module, tuple[TensorRole, ...], tuple[TensorRole, ...]]"
 
 
 def _swapnet(config: dict[str, Any]) -> Network:
-    from agecast.training.model import AgeNet, ModelConfig, SwapNet
+    from agecast.nets.df import AgeNet, ModelConfig, SwapNet
 
     model_config = ModelConfig.from_dict(config)
     inputs: tuple[TensorRole, ...] = ("face", "age") if model_config.age else ("face",)
@@ -246,13 +246,12 @@ def _swapnet(config: dict[str, Any]) -> Network:
 
 
 def _reagenet(config: dict[str, Any]) -> Network:
-    from agecast.training.reage_model import ReageConfig, ReageNet
+    from agecast.nets.reage import ReageConfig, ReageNet
 
     return ReageNet(ReageConfig.from_dict(config)), ("face", "age_map"), ("face", "delta", "mask")
 
 
-# agecast.training.model.FAMILY and agecast.training.reage_model.FAMILY, without importing
-# training until a network is built
+# agecast.nets.df.FAMILY and agecast.nets.reage.FAMILY, without importing a net until one is built
 FAMILIES: dict[str, Callable[[dict[str, Any]], Network]] = {
     "agecast-df": _swapnet,
     "agecast-reage": _reagenet,
@@ -262,7 +261,7 @@ _FAMILY_NAMES = " and ".join(FAMILIES)
 
 def _manifest_beside(model: Path | bytes) -> Manifest | None:
     """The identity manifest naming ``model`` as its model file, or None."""
-    from agecast.identities.manifest import MANIFEST_NAME, Manifest
+    from agecast.manifest import MANIFEST_NAME, Manifest
 
     if not isinstance(model, Path):
         return None

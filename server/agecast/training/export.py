@@ -26,20 +26,20 @@ from PIL import Image
 
 from agecast import __version__
 from agecast.errors import TrainError
-from agecast.identities.manifest import (
+from agecast.identities.package import check_contract, read_package
+from agecast.identities.runtime import IdentityModel
+from agecast.inference import get_backend
+from agecast.manifest import (
     MANIFEST_NAME,
     ColorMatch,
     ConsentRecord,
     Manifest,
     Purpose,
 )
-from agecast.identities.package import check_contract, read_package
-from agecast.identities.runtime import IdentityModel
-from agecast.inference import get_backend
+from agecast.nets.df import FAMILY, SwapNet
+from agecast.nets.reage import FAMILY as REAGE_FAMILY
 from agecast.training.data import load_faces
 from agecast.training.faceset import Faceset
-from agecast.training.model import FAMILY, SwapNet
-from agecast.training.reage_model import FAMILY as REAGE_FAMILY
 from agecast.training.train import RunRecord, load_checkpoint
 
 log = logging.getLogger(__name__)

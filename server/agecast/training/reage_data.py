@@ -29,9 +29,9 @@ from torch.nn import functional as F
 
 from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS, mouth_interior, region_maps
+from agecast.nets.reage import AGE_SCALE
 from agecast.training.data import face_mask
 from agecast.training.faceset import Faceset
-from agecast.training.reage_model import AGE_SCALE
 
 
 @dataclass(slots=True)

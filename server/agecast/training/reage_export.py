@@ -17,12 +17,12 @@ from PIL import Image
 
 from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS
-from agecast.identities.manifest import MANIFEST_NAME, Manifest
 from agecast.identities.package import check_contract, read_package
 from agecast.identities.runtime import IdentityModel
 from agecast.inference import get_backend
+from agecast.manifest import MANIFEST_NAME, Manifest
+from agecast.nets.reage import FAMILY, ReageNet
 from agecast.training.export import PARITY_LIMIT, ExportMeta, ExportReport, _held_out
-from agecast.training.reage_model import FAMILY, ReageNet
 from agecast.training.reage_train import load_reage_checkpoint
 from agecast.training.train import RunRecord
 

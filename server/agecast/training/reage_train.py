@@ -26,10 +26,10 @@ import torch
 
 from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS, target_age_map
+from agecast.nets.reage import AGE_SCALE, FAMILY, ReageConfig, ReageNet
 from agecast.training.faceset import Faceset
 from agecast.training.losses import dssim
 from agecast.training.reage_data import AgedFaces, OccluderStyle, ReageAugment, load_aged
-from agecast.training.reage_model import AGE_SCALE, FAMILY, ReageConfig, ReageNet
 from agecast.training.train import (
     CHECKPOINT,
     HELD_OUT_EVERY,

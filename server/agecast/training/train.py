@@ -36,10 +36,10 @@ import torch
 from PIL import Image
 
 from agecast.errors import TrainError
+from agecast.nets.df import AgeNet, ModelConfig
 from agecast.training.data import Augment, FaceTensors, load_faces
 from agecast.training.faceset import Faceset
 from agecast.training.losses import face_loss, mask_loss
-from agecast.training.model import AgeNet, ModelConfig
 
 log = logging.getLogger(__name__)
 

@@ -43,6 +43,19 @@ Purpose = Literal["likeness", "demo", "tooling"]
 ColorMatch = Literal["rct", "rct-lab", "none"]
 
 
+# The alignment templates a manifest may name (torch-free: ``agecast identity list`` reads
+# manifests and nothing heavier). Their points are in :data:`agecast.faces.align.TEMPLATES`,
+# which checks it has these.
+TEMPLATE_NAMES = (
+    "arcface_112",
+    "arcface_128",
+    "ffhq",
+    "dfl_full_face",
+    "dfl_whole_face",
+    "dfl_head",
+)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -146,8 +159,6 @@ class CropDecl(_Strict):
     @field_validator("template")
     @classmethod
     def _five_points(cls, v: str | list[tuple[float, float]]) -> str | list[tuple[float, float]]:
-        from agecast.faces.template_names import TEMPLATE_NAMES  # torch-free
-
         if isinstance(v, list) and len(v) != 5:
             raise ValueError("a template given as points needs exactly 5 (x, y) pairs in 0–1")
         if isinstance(v, str) and v not in TEMPLATE_NAMES:
