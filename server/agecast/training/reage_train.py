@@ -16,8 +16,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,10 @@ from agecast.training.train import (
     Loop,
     Progress,
     RunRecord,
+    checked_checkpoint,
     fit,
     pick_train_device,
+    restore,
     run_options,
 )
 
@@ -153,6 +154,54 @@ def preview_grid(net: ReageNet, held: AgedFaces, rows: int = 3) -> np.ndarray:
     return (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
 
 
+def _init_from(
+    net: ReageNet, start: Path, config: ReageConfig, device: torch.device, command: str
+) -> str:
+    """Start ``net`` from another run's weights; returns the command line with that run's own
+    (the run started from is part of how this one was made)."""
+    loaded, _ = load_reage_checkpoint(start, device)
+    if loaded.config != config:
+        raise TrainError(f"--init-from {start} has model {loaded.config}, this run {config}")
+    net.load_state_dict(loaded.state_dict())
+    return f"{RunRecord.load(start).command}\n{command}"
+
+
+def _stepper(
+    net: ReageNet,
+    opt: torch.optim.Optimizer,
+    train_set: AgedFaces,
+    held: AgedFaces,
+    opts: ReageOptions,
+    gen: torch.Generator,
+    device: torch.device,
+) -> tuple[Callable[[int], tuple[torch.Tensor, dict[str, float]]], Callable[[], np.ndarray]]:
+    """One training step of an agecast-reage run (loss, its parts), and its preview grid."""
+    aug = ReageAugment(
+        crop=opts.crop, occluder_p=opts.occluders, occluder_style=opts.occluder_style
+    )
+
+    def one_step(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        for group in opt.param_groups:  # cosine decay to a tenth over the planned steps
+            group["lr"] = opts.lr * (0.55 + 0.45 * math.cos(math.pi * step / opts.steps))
+        b = aug.batch(train_set, opts.batch, gen)
+        return reage_loss(
+            net,
+            b.face.to(device),
+            b.age_maps.to(device),
+            b.target.to(device),
+            b.mask.to(device),
+            b.occluded.to(device),
+            opts.occluder_weight,
+        )
+
+    def preview() -> np.ndarray:
+        grid = preview_grid(net.cpu(), held)
+        net.to(device)
+        return grid
+
+    return one_step, preview
+
+
 def train_reage(
     src: Path,
     dst: Path,
@@ -182,39 +231,18 @@ def train_reage(
     torch.manual_seed(opts.seed)
     if resume:
         record = RunRecord.load(run)
-        net, state = load_reage_checkpoint(run, device)
-        if net.config != config:
-            raise TrainError(f"{run}'s checkpoint has model {net.config}, the run expects {config}")
+        net, state = checked_checkpoint(run, load_reage_checkpoint(run, device), config)
     else:
         run.mkdir(parents=True, exist_ok=True)
         net, state = ReageNet(config).to(device), {}
         if opts.init_from:
-            start, _ = load_reage_checkpoint(Path(opts.init_from), device)
-            if start.config != config:
-                raise TrainError(
-                    f"--init-from {opts.init_from} has model {start.config}, this run {config}"
-                )
-            net.load_state_dict(start.state_dict())
-            # the run started from is part of how this one was made: keep its command too
-            command = f"{RunRecord.load(Path(opts.init_from)).command}\n{command}"
-        record = RunRecord(
-            src=str(src),
-            dst=str(dst),
-            template=footage.template,
-            options=asdict(opts),
-            config=config.to_dict(),
-            age_range=[min(ages), max(ages)],
-            held_out=held.files,
-            paired=True,
-            command=command,
-            device=str(device),
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
-            family=FAMILY,
-        )
+            command = _init_from(net, Path(opts.init_from), config, device, command)
+        record = RunRecord.new(
+            src, dst, footage.template, opts, config, device, age_range=[min(ages), max(ages)],
+            held_out=held.files, paired=True, command=command, family=FAMILY,
+        )  # fmt: skip
     opt = torch.optim.AdamW(net.parameters(), lr=opts.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    if state:
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
+    restore(opt, gen, state)
     log.info(
         "training %s (%s): %d faces × %d ages (%s), %d held out, %dpx crops, %dpx windows on %s",
         run,
@@ -227,30 +255,8 @@ def train_reage(
         opts.crop,
         device,
     )
-    aug = ReageAugment(
-        crop=opts.crop, occluder_p=opts.occluders, occluder_style=opts.occluder_style
-    )
     net.train()
-
-    def one_step(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        for group in opt.param_groups:  # cosine decay to a tenth over the planned steps
-            group["lr"] = opts.lr * (0.55 + 0.45 * math.cos(math.pi * step / opts.steps))
-        b = aug.batch(train_set, opts.batch, gen)
-        return reage_loss(
-            net,
-            b.face.to(device),
-            b.age_maps.to(device),
-            b.target.to(device),
-            b.mask.to(device),
-            b.occluded.to(device),
-            opts.occluder_weight,
-        )
-
-    def preview() -> np.ndarray:
-        grid = preview_grid(net.cpu(), held)
-        net.to(device)
-        return grid
-
+    one_step, preview = _stepper(net, opt, train_set, held, opts, gen, device)
     fit(
         run,
         record,

@@ -74,6 +74,28 @@ class Progress:
     steps_per_s: float
 
 
+N = TypeVar("N", bound=torch.nn.Module)
+
+
+def checked_checkpoint(
+    run: Path, loaded: tuple[N, dict[str, Any]], config: Any
+) -> tuple[N, dict[str, Any]]:
+    """A resumed run's network and state, if its model is the one the run expects."""
+    net, state = loaded
+    if getattr(net, "config", None) != config:
+        raise TrainError(
+            f"{run}'s checkpoint has model {getattr(net, 'config', None)}, the run expects {config}"
+        )
+    return net, state
+
+
+def restore(opt: torch.optim.Optimizer, gen: torch.Generator, state: dict[str, Any]) -> None:
+    """A resumed run's optimiser and random state (nothing for a new run)."""
+    if state:
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+
+
 @dataclass(slots=True)
 class RunRecord:
     """``run.json``."""
@@ -98,6 +120,18 @@ class RunRecord:
         tmp = run / (RUN_FILE + ".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2))
         os.replace(tmp, run / RUN_FILE)
+
+    @classmethod
+    def new(
+        cls, src: Path, dst: Path, template: str, options: Any, config: Any, device: torch.device,
+        **fields: Any,
+    ) -> RunRecord:  # fmt: skip
+        """A new run's record: ``options`` and ``config`` are the run's dataclasses."""
+        return cls(
+            src=str(src), dst=str(dst), template=template, options=asdict(options),
+            config=config.to_dict(), device=str(device),
+            created=datetime.now(UTC).isoformat(timespec="seconds"), **fields,
+        )  # fmt: skip
 
     @classmethod
     def load(cls, run: Path) -> RunRecord:
@@ -282,6 +316,42 @@ def preview_grid(net: AgeNet, data: _Data, device: torch.device, rows: int = 4) 
     return (grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
 
+def _stepper(
+    net: AgeNet, data: _Data, opts: TrainOptions, gen: torch.Generator, device: torch.device
+) -> Callable[[int], tuple[torch.Tensor, dict[str, float]]]:
+    """One training step of an agecast-df run: (loss, its parts)."""
+    aug = Augment()
+    images = {k: getattr(data, k).images.to(device) for k in ("src", "dst")}
+    masks = {k: getattr(data, k).masks.to(device) for k in ("src", "dst")}
+    src_ages = _age01(data.src.ages, data.age_range)
+
+    def one_step(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        si = torch.randint(len(data.src), (opts.batch,), generator=gen)
+        di = torch.randint(len(data.dst), (opts.batch,), generator=gen)
+        src_draw = aug.draw(opts.batch, opts.resolution, gen)
+        dst_draw = aug.draw(opts.batch, opts.resolution, gen)
+        s_in, s_t, s_m = aug.apply(src_draw, images["src"][si], masks["src"][si])
+        d_in, d_t, d_m = aug.apply(dst_draw, images["dst"][di], masks["dst"][di])
+        age = src_ages[si].to(device) if src_ages is not None else None
+        loss_d, _ = _branch(net.dst(net.latent(d_in)), d_t, d_m)
+        losses = {"dst": loss_d.item()}
+        if data.pairs is None:
+            loss_s, parts_s = _branch(net.src(net.latent(s_in), age), s_t, s_m)
+            losses["src"] = loss_s.item()
+        else:
+            # Paired: the src face's own footage face, augmented exactly like it, must
+            # decode to it. This trains the src decoder on the same targets as the src
+            # branch would, from the inputs the swap will see, so it replaces that branch.
+            pd = data.pairs[si]
+            p_in, _, _ = aug.apply(src_draw, images["dst"][pd], masks["dst"][pd])
+            loss_s, parts_s = _branch(net.src(net.latent(p_in), age), s_t, s_m)
+            losses["paired"] = loss_s.item()
+        losses.update({f"src_{k}": v for k, v in parts_s.items()})
+        return loss_s + loss_d, losses
+
+    return one_step
+
+
 def train(
     src: Path,
     dst: Path,
@@ -312,29 +382,17 @@ def train(
     torch.manual_seed(opts.seed)
     if resume:
         record = RunRecord.load(run)
-        net, state = load_checkpoint(run, device)
-        if net.config != config:
-            raise TrainError(f"{run}'s checkpoint has model {net.config}, the run expects {config}")
+        net, state = checked_checkpoint(run, load_checkpoint(run, device), config)
     else:
         run.mkdir(parents=True, exist_ok=True)
         net, state = AgeNet(config).to(device), {}
-        record = RunRecord(
-            src=str(src),
-            dst=str(dst),
-            template=dst_set.template,
-            options=asdict(opts),
-            config=config.to_dict(),
+        record = RunRecord.new(
+            src, dst, dst_set.template, opts, config, device,
             age_range=list(data.age_range) if data.age_range else None,
-            held_out=data.held_out.files,
-            paired=data.pairs is not None,
-            command=command,
-            device=str(device),
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
+            held_out=data.held_out.files, paired=data.pairs is not None, command=command,
+        )  # fmt: skip
     opt = torch.optim.AdamW(net.parameters(), lr=opts.lr, betas=(0.5, 0.999), weight_decay=0.0)
-    if state:
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
+    restore(opt, gen, state)
     log.info(
         "training %s: %d src, %d dst (%d held out) faces at %dpx on %s%s%s",
         run,
@@ -346,36 +404,8 @@ def train(
         f", ages {data.age_range[0]:g}–{data.age_range[1]:g}" if data.age_range else "",
         ", paired" if data.pairs is not None else "",
     )
-    aug = Augment()
-    images = {k: getattr(data, k).images.to(device) for k in ("src", "dst")}
-    masks = {k: getattr(data, k).masks.to(device) for k in ("src", "dst")}
-    src_ages = _age01(data.src.ages, data.age_range)
     net.train()
-
-    def one_step(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        si = torch.randint(len(data.src), (opts.batch,), generator=gen)
-        di = torch.randint(len(data.dst), (opts.batch,), generator=gen)
-        src_draw = aug.draw(opts.batch, opts.resolution, gen)
-        dst_draw = aug.draw(opts.batch, opts.resolution, gen)
-        s_in, s_t, s_m = aug.apply(src_draw, images["src"][si], masks["src"][si])
-        d_in, d_t, d_m = aug.apply(dst_draw, images["dst"][di], masks["dst"][di])
-        age = src_ages[si].to(device) if src_ages is not None else None
-        loss_d, _ = _branch(net.dst(net.latent(d_in)), d_t, d_m)
-        losses = {"dst": loss_d.item()}
-        if data.pairs is None:
-            loss_s, parts_s = _branch(net.src(net.latent(s_in), age), s_t, s_m)
-            losses["src"] = loss_s.item()
-        else:
-            # Paired: the src face's own footage face, augmented exactly like it, must
-            # decode to it. This trains the src decoder on the same targets as the src
-            # branch would, from the inputs the swap will see, so it replaces that branch.
-            pd = data.pairs[si]
-            p_in, _, _ = aug.apply(src_draw, images["dst"][pd], masks["dst"][pd])
-            loss_s, parts_s = _branch(net.src(net.latent(p_in), age), s_t, s_m)
-            losses["paired"] = loss_s.item()
-        losses.update({f"src_{k}": v for k, v in parts_s.items()})
-        return loss_s + loss_d, losses
-
+    one_step = _stepper(net, data, opts, gen, device)
     fit(
         run,
         record,
