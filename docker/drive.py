@@ -1,0 +1,217 @@
+"""Drives a running agecast container the way an operator would (used by docker/test.sh).
+
+Run with the project's venv (httpx, websockets and PyAV come from the lock)::
+
+    python docker/drive.py first-picture URL TOKEN --since EPOCH --session FILE
+    python docker/drive.py record URL --session FILE --scene S --take T --seconds 3
+    python docker/drive.py start URL --session FILE --scene S --take T
+    python docker/drive.py after-restart URL --session FILE --take-id ID --viewer-link LINK
+    python docker/drive.py take URL --session FILE --take-id ID --status STATUS
+    python docker/drive.py plays FILE.mp4 --frames N
+
+Each step prints one JSON line of what it saw and exits 1, saying why, when the container does
+not behave. Only the monitor's own address is ever contacted (127.0.0.1 in the test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from websockets.asyncio.client import connect
+
+log = logging.getLogger("agecast.docker.drive")
+COOKIE = "agecast_session"
+
+
+class Failed(Exception):
+    """The container did not do what an operator needs."""
+
+
+def sign_in(url: str, token: str) -> str:
+    """The session cookie a sign-in link's token is exchanged for."""
+    reply = httpx.get(f"{url}/", params={"token": token}, follow_redirects=False, timeout=30)
+    cookie = reply.cookies.get(COOKIE)
+    if reply.status_code != 303 or not cookie:
+        raise Failed(f"signing in failed: HTTP {reply.status_code} {reply.text[:200]}")
+    return cookie
+
+
+def client(url: str, cookie: str) -> httpx.Client:
+    return httpx.Client(base_url=url, cookies={COOKIE: cookie}, timeout=30)
+
+
+async def pictures(url: str, cookie: str, count: int, timeout_s: float) -> float:
+    """Wait for ``count`` pictures on /ws/monitor; the wall time the first one arrived."""
+    ws_url = url.replace("http", "ws", 1) + "/ws/monitor"
+    headers = {"Cookie": f"{COOKIE}={cookie}"}
+    first = 0.0
+    async with connect(ws_url, additional_headers=headers, max_size=None, compression=None) as ws:
+        hello = json.loads(await asyncio.wait_for(ws.recv(), timeout_s))
+        if hello.get("type") != "hello":
+            raise Failed(f"/ws/monitor's first message is not its hello: {hello}")
+        got = 0
+        while got < count:
+            message = await asyncio.wait_for(ws.recv(), timeout_s)
+            if isinstance(message, bytes) and message:
+                got += 1
+                first = first or time.time()
+    return first
+
+
+def frames_flowing(http: httpx.Client) -> dict[str, Any]:
+    """/api/status twice, a second apart: frames must have gone out in between."""
+    before = http.get("/api/status").json()
+    time.sleep(1.0)
+    after = http.get("/api/status").json()
+    if after["frames_out"] <= before["frames_out"]:
+        raise Failed(f"/api/status shows no frames flowing: frames_out {before['frames_out']} "
+                     f"then {after['frames_out']}")  # fmt: skip
+    return after
+
+
+def first_picture(args: argparse.Namespace) -> dict[str, Any]:
+    cookie = sign_in(args.url, args.token)
+    Path(args.session).write_text(cookie)
+    first = asyncio.run(pictures(args.url, cookie, 10, args.timeout))
+    status = frames_flowing(client(args.url, cookie))
+    return {
+        "first_picture_s": round(first - args.since, 2),
+        "fps_out": status["fps_out"],
+        "frames_out": status["frames_out"],
+        "backend": status.get("backend"),
+    }
+
+
+def record(args: argparse.Namespace) -> dict[str, Any]:
+    http = client(args.url, Path(args.session).read_text())
+    started = http.post("/api/takes/record", json={"scene": args.scene, "take": args.take})
+    if started.status_code != 200:
+        raise Failed(f"recording refused: HTTP {started.status_code} {started.text[:300]}")
+    time.sleep(args.seconds)
+    stopped = http.post("/api/takes/stop")
+    if stopped.status_code != 200:
+        raise Failed(f"stopping the take failed: HTTP {stopped.status_code} {stopped.text[:300]}")
+    take = stopped.json()
+    if take["status"] != "complete" or take["frames"] < 10:
+        raise Failed(f"the take did not finish well: {take}")
+    return {
+        "take": take["id"], "frames": take["frames"], "seconds": take["seconds"],
+        "dropped_frames": take["dropped_frames"],
+    }  # fmt: skip
+
+
+def start(args: argparse.Namespace) -> dict[str, Any]:
+    """Start a take and leave it recording (the test then stops or kills the container)."""
+    http = client(args.url, Path(args.session).read_text())
+    started = http.post("/api/takes/record", json={"scene": args.scene, "take": args.take})
+    if started.status_code != 200:
+        raise Failed(f"recording refused: HTTP {started.status_code} {started.text[:300]}")
+    time.sleep(args.seconds)
+    return {"take": started.json()["id"]}
+
+
+def take_status(args: argparse.Namespace) -> dict[str, Any]:
+    """A take's status (its status must start with ``--status``) and frame count."""
+    reply = client(args.url, Path(args.session).read_text()).get(f"/api/takes/{args.take_id}")
+    if reply.status_code != 200:
+        raise Failed(f"take {args.take_id}: HTTP {reply.status_code} {reply.text[:300]}")
+    take = reply.json()
+    if not take["status"].startswith(args.status) or take["frames"] < 1:
+        raise Failed(f"take {args.take_id} is {take['status']!r} with {take['frames']} frames; "
+                     f"expected {args.status!r} with frames")  # fmt: skip
+    return {"take": take["id"], "frames": take["frames"], "status": take["status"]}
+
+
+def after_restart(args: argparse.Namespace) -> dict[str, Any]:
+    cookie = Path(args.session).read_text()
+    http = client(args.url, cookie)
+    listed = http.get("/api/takes")
+    if listed.status_code != 200:
+        raise Failed(f"the session from before the restart is refused: HTTP {listed.status_code}")
+    takes = {t["id"]: t for t in listed.json()["takes"]}
+    take = takes.get(args.take_id)
+    if take is None:
+        raise Failed(f"take {args.take_id} is gone after the restart (takes: {sorted(takes)})")
+    if take["status"] != "complete":
+        raise Failed(f"take {args.take_id} is {take['status']!r} after the restart, not complete")
+    token = parse_qs(urlsplit(args.viewer_link).query)["token"][0]
+    viewer = sign_in(args.url, token)  # the link made before the restart still signs in
+    asyncio.run(pictures(args.url, viewer, 5, args.timeout))
+    frames_flowing(http)
+    return {"take": take["id"], "frames": take["frames"], "status": take["status"]}
+
+
+def plays(args: argparse.Namespace) -> dict[str, Any]:
+    import av
+
+    with av.open(args.file) as container:
+        decoded = sum(1 for _ in container.decode(video=0))
+    if decoded != args.frames:
+        raise Failed(f"{args.file}: {decoded} frames decode, the take says {args.frames}")
+    return {"file": Path(args.file).name, "frames": decoded}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    steps = parser.add_subparsers(dest="step", required=True)
+    step = steps.add_parser("first-picture")
+    step.add_argument("url")
+    step.add_argument("token")
+    step.add_argument("--since", type=float, required=True, help="epoch of `compose up`")
+    step.add_argument("--session", required=True, help="file the session cookie is kept in")
+    step.add_argument("--timeout", type=float, default=60.0)
+    step.set_defaults(run=first_picture)
+    step = steps.add_parser("record")
+    step.add_argument("url")
+    step.add_argument("--session", required=True)
+    step.add_argument("--scene", default="docker")
+    step.add_argument("--take", default="1")
+    step.add_argument("--seconds", type=float, default=3.0)
+    step.set_defaults(run=record)
+    step = steps.add_parser("start")
+    step.add_argument("url")
+    step.add_argument("--session", required=True)
+    step.add_argument("--scene", default="docker")
+    step.add_argument("--take", required=True)
+    step.add_argument("--seconds", type=float, default=2.0, help="recorded before returning")
+    step.set_defaults(run=start)
+    step = steps.add_parser("take")
+    step.add_argument("url")
+    step.add_argument("--session", required=True)
+    step.add_argument("--take-id", required=True)
+    step.add_argument("--status", required=True)
+    step.set_defaults(run=take_status)
+    step = steps.add_parser("after-restart")
+    step.add_argument("url")
+    step.add_argument("--session", required=True)
+    step.add_argument("--take-id", required=True)
+    step.add_argument("--viewer-link", required=True)
+    step.add_argument("--timeout", type=float, default=60.0)
+    step.set_defaults(run=after_restart)
+    step = steps.add_parser("plays")
+    step.add_argument("file")
+    step.add_argument("--frames", type=int, required=True)
+    step.set_defaults(run=plays)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="drive: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        result = args.run(args)
+    except (Failed, httpx.HTTPError, OSError, TimeoutError, KeyError) as exc:
+        log.error("%s: %s", args.step, exc)
+        return 1
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
