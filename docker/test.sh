@@ -132,6 +132,31 @@ agecast_log "building $IMAGE on $BASE"
   agecast_die "the image build failed (see above)"
 image_bytes=$(docker image inspect -f '{{.Size}}' "$IMAGE")
 
+# --- a wrong setting; a stop during start-up ---------------------------------------------------
+set +e
+bad=$(docker run --rm -e AGECAST_BLEND=7 "$IMAGE" 2>&1)
+bad_rc=$?
+set -e
+[ "$bad_rc" = 2 ] && [ "$(printf '%s\n' "$bad" | grep -c '^error: ')" = 1 ] &&
+  printf '%s\n' "$bad" | grep -q '^error: .*blend must be at most 1' ||
+  agecast_die "AGECAST_BLEND=7 should stop the container with one 'error:' line and exit 2; got $bad_rc: $bad"
+agecast_log "a wrong setting stops it with one line: $(printf '%s\n' "$bad" | grep '^error: ')"
+# a UDP source with no sender holds the start-up at opening it: `docker stop` then
+starting=$(docker run -d "$IMAGE" --source udp://127.0.0.1:5004)
+for _ in $(seq 1 240); do
+  docker logs "$starting" 2>&1 | grep -q 'built pipeline' && break
+  sleep 0.25
+done
+stop_at=$("$py" -c 'import time; print(time.time())')
+docker stop -t 30 "$starting" >/dev/null
+startup_stop_s=$("$py" -c "import time; print(round(time.time() - $stop_at, 2))")
+startup_rc=$(docker inspect -f '{{.State.ExitCode}}' "$starting")
+startup_log=$(docker logs "$starting" 2>&1)
+docker rm -v "$starting" >/dev/null
+[ "$startup_rc" = 0 ] && printf '%s\n' "$startup_log" | grep -q 'stopped during start-up' ||
+  agecast_die "docker stop during start-up should end the server with exit code 0; got $startup_rc after ${startup_stop_s} s"
+agecast_log "docker stop during start-up: exit 0 after $startup_stop_s s"
+
 # --- run it with compose ---------------------------------------------------------------------
 work=$(mktemp -d)
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -243,9 +268,9 @@ stop_s=$("$py" -c "import time; print(round(time.time() - $stop_start, 2))")
 exit_code=$(docker inspect -f '{{.State.ExitCode}}' "$(container)")
 [ "$exit_code" = 0 ] || agecast_die "the server exited with $exit_code on SIGTERM (docker stop), not 0"
 
-result=$("$py" - "$first" "$image_bytes" "$healthy_s" "$stop_s" "$BASE" "$take" <<'EOF'
+result=$("$py" - "$first" "$image_bytes" "$healthy_s" "$stop_s" "$BASE" "$take" "$startup_stop_s" <<'EOF'
 import json, os, platform, sys, time
-first, size, healthy, stop, base, take = sys.argv[1:]
+first, size, healthy, stop, base, take, startup_stop = sys.argv[1:]
 first = json.loads(first)
 print(json.dumps({
     "command": "bash docker/test.sh",
@@ -255,7 +280,7 @@ print(json.dumps({
     "image_bytes": int(size), "image_gb": round(int(size) / 1e9, 2),
     "first_picture_s": first["first_picture_s"], "healthy_s": float(healthy),
     "backend": first["backend"], "fps_out": first["fps_out"],
-    "take": json.loads(take), "stop_s": float(stop),
+    "take": json.loads(take), "stop_s": float(stop), "stop_during_startup_s": float(startup_stop),
 }, indent=2))
 EOF
 )

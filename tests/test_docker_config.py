@@ -1,6 +1,7 @@
 """The container's settings are real settings: every AGECAST_ variable that docker/compose.yaml,
 docker/Dockerfile or docker/entrypoint.sh sets or reads is one agecast knows, and together they
-load (an unknown one stops the server before it starts; issue 21). No Docker needed."""
+load (an unknown one stops the server before it starts: issue 21; this replaces the regex
+check of compose.yaml that was in tests/security/test_low_findings.py). No Docker needed."""
 
 from __future__ import annotations
 
