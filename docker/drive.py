@@ -71,7 +71,7 @@ def frames_flowing(http: httpx.Client) -> dict[str, Any]:
     """/api/status twice, a second apart: frames must have gone out in between."""
     before = http.get("/api/status").json()
     time.sleep(1.0)
-    after = http.get("/api/status").json()
+    after: dict[str, Any] = http.get("/api/status").json()
     if after["frames_out"] <= before["frames_out"]:
         raise Failed(f"/api/status shows no frames flowing: frames_out {before['frames_out']} "
                      f"then {after['frames_out']}")  # fmt: skip
@@ -91,12 +91,18 @@ def first_picture(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def record(args: argparse.Namespace) -> dict[str, Any]:
+def start_take(args: argparse.Namespace) -> tuple[httpx.Client, str]:
+    """Start recording take ``args.scene``/``args.take``, then let it record ``args.seconds``."""
     http = client(args.url, Path(args.session).read_text())
     started = http.post("/api/takes/record", json={"scene": args.scene, "take": args.take})
     if started.status_code != 200:
         raise Failed(f"recording refused: HTTP {started.status_code} {started.text[:300]}")
     time.sleep(args.seconds)
+    return http, str(started.json()["id"])
+
+
+def record(args: argparse.Namespace) -> dict[str, Any]:
+    http, _ = start_take(args)
     stopped = http.post("/api/takes/stop")
     if stopped.status_code != 200:
         raise Failed(f"stopping the take failed: HTTP {stopped.status_code} {stopped.text[:300]}")
@@ -111,12 +117,7 @@ def record(args: argparse.Namespace) -> dict[str, Any]:
 
 def start(args: argparse.Namespace) -> dict[str, Any]:
     """Start a take and leave it recording (the test then stops or kills the container)."""
-    http = client(args.url, Path(args.session).read_text())
-    started = http.post("/api/takes/record", json={"scene": args.scene, "take": args.take})
-    if started.status_code != 200:
-        raise Failed(f"recording refused: HTTP {started.status_code} {started.text[:300]}")
-    time.sleep(args.seconds)
-    return {"take": started.json()["id"]}
+    return {"take": start_take(args)[1]}
 
 
 def take_status(args: argparse.Namespace) -> dict[str, Any]:

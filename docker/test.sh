@@ -92,9 +92,10 @@ make_debian_base() {
   tar -C "$rootfs" -c . | docker import - "$BASE" >/dev/null
   rm -rf "$rootfs"
 }
+base_made=false
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   case "$BASE" in
-    local/debian:bookworm) make_debian_base ;;
+    local/debian:bookworm) make_debian_base && base_made=true ;;
     *) agecast_die "base image $BASE is not here (no registry is asked: load or build it first)" ;;
   esac
 fi
@@ -128,8 +129,10 @@ cert=${PIP_CERT:-$(pip_get cert)}
 [ -z "$cert" ] || [ ! -f "$cert" ] || build_args+=(--secret "id=pip_cert,src=$cert")
 
 agecast_log "building $IMAGE on $BASE"
+build_at=$(date +%s)
 "${build[@]}" -f docker/Dockerfile -t "$IMAGE" "${build_args[@]}" . ||
   agecast_die "the image build failed (see above)"
+build_s=$(($(date +%s) - build_at))
 image_bytes=$(docker image inspect -f '{{.Size}}' "$IMAGE")
 
 # --- a wrong setting; a stop during start-up ---------------------------------------------------
@@ -268,15 +271,17 @@ stop_s=$("$py" -c "import time; print(round(time.time() - $stop_start, 2))")
 exit_code=$(docker inspect -f '{{.State.ExitCode}}' "$(container)")
 [ "$exit_code" = 0 ] || agecast_die "the server exited with $exit_code on SIGTERM (docker stop), not 0"
 
-result=$("$py" - "$first" "$image_bytes" "$healthy_s" "$stop_s" "$BASE" "$take" "$startup_stop_s" <<'EOF'
+result=$("$py" - "$first" "$image_bytes" "$healthy_s" "$stop_s" "$BASE" "$take" "$startup_stop_s" \
+  "$build_s" "$base_made" <<'EOF'
 import json, os, platform, sys, time
-first, size, healthy, stop, base, take, startup_stop = sys.argv[1:]
+first, size, healthy, stop, base, take, startup_stop, build, made = sys.argv[1:]
 first = json.loads(first)
 print(json.dumps({
     "command": "bash docker/test.sh",
     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     "machine": f"{os.cpu_count()} cores, {platform.machine()}, shared (load {os.getloadavg()[0]:.1f})",
-    "image": "agecast:cpu", "base": base, "lock": "requirements/cpu.txt",
+    "image": "agecast:cpu", "base": base, "base_made_now": made == "true",
+    "lock": "requirements/cpu.txt", "build_s": int(build),
     "image_bytes": int(size), "image_gb": round(int(size) / 1e9, 2),
     "first_picture_s": first["first_picture_s"], "healthy_s": float(healthy),
     "backend": first["backend"], "fps_out": first["fps_out"],
