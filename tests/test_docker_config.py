@@ -8,16 +8,17 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 
-from agecast.cli import LOG_LEVELS
+from agecast.cli.options import LogLevel
 from agecast.errors import SettingsError
 from agecast.inference.registry import available_backends
 from agecast.settings import Settings, env_names
 
+LOG_LEVELS = get_args(LogLevel)
 DOCKER = Path(__file__).resolve().parents[1] / "docker"
 # ${NAME:-default} / ${NAME-default} / ${NAME}: compose's interpolation, with its default
 _ENV_ITEM = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|'[^']*'|\S+)")
