@@ -272,12 +272,12 @@ exit_code=$(docker inspect -f '{{.State.ExitCode}}' "$(container)")
 [ "$exit_code" = 0 ] || agecast_die "the server exited with $exit_code on SIGTERM (docker stop), not 0"
 
 result=$("$py" - "$first" "$image_bytes" "$healthy_s" "$stop_s" "$BASE" "$take" "$startup_stop_s" \
-  "$build_s" "$base_made" <<'EOF'
+  "$build_s" "$base_made" "bash docker/test.sh${json_out:+ --json $json_out}" <<'EOF'
 import json, os, platform, sys, time
-first, size, healthy, stop, base, take, startup_stop, build, made = sys.argv[1:]
+first, size, healthy, stop, base, take, startup_stop, build, made, command = sys.argv[1:]
 first = json.loads(first)
 print(json.dumps({
-    "command": "bash docker/test.sh",
+    "command": command,
     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     "machine": f"{os.cpu_count()} cores, {platform.machine()}, shared (load {os.getloadavg()[0]:.1f})",
     "image": "agecast:cpu", "base": base, "base_made_now": made == "true",
