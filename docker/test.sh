@@ -140,9 +140,10 @@ set +e
 bad=$(docker run --rm -e AGECAST_BLEND=7 "$IMAGE" 2>&1)
 bad_rc=$?
 set -e
-[ "$bad_rc" = 2 ] && [ "$(printf '%s\n' "$bad" | grep -c '^error: ')" = 1 ] &&
-  printf '%s\n' "$bad" | grep -q '^error: .*blend must be at most 1' ||
+if [ "$bad_rc" != 2 ] || [ "$(printf '%s\n' "$bad" | grep -c '^error: ')" != 1 ] ||
+  ! printf '%s\n' "$bad" | grep -q '^error: .*blend must be at most 1'; then
   agecast_die "AGECAST_BLEND=7 should stop the container with one 'error:' line and exit 2; got $bad_rc: $bad"
+fi
 agecast_log "a wrong setting stops it with one line: $(printf '%s\n' "$bad" | grep '^error: ')"
 # a UDP source with no sender holds the start-up at opening it: `docker stop` then
 starting=$(docker run -d "$IMAGE" --source udp://127.0.0.1:5004)
@@ -156,8 +157,9 @@ startup_stop_s=$("$py" -c "import time; print(round(time.time() - $stop_at, 2))"
 startup_rc=$(docker inspect -f '{{.State.ExitCode}}' "$starting")
 startup_log=$(docker logs "$starting" 2>&1)
 docker rm -v "$starting" >/dev/null
-[ "$startup_rc" = 0 ] && printf '%s\n' "$startup_log" | grep -q 'stopped during start-up' ||
+if [ "$startup_rc" != 0 ] || ! printf '%s\n' "$startup_log" | grep -q 'stopped during start-up'; then
   agecast_die "docker stop during start-up should end the server with exit code 0; got $startup_rc after ${startup_stop_s} s"
+fi
 agecast_log "docker stop during start-up: exit 0 after $startup_stop_s s"
 
 # --- run it with compose ---------------------------------------------------------------------
@@ -186,8 +188,8 @@ container() { # the service's container, running or stopped (for compose v1 and 
 }
 # The sign-in URL the server prints once it has started (the newest in the log).
 wait_for_token() {
-  local line="" i
-  for i in $(seq 1 240); do
+  local line=""
+  for _ in $(seq 1 240); do
     line=$(docker logs "$(container)" 2>/dev/null | grep -a 'agecast monitor: ' | tail -n1 || true)
     if [ -n "$line" ] && [ "$line" != "${1:-}" ]; then
       printf '%s\n' "$line"
@@ -200,8 +202,8 @@ wait_for_token() {
   agecast_die "no sign-in URL in the container's log after 60 s"
 }
 wait_healthy() {
-  local i state=""
-  for i in $(seq 1 120); do
+  local state=""
+  for _ in $(seq 1 120); do
     state=$(docker inspect -f '{{.State.Health.Status}}' "$(container)")
     [ "$state" = healthy ] && return 0
     sleep 1
