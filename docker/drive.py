@@ -2,7 +2,7 @@
 
 Run with the project's venv (httpx, websockets and PyAV come from the lock)::
 
-    python docker/drive.py first-picture URL TOKEN --since EPOCH --session FILE
+    python docker/drive.py first-picture URL TOKEN --since EPOCH --session FILE   (and the page)
     python docker/drive.py record URL --session FILE --scene S --take T --seconds 3
     python docker/drive.py start URL --session FILE --scene S --take T
     python docker/drive.py after-restart URL --session FILE --take-id ID --viewer-link LINK
@@ -82,7 +82,11 @@ def first_picture(args: argparse.Namespace) -> dict[str, Any]:
     cookie = sign_in(args.url, args.token)
     Path(args.session).write_text(cookie)
     first = asyncio.run(pictures(args.url, cookie, 10, args.timeout))
-    status = frames_flowing(client(args.url, cookie))
+    http = client(args.url, cookie)
+    page = http.get("/")  # the monitor's page, from the image's monitor_ui/
+    if page.status_code != 200 or "<html" not in page.text.lower():
+        raise Failed(f"the monitor page is not served: HTTP {page.status_code} {page.text[:200]}")
+    status = frames_flowing(http)
     return {
         "first_picture_s": round(first - args.since, 2),
         "fps_out": status["fps_out"],
