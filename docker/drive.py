@@ -165,47 +165,44 @@ def plays(args: argparse.Namespace) -> dict[str, Any]:
     return {"file": Path(args.file).name, "frames": decoded}
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     steps = parser.add_subparsers(dest="step", required=True)
-    step = steps.add_parser("first-picture")
-    step.add_argument("url")
-    step.add_argument("token")
-    step.add_argument("--since", type=float, required=True, help="epoch of `compose up`")
-    step.add_argument("--session", required=True, help="file the session cookie is kept in")
-    step.add_argument("--timeout", type=float, default=60.0)
-    step.set_defaults(run=first_picture)
-    step = steps.add_parser("record")
-    step.add_argument("url")
-    step.add_argument("--session", required=True)
-    step.add_argument("--scene", default="docker")
-    step.add_argument("--take", default="1")
-    step.add_argument("--seconds", type=float, default=3.0)
-    step.set_defaults(run=record)
-    step = steps.add_parser("start")
-    step.add_argument("url")
-    step.add_argument("--session", required=True)
-    step.add_argument("--scene", default="docker")
-    step.add_argument("--take", required=True)
-    step.add_argument("--seconds", type=float, default=2.0, help="recorded before returning")
-    step.set_defaults(run=start)
-    step = steps.add_parser("take")
-    step.add_argument("url")
-    step.add_argument("--session", required=True)
-    step.add_argument("--take-id", required=True)
-    step.add_argument("--status", required=True)
-    step.set_defaults(run=take_status)
-    step = steps.add_parser("after-restart")
-    step.add_argument("url")
-    step.add_argument("--session", required=True)
-    step.add_argument("--take-id", required=True)
-    step.add_argument("--viewer-link", required=True)
-    step.add_argument("--timeout", type=float, default=60.0)
-    step.set_defaults(run=after_restart)
-    step = steps.add_parser("plays")
-    step.add_argument("file")
-    step.add_argument("--frames", type=int, required=True)
-    step.set_defaults(run=plays)
+
+    def step(name: str, run: Any, *args: str) -> argparse.ArgumentParser:
+        """A step against the server at ``url``, signed in with the cookie in ``--session``."""
+        sub = steps.add_parser(name)
+        sub.add_argument("url")
+        for arg in args:
+            sub.add_argument(arg)
+        sub.add_argument("--session", required=True, help="file the session cookie is kept in")
+        sub.add_argument("--timeout", type=float, default=60.0)
+        sub.set_defaults(run=run)
+        return sub
+
+    step("first-picture", first_picture, "token").add_argument(
+        "--since", type=float, required=True, help="epoch of `compose up`"
+    )
+    for name, run, seconds in (("record", record, 3.0), ("start", start, 2.0)):
+        sub = step(name, run)
+        sub.add_argument("--scene", default="docker")
+        sub.add_argument("--take", default="1")
+        sub.add_argument("--seconds", type=float, default=seconds, help="recorded (s)")
+    sub = step("take", take_status)
+    sub.add_argument("--take-id", required=True)
+    sub.add_argument("--status", required=True)
+    sub = step("after-restart", after_restart)
+    sub.add_argument("--take-id", required=True)
+    sub.add_argument("--viewer-link", required=True)
+    sub = steps.add_parser("plays")
+    sub.add_argument("file")
+    sub.add_argument("--frames", type=int, required=True)
+    sub.set_defaults(run=plays)
+    return parser
+
+
+def main() -> int:
+    parser = _parser()
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="drive: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
