@@ -80,13 +80,26 @@ $err"
 # agecast itself (editable, no dependencies: they all came from the lock). Skipped when DIR was
 # last installed from the same lock and pyproject.toml.
 agecast_install_lock() {
-  local dir=$1 lock=$2 stamp want torch_req pip first
+  local dir=$1 lock=$2 stamp want pip
   [ -f "$lock" ] || agecast_die "no lock file $lock: run 'bash scripts/lock.sh' to make it"
   stamp="$dir/.agecast-lock"
   want=$(cat "$lock" pyproject.toml | sha256sum | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     return 0
   fi
+  pip=("$dir/bin/python" -m pip)
+  agecast_install_deps "$dir" "$lock"
+  "${pip[@]}" install -qq --no-deps --no-build-isolation -e . ||
+    agecast_die "installing agecast itself (editable) into $dir failed"
+  "${pip[@]}" check >&2 || agecast_die "the installed set in $dir is inconsistent (pip check)"
+  printf '%s\n' "$want" >"$stamp"
+}
+
+# Every package of LOCK into the venv DIR, hash-checked (not agecast itself: the container
+# image installs these in a layer of their own, before the project's code is copied in).
+agecast_install_deps() {
+  local dir=$1 lock=$2 torch_req pip first
+  [ -f "$lock" ] || agecast_die "no lock file $lock: run 'bash scripts/lock.sh' to make it"
   pip=("$dir/bin/python" -m pip)
   agecast_log "installing $lock into $dir (hash-checked)"
   # torch first and on its own: its CPU build is not on PyPI. Pip takes it from a local wheel
@@ -111,10 +124,6 @@ It comes from
   # -qq: errors only (a machine's pip configuration may add an index that warns per package)
   "${pip[@]}" install -qq --require-hashes -r "$lock" ||
     agecast_die "installing $lock failed (see pip's message above)"
-  "${pip[@]}" install -qq --no-deps --no-build-isolation -e . ||
-    agecast_die "installing agecast itself (editable) into $dir failed"
-  "${pip[@]}" check >&2 || agecast_die "the installed set in $dir is inconsistent (pip check)"
-  printf '%s\n' "$want" >"$stamp"
 }
 
 # The sample group photo the cast tests and bench use (requirements/samples.txt): the insightface

@@ -294,8 +294,13 @@ class _TomlSource(PydanticBaseSettingsSource):
 _OTHER_ENV = {"AGECAST_CONFIG", "AGECAST_CACHE_DIR", "AGECAST_LOG_LEVEL"}
 
 
+def env_names() -> frozenset[str]:
+    """Every ``AGECAST_*`` variable agecast reads: one per setting, and the few read elsewhere."""
+    return frozenset({f"AGECAST_{name.upper()}" for name in Settings.model_fields} | _OTHER_ENV)
+
+
 def _check_env_names() -> None:
-    known = {f"AGECAST_{name.upper()}" for name in Settings.model_fields} | _OTHER_ENV
+    known = env_names()
     unknown = sorted(
         k for k in os.environ if k.upper().startswith("AGECAST_") and k.upper() not in known
     )

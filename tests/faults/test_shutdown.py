@@ -165,3 +165,41 @@ def test_serve_exits_with_code_0(
 ) -> None:
     result = shutdowns[case]
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_sigterm_while_starting_up_ends_it_with_code_0(tmp_path: Path) -> None:
+    """`docker stop` while the server still starts (it is PID 1 there, where a signal without
+    a handler is dropped and Docker kills it after its grace period): the start-up ends, exit 0.
+    A UDP source with no sender holds the start-up at opening it for seconds."""
+    env = {**os.environ, "AGECAST_STATE_DIR": str(tmp_path / "state")}
+    command = [
+        sys.executable, "-m", "agecast.cli", "serve", "--source",
+        f"udp://127.0.0.1:{_free_udp_port()}", "--identity", "testpattern",
+        "--port", str(free_port()),
+    ]  # fmt: skip
+    err_path = tmp_path / "stderr"
+    with err_path.open("wb") as err:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err)
+        try:
+            deadline = time.monotonic() + 90
+            while "built pipeline" not in err_path.read_text(errors="replace"):
+                assert proc.poll() is None and time.monotonic() < deadline, err_path.read_text()
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)  # the source is still being opened
+            returncode = proc.wait(EXIT_WITHIN_S * 3)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        printed = proc.stdout.read().decode() if proc.stdout else ""
+    assert returncode == 0, err_path.read_text()[-2000:]
+    assert "agecast monitor:" not in printed  # it never served
+    assert "stopped during start-up" in err_path.read_text()

@@ -7,8 +7,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
-import re
 import socket
 import time
 from pathlib import Path
@@ -21,11 +19,8 @@ from websockets.exceptions import InvalidStatus
 from agecast.api import serve
 from agecast.api.auth import CHURN_PER_MINUTE, COOKIE, Auth
 from agecast.errors import SettingsError
-from agecast.settings import Settings
 from tests.api.conftest import Running
 from tests.identities.conftest import PackageFactory
-
-COMPOSE = Path(__file__).resolve().parents[2] / "docker" / "compose.yaml"
 
 
 def test_an_empty_secret_file_cannot_be_used_to_forge_cookies(tmp_path: Path) -> None:
@@ -121,19 +116,6 @@ def test_signing_out_ends_the_session(server: Running) -> None:
     assert httpx.get(server.base + "/api/status", cookies={COOKIE: cookie}).status_code == 401
     events = server.auth.audit.path.read_text()
     assert '"event": "logout"' in events
-
-
-def test_the_container_starts_with_the_compose_files_settings(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    pairs = re.findall(r'^\s+(AGECAST_[A-Z0-9_]+):\s*"?([^"\n]*)"?$', COMPOSE.read_text(), re.M)
-    assert pairs, "docker/compose.yaml sets no AGECAST_ variables"
-    for key in [k for k in os.environ if k.startswith("AGECAST_")]:
-        monkeypatch.delenv(key)
-    for name, value in pairs:
-        assert name.removeprefix("AGECAST_").lower() in Settings.model_fields, name
-        monkeypatch.setenv(name, value)
-    Settings.load()  # what the container's `agecast serve` does first
 
 
 def test_a_slowloris_client_is_cut_off(server: Running, monkeypatch: pytest.MonkeyPatch) -> None:

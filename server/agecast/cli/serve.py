@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from agecast.cli.options import settings_flags
-from agecast.cli.output import console, fail
+from agecast.cli.output import console, fail, log
 from agecast.errors import AgecastError
 from agecast.settings import Settings
 
@@ -43,6 +43,10 @@ def serve(
     Off this machine, WebCodecs needs https: pass --tls-cert/--tls-key
     (`agecast certs selfsigned` makes a pair for a LAN).
     """
+    # First: SIGTERM while the models load ends the start-up too. In a container the server is
+    # PID 1, and the kernel drops a signal PID 1 has no handler for: `docker stop` would wait
+    # its grace period out and kill it.
+    signal.signal(signal.SIGTERM, _sigterm)
     from agecast.api.app import create_app
     from agecast.api.auth import Auth
     from agecast.serving import record_address
@@ -84,6 +88,17 @@ def _open(settings: Settings, host: str, port: int) -> tuple[list[LiveService], 
         for service in services:
             service.stop()
         raise fail(exc) from exc
+    except KeyboardInterrupt:  # SIGTERM or Ctrl-C before serving: nothing was served yet
+        for service in services:
+            service.stop()
+        log.info("stopped during start-up")
+        raise typer.Exit(code=0) from None
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    # uvicorn re-raises the signal it stopped on, killing the process (exit -15) after a clean
+    # shutdown; ending as on Ctrl-C gives exit 0.
+    raise KeyboardInterrupt
 
 
 def _run_server(
@@ -98,12 +113,6 @@ def _run_server(
 
     from agecast.api.serve import uvicorn_options
 
-    def _sigterm(signum: int, frame: object) -> None:
-        # uvicorn re-raises the signal it stopped on, killing the process (exit -15) after a
-        # clean shutdown; ending as on Ctrl-C gives exit 0.
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _sigterm)
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=host, port=port, log_level="warning", ssl_certfile=tls[0],
