@@ -1,10 +1,11 @@
 """Routing faces to cast members on the live path.
 
 Each face track is checked against the cast when it starts and every ``recheck_frames`` frames
-after (not every frame: SFace costs ~40 ms a face on one CPU core). Live, the embeddings are
-computed on a worker thread: the frame thread only cuts the 112-px crops (~0.2 ms a face) and
-picks up finished results, so recognition costs the live path almost nothing, and a new track
-stays *pending* (left as the plate) for the frame or two its first check takes. Offline (render,
+after (not every frame: SFace costs 20–40 ms a face on one CPU core). Live, the check runs on a
+worker thread, crop and embedding both: the frame thread only hands over the frame (its pixels
+are never written after capture) and the face's landmarks, and picks up finished results, so
+recognition costs the live path almost nothing; a new track stays *pending* (left as the
+plate) for the frame or two its first check takes. Offline (render,
 quality) the check runs in line, so every frame is decided the same way on every run.
 
 Results are applied on the frame thread only (:meth:`route`), so track states have one owner.
@@ -63,7 +64,7 @@ class _Worker:
     def __init__(self, recogniser: Recogniser, gallery: Gallery) -> None:
         self._recogniser, self._gallery = recogniser, gallery
         self._cond = threading.Condition()
-        self._jobs: dict[int, torch.Tensor] = {}
+        self._jobs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # track → (frame, points)
         self._done: list[tuple[int, dict[str, float]]] = []
         self._busy: set[int] = set()
         self._closed = False
@@ -71,9 +72,9 @@ class _Worker:
         self._thread = threading.Thread(target=self._run, name="agecast-recognise", daemon=True)
         self._thread.start()
 
-    def submit(self, track: int, crop: torch.Tensor) -> None:
+    def submit(self, track: int, image: torch.Tensor, landmarks5: torch.Tensor) -> None:
         with self._cond:
-            self._jobs[track] = crop
+            self._jobs[track] = (image, landmarks5)
             self._busy.add(track)
             self._cond.notify()
 
@@ -103,10 +104,10 @@ class _Worker:
                 self._cond.wait_for(lambda: self._jobs or self._closed)
                 if self._closed:
                     return
-                track, crop = self._jobs.popitem()
+                track, (image, landmarks5) = self._jobs.popitem()
             t0 = time.perf_counter()
             try:
-                embedding = self._recogniser.embed_crops(crop[None])[0]
+                embedding = self._recogniser.embed(image, landmarks5[None])[0]
                 scores = self._gallery.scores(embedding)
             except Exception:  # a failed check leaves the track as it was; it is retried
                 log.exception("recognising face track %d failed", track)
@@ -156,11 +157,9 @@ class CastRouter:
             for track, scores in self._worker.take():
                 if track in self._tracks:
                     self._tracks[track].update(scores, self.policy)
-        due = [f for f in faces if self._due(f.track_id)]
-        if due:
-            crops = self.recogniser.crops(image, torch.stack([f.landmarks5 for f in due]))
-            for face, crop in zip(due, crops, strict=True):
-                self._check(face.track_id, crop.cpu())
+        for face in faces:
+            if self._due(face.track_id):
+                self._check(face.track_id, image, face.landmarks5)
         seen = {f.track_id for f in faces}
         for gone in set(self._tracks) - seen:
             if self._frame - self._last_check.get(gone, 0) > 4 * self.recheck_frames:
@@ -176,13 +175,13 @@ class CastRouter:
             return False
         return self._frame - self._last_check.get(track, 0) >= self.recheck_frames
 
-    def _check(self, track: int, crop: torch.Tensor) -> None:
+    def _check(self, track: int, image: torch.Tensor, landmarks5: torch.Tensor) -> None:
         self._last_check[track] = self._frame
         if self._worker is not None:
-            self._worker.submit(track, crop)
+            self._worker.submit(track, image, landmarks5.clone())
             return
         t0 = time.perf_counter()
-        embedding = self.recogniser.embed_crops(crop[None])[0]
+        embedding = self.recogniser.embed(image, landmarks5[None])[0]
         self._tracks[track].update(self.gallery.scores(embedding), self.policy)
         self._inline_ms.append((time.perf_counter() - t0) * 1e3)
 

@@ -4,7 +4,7 @@ Each camera has its own source, tracker, identity model and pipeline threads; th
 (onnxruntime sessions' library, torch device, TensorRT runtime and plan cache) is built once.
 Faces of different cameras are not batched into one inference call yet.
 
-``serve`` gives each camera its own live service (``stream.live``); ``bench --cameras N``
+``serve`` gives each camera its own live service (``live.service``); ``bench --cameras N``
 measures them together.
 """
 
