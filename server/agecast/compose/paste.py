@@ -12,17 +12,23 @@ import torch.nn.functional as F
 
 
 def footprint(
-    affine: torch.Tensor, size: int, height: int, width: int
+    affine: torch.Tensor,
+    size: int,
+    height: int,
+    width: int,
+    box: tuple[int, int, int, int] | None = None,
 ) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1): the frame region the crop covers, clipped; empty if none."""
+    """(x0, y0, x1, y1): the frame region the crop covers (or the crop pixels ``box``,
+    (x0, y0, x1, y1) end-exclusive, of it), clipped; empty if none."""
     a = torch.cat([affine.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
     inv = torch.linalg.inv(a)[:2]
+    bx0, by0, bx1, by1 = box if box is not None else (0, 0, size, size)
     corners = torch.tensor(
         [
-            [-0.5, -0.5, 1.0],
-            [size - 0.5, -0.5, 1.0],
-            [-0.5, size - 0.5, 1.0],
-            [size - 0.5, size - 0.5, 1.0],
+            [bx0 - 0.5, by0 - 0.5, 1.0],
+            [bx1 - 0.5, by0 - 0.5, 1.0],
+            [bx0 - 0.5, by1 - 0.5, 1.0],
+            [bx1 - 0.5, by1 - 0.5, 1.0],
         ],
         dtype=torch.float64,
     )
@@ -35,13 +41,17 @@ def footprint(
 
 
 def _sample_into(
-    frame: torch.Tensor, planes: torch.Tensor, affine: torch.Tensor
+    frame: torch.Tensor,
+    planes: torch.Tensor,
+    affine: torch.Tensor,
+    box: tuple[int, int, int, int] | None = None,
 ) -> tuple[tuple[int, int, int, int], torch.Tensor | None]:
-    """``planes`` (C,S,S) in crop space resampled onto the frame pixels of the crop's footprint:
-    (region, (C,h,w) samples), or None where the crop misses the frame."""
+    """``planes`` (C,S,S) in crop space resampled onto the frame pixels of the crop's footprint
+    (of its pixels ``box`` only, when every plane is zero outside it): (region, (C,h,w)
+    samples), or None where the crop misses the frame."""
     size = planes.shape[-1]
     height, width = frame.shape[0], frame.shape[1]
-    x0, y0, x1, y1 = footprint(affine, size, height, width)
+    x0, y0, x1, y1 = footprint(affine, size, height, width, box)
     if x1 <= x0 or y1 <= y0:
         return (x0, y0, x0, y0), None
     device = frame.device
@@ -103,10 +113,30 @@ def paste_delta(
     if strength <= 0:
         x0, y0, _, _ = footprint(affine, delta.shape[-1], frame.shape[0], frame.shape[1])
         return x0, y0, x0, y0
-    (x0, y0, x1, y1), sampled = _sample_into(frame, delta * mask, affine)
+    planes = delta * mask
+    box = _nonzero_box(planes)
+    if box is None:  # nothing to add: the frame stays as it is
+        x0, y0, _, _ = footprint(affine, delta.shape[-1], frame.shape[0], frame.shape[1])
+        return x0, y0, x0, y0
+    (x0, y0, x1, y1), sampled = _sample_into(frame, planes, affine, box)
     if sampled is None:
         return x0, y0, x1, y1
     region = frame[y0:y1, x0:x1].permute(2, 0, 1).float()
     out = region + sampled * (255.0 * strength)
     frame[y0:y1, x0:x1] = out.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
+    return x0, y0, x1, y1
+
+
+def _nonzero_box(planes: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """The crop pixels (x0, y0, x1, y1), end-exclusive, holding every non-zero value of
+    ``planes`` (C,S,S), grown by one pixel (bilinear sampling reaches that far); None if all
+    zero. Pasting only there writes exactly what pasting the whole crop would: the rest adds 0."""
+    live = planes.abs().amax(0) > 0
+    rows = torch.nonzero(live.any(1)).flatten()
+    if rows.numel() == 0:
+        return None
+    cols = torch.nonzero(live.any(0)).flatten()
+    size = planes.shape[-1]
+    y0, y1 = max(0, int(rows[0]) - 1), min(size, int(rows[-1]) + 2)
+    x0, x1 = max(0, int(cols[0]) - 1), min(size, int(cols[-1]) + 2)
     return x0, y0, x1, y1
