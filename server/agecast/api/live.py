@@ -25,7 +25,7 @@ from agecast.api.guard import socket_session
 from agecast.api.metrics import render_metrics
 from agecast.api.sockets import (
     parse,
-    picture_codec,
+    picture_socket,
     public_reply,
     refuse,
     send_pictures,
@@ -121,15 +121,12 @@ async def _socket_camera(ws: WebSocket, state: AppState) -> LiveService | None:
 
 @router.websocket("/ws/monitor")
 async def monitor(ws: WebSocket) -> None:
-    codec = await picture_codec(ws)
-    if codec is None:
-        return
-    state = app_state(ws)
-    async with socket_session(ws, state.auth, "viewer") as session:
-        if session is not None:
+    async with picture_socket(ws) as admitted:
+        if admitted is not None:
+            state, link, codec = admitted
             service = await _socket_camera(ws, state)
             if service is not None:
-                await _monitor(ws, state, service, session.link, codec)
+                await _monitor(ws, state, service, link, codec)
 
 
 async def _monitor(

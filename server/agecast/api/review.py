@@ -36,10 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from agecast import __version__
 from agecast.api.auth import Auth, Link
-from agecast.api.deps import AppState, FirstCamera, app_state
+from agecast.api.deps import AppState, FirstCamera
 from agecast.api.deps import Viewer as SignedIn
-from agecast.api.guard import socket_session
-from agecast.api.sockets import parse, picture_codec, public_reply, refuse, send_pictures, texts
+from agecast.api.sockets import parse, picture_socket, public_reply, refuse, send_pictures, texts
 from agecast.compose.marks import Marker
 from agecast.errors import TakeError
 from agecast.media.encoder import encode_jpeg
@@ -168,13 +167,9 @@ def take_thumbnail(take: Annotated[Take, Depends(_take)], link: SignedIn) -> Res
 
 @router.websocket("/ws/review")
 async def review(ws: WebSocket) -> None:
-    codec = await picture_codec(ws)
-    if codec is None:
-        return
-    state = app_state(ws)
-    async with socket_session(ws, state.auth, "viewer") as session:
-        if session is not None:
-            await _admitted(ws, state, session.link, codec)
+    async with picture_socket(ws) as admitted:
+        if admitted is not None:
+            await _admitted(ws, *admitted)
 
 
 async def _admitted(ws: WebSocket, state: AppState, link: Link, codec: str) -> None:

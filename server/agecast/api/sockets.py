@@ -9,11 +9,14 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
-from agecast.api.guard import public
+from agecast.api.auth import Link
+from agecast.api.deps import AppState, app_state
+from agecast.api.guard import public, socket_session
 from agecast.media.fanout import Viewer
 
 log = logging.getLogger(__name__)
@@ -106,10 +109,16 @@ async def refuse(ws: WebSocket, code: int, error: str) -> None:
         pass
 
 
-async def picture_codec(ws: WebSocket) -> str | None:
-    """The picture socket's ``?codec=`` (h264 by default, or jpeg); anything else closes it."""
+@asynccontextmanager
+async def picture_socket(ws: WebSocket) -> AsyncIterator[tuple[AppState, Link, str] | None]:
+    """Admit a picture socket (``/ws/monitor``, ``/ws/review``): its ``?codec=`` (h264 by
+    default, or jpeg; anything else closes it) and a viewer's session (``guard``). Yields (app
+    state, link, codec), or None where it was refused and closed."""
     codec = ws.query_params.get("codec", "h264")
     if codec not in ("h264", "jpeg"):
         await ws.close(code=1008, reason="codec must be h264 or jpeg")
-        return None
-    return codec
+        yield None
+        return
+    state = app_state(ws)
+    async with socket_session(ws, state.auth, "viewer") as session:
+        yield None if session is None else (state, session.link, codec)

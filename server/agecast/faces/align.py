@@ -90,7 +90,9 @@ TEMPLATES: dict[str, torch.Tensor] = {
 }
 
 if tuple(TEMPLATES) != TEMPLATE_NAMES:  # the torch-free list manifests are checked against
-    raise ImportError(f"manifest.TEMPLATE_NAMES lists {TEMPLATE_NAMES}, align has {tuple(TEMPLATES)}")
+    raise ImportError(
+        f"manifest.TEMPLATE_NAMES lists {TEMPLATE_NAMES}, align has {tuple(TEMPLATES)}"
+    )
 
 
 def template_points(
