@@ -60,8 +60,12 @@ FamilyOpt = Annotated[
     ),
 ]
 OccludersOpt = Annotated[
-    float,
-    typer.Option(min=0.0, max=1.0, help=f"{_REAGE}share of samples with a synthetic occluder"),
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="share of samples with a synthetic occluder (default 0.5 agecast-reage, 0 agecast-df)",
+    ),
 ]
 OccluderWeightOpt = Annotated[
     float, typer.Option(min=0.0, help=f"{_REAGE}extra loss weight on occluder pixels")
@@ -99,7 +103,7 @@ def train(
     init_from: Annotated[
         Path | None, typer.Option(help=f"{_REAGE}start from this run's weights")
     ] = None,
-    occluders: OccludersOpt = 0.5,
+    occluders: OccludersOpt = None,
     occluder_weight: OccluderWeightOpt = 0.0,
     occluder_style: OccluderStyleOpt = OccluderStyle.SHAPES,
 ) -> None:
@@ -118,14 +122,16 @@ def train(
     if family is Family.REAGE:
         options = ReageOptions(
             **common, lr=lr or 1e-3, dims=dims, crop=crop,
-            init_from=str(init_from) if init_from else None, occluders=occluders,
+            init_from=str(init_from) if init_from else None,
+            occluders=0.5 if occluders is None else occluders,
             occluder_weight=occluder_weight, occluder_style=occluder_style.value,
         )  # fmt: skip
         run_training = train_reage
     else:
         options = TrainOptions(
-            **common, lr=lr or 2e-4, encoder_dims=encoder_dims, decoder_dims=decoder_dims, age=age
-        )
+            **common, lr=lr or 2e-4, encoder_dims=encoder_dims, decoder_dims=decoder_dims, age=age,
+            occluders=occluders or 0.0,
+        )  # fmt: skip
         run_training = run_df
     record = _with_progress(run_training, src, dst, out, options, resume=resume)
     last = record.history[-1]["loss"] if record.history else float("nan")

@@ -64,6 +64,9 @@ class TrainOptions:
     minutes: float | None = None  # stop (and checkpoint) after this much training time
     log_every: int = 100  # a log line with step, loss and speed (for runs without a terminal)
     threads: int = 0  # CPU threads for torch (0 = torch's default)
+    # share of samples whose swap input carries a synthetic occluder (hand, cup, hair…), with
+    # the target mask cut out under it: the model learns to leave what crosses a face alone
+    occluders: float = 0.0
 
 
 @dataclass(slots=True)
@@ -316,6 +319,24 @@ def preview_grid(net: AgeNet, data: _Data, device: torch.device, rows: int = 4) 
     return (grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
 
+def _occlude(
+    inp: torch.Tensor, mask: torch.Tensor, share: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``share`` of the batch with a synthetic occluder over the input and cut out of the
+    target mask (the swap's mask must leave it to the plate)."""
+    if share <= 0:
+        return inp, mask
+    from agecast.training.reage_data import occluder
+
+    inp, mask = inp.clone(), mask.clone()
+    size = inp.shape[-1]
+    for i in (torch.rand(inp.shape[0], generator=gen) < share).nonzero().flatten().tolist():
+        shade, alpha = (t.to(inp.device) for t in occluder(size, gen))
+        inp[i] = inp[i] + (shade - inp[i]) * alpha
+        mask[i] = mask[i] * (1 - alpha)
+    return inp, mask
+
+
 def _stepper(
     net: AgeNet, data: _Data, opts: TrainOptions, gen: torch.Generator, device: torch.device
 ) -> Callable[[int], tuple[torch.Tensor, dict[str, float]]]:
@@ -335,17 +356,15 @@ def _stepper(
         age = src_ages[si].to(device) if src_ages is not None else None
         loss_d, _ = _branch(net.dst(net.latent(d_in)), d_t, d_m)
         losses = {"dst": loss_d.item()}
-        if data.pairs is None:
-            loss_s, parts_s = _branch(net.src(net.latent(s_in), age), s_t, s_m)
-            losses["src"] = loss_s.item()
-        else:
+        if data.pairs is not None:
             # Paired: the src face's own footage face, augmented exactly like it, must
             # decode to it. This trains the src decoder on the same targets as the src
             # branch would, from the inputs the swap will see, so it replaces that branch.
             pd = data.pairs[si]
-            p_in, _, _ = aug.apply(src_draw, images["dst"][pd], masks["dst"][pd])
-            loss_s, parts_s = _branch(net.src(net.latent(p_in), age), s_t, s_m)
-            losses["paired"] = loss_s.item()
+            s_in, _, _ = aug.apply(src_draw, images["dst"][pd], masks["dst"][pd])
+        s_in, s_m = _occlude(s_in, s_m, opts.occluders, gen)
+        loss_s, parts_s = _branch(net.src(net.latent(s_in), age), s_t, s_m)
+        losses["src" if data.pairs is None else "paired"] = loss_s.item()
         losses.update({f"src_{k}": v for k, v in parts_s.items()})
         return loss_s + loss_d, losses
 
