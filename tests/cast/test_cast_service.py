@@ -66,3 +66,21 @@ def test_cast_off_or_empty_keeps_one_identity_for_the_main_face(cast: Cast, tmp_
         assert service_status.status()["cast"] is None
     finally:
         service_status.stop()
+
+
+def test_a_preset_keeps_and_restores_each_members_controls(cast: Cast, tmp_path: Path) -> None:
+    from agecast.live.presets import apply_preset, current_preset
+    from agecast.takes.presets import PresetStore
+
+    service = LiveService(cast.settings())
+    try:
+        service.control({"members": {"lead-a": {"age": 30.0, "bypass": True}}})
+        store = PresetStore(tmp_path)
+        store.save(current_preset(service, "scene-12"))
+        service.control({"members": {"lead-a": {"age": 70.0, "bypass": False}}})
+        status = apply_preset(service, store.get("scene-12"))
+        members = {m["name"]: m for m in status["cast"]["members"]}
+        assert (members["lead-a"]["age"], members["lead-a"]["bypass"]) == (30.0, True)
+        assert members["lead-b"]["identity"] == "demo-swap"  # the other member as it was
+    finally:
+        service.stop()

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from agecast import __version__
 from agecast.api.auth import Link
@@ -37,39 +37,11 @@ from agecast.errors import AgecastError, UnknownCamera
 from agecast.live.service import LiveService
 from agecast.live.status import Status
 from agecast.media.fanout import Viewer
+from agecast.pipeline.controls import Control
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
-
-
-class MemberControl(BaseModel):
-    """One cast member's controls (``members`` in :class:`Control`)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    identity: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
-    age: float | None = Field(None, ge=0, le=130)
-    blend: float | None = Field(None, ge=0, le=1)
-    bypass: bool | None = None
-
-
-class Control(BaseModel):
-    """Operator controls; every field optional, unknown fields rejected."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not "false"
-    bypass: bool | None = None
-    blend: float | None = Field(None, ge=0, le=1)
-    color_transfer: str | None = Field(None, pattern="^(auto|rct|rct-lab|none)$")
-    mask_feather: float | None = Field(None, ge=0, le=0.5)
-    layout: str | None = Field(None, pattern="^(side-by-side|aged|raw)$")
-    identity: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")  # installed id
-    ai_mark: bool | None = None
-    age: float | None = Field(None, ge=0, le=130)
-    # years per region (forehead, eyes, mouth, hair): {"eyes": -10} or a list of four
-    age_offsets: dict[str, float] | list[float] | None = None
-    camera: str | None = Field(None, min_length=1, max_length=16)  # default: the first
-    # the cast's members by name: {"lead-a": {"age": 40, "identity": "…"}}
-    members: dict[str, MemberControl] | None = Field(None, max_length=64)
 
 
 @router.get("/api/health")

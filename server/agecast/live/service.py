@@ -29,6 +29,7 @@ from agecast.media.fanout import Fanout, Message
 from agecast.media.protocol import FX_CODES, LAYOUT_CODES, Flags, FxCode, PictureHeader
 from agecast.pipeline.build import Built, build
 from agecast.pipeline.cameras import build_cameras
+from agecast.pipeline.controls import CONTROL_KEYS, LOOK_KEYS, MEMBER_KEYS
 from agecast.pipeline.fx import MemberLook
 from agecast.pipeline.metrics import Timings, percentiles
 from agecast.pipeline.runner import Output
@@ -39,10 +40,6 @@ from agecast.takes.recorder import Recorder
 from agecast.takes.store import Take, TakeInfo, TakeStore
 
 log = logging.getLogger(__name__)
-
-LOOK_KEYS = {"bypass", "blend", "color_transfer", "mask_feather", "ai_mark", "age", "age_offsets"}
-CONTROL_KEYS = LOOK_KEYS | {"layout", "identity", "members"}
-MEMBER_KEYS = {"identity", "age", "blend", "bypass"}
 
 
 def live_services(settings: Settings) -> list[LiveService]:

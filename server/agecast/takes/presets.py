@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agecast.age_offsets import parse_offsets
 from agecast.errors import SettingsError
+from agecast.pipeline.controls import MemberControl
 from agecast.settings import ColorTransfer, Settings
 from agecast.takes.store import NAME_RE, NAME_RULE, now_iso, write_json_atomic
 
@@ -26,16 +27,6 @@ PRESETS_FILE = "presets.json"
 VALUE_KEYS = (
     "identity", "age", "age_offsets", "blend", "color_transfer", "mask_feather", "members"
 )  # fmt: skip
-
-
-class MemberPreset(BaseModel):
-    """A cast member's controls in a preset (unset: the live value stays)."""
-
-    model_config = ConfigDict(extra="forbid")
-    identity: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
-    age: float | None = Field(None, ge=0, le=130)
-    blend: float | None = Field(None, ge=0, le=1)
-    bypass: bool | None = None
 
 
 class Preset(BaseModel):
@@ -50,7 +41,7 @@ class Preset(BaseModel):
     blend: float | None = Field(None, ge=0, le=1)
     color_transfer: ColorTransfer | None = None
     mask_feather: float | None = Field(None, ge=0, le=0.5)
-    members: dict[str, MemberPreset] | None = None  # the cast's controls, by member name
+    members: dict[str, MemberControl] | None = None  # the cast's controls, by member name
     created: str = Field(default_factory=now_iso)
 
     @field_validator("age_offsets", mode="before")

@@ -38,6 +38,7 @@ from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
 from agecast.media.avframe import Yuv420Patcher
 from agecast.pipeline.build import assemble, device_and_backend
+from agecast.pipeline.controls import LOOK_FIELDS
 from agecast.pipeline.fx import FaceFX, Look
 from agecast.pipeline.runner import Output, Pipeline
 from agecast.settings import Settings, explain
@@ -57,7 +58,6 @@ from agecast.takes.store import IdentityRef, RenderInfo, Take, now_iso, write_js
 
 log = logging.getLogger(__name__)
 
-LOOK_FIELDS = {f.name for f in dataclasses.fields(Look)}
 RENDER_KEYS = (
     "identity", "age", "age_offsets", "blend", "color_transfer", "mask_feather", "ai_mark",
 )  # fmt: skip
