@@ -25,6 +25,7 @@ class Frame:
     wall_ns: int
     pts_s: float | None = None
     yuv: object | None = None  # the decoded 4:2:0 picture (an av.VideoFrame) where there is one
+    replayed: Replayed | None = None  # a re-render's frame: what the take recorded for it
 
     @property
     def height(self) -> int:
@@ -33,6 +34,17 @@ class Frame:
     @property
     def width(self) -> int:
         return int(self.image.shape[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What a take recorded at one of its frames, for a re-render to do again: its faces
+    (None: none were recorded, find them), the look changes and the identity switched to there
+    (those the re-render overrides left out)."""
+
+    faces: list[FaceBox] | None
+    look: dict[str, object]
+    identity: str | None = None
 
 
 def stamp_now() -> tuple[int, int]:

@@ -20,7 +20,7 @@ from agecast.inference.registry import get_backend
 from agecast.pipeline.fx import FaceFX, Look, MemberLook
 from agecast.pipeline.runner import Pipeline
 from agecast.settings import Layout, Settings
-from agecast.sources import open_source
+from agecast.sources import Source, open_source
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +153,15 @@ def assemble(
     loop: bool,
     name: str = "cam1",
     layout: Layout | None = None,
+    source: Source | None = None,
 ) -> Built:
-    """One pipeline on ``device`` and ``backend`` reading ``uri``: the one place every run
-    (live, render, bench, each of several cameras, a take's re-render) is put together. Live,
-    recognition runs on its own thread; rendering, in line."""
+    """One pipeline on ``device`` and ``backend`` reading ``uri`` (or ``source``, made for it:
+    a take's replay): the one place every run (live, render, bench, each of several cameras, a
+    re-render) is put together. Live, recognition runs on its own thread; rendering, in line."""
     identity, fx = build_fx(settings, backend, background_recognition=(mode == "live"))
     try:
-        source = open_source(uri, live=(mode == "live"), loop=loop)
+        if source is None:
+            source = open_source(uri, live=(mode == "live"), loop=loop)
     except BaseException:
         fx.tracker.close()
         fx.close_cast()

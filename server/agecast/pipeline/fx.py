@@ -24,7 +24,7 @@ from agecast.faces.align import estimate_affine, template_points, transform_poin
 from agecast.faces.landmarks106 import Landmarks106
 from agecast.faces.regions import REGIONS, mouth_interior
 from agecast.faces.tracker import FaceTracker
-from agecast.frames import FaceBox, Frame
+from agecast.frames import FaceBox, Frame, Replayed
 from agecast.identities.runtime import IdentityModel
 from agecast.settings import ColorTransfer
 
@@ -170,8 +170,6 @@ class FaceFX:
         self._swap = threading.Lock()
         self._in_flight = 0
         self._retired: list[IdentityModel] = []
-        # A re-render replays a take's recorded faces: frame → its faces, or None (track it).
-        self.replay: Callable[[Frame], list[FaceBox] | None] | None = None
         # With a cast: faces are routed to members, each with their identity (loaded on demand)
         self.cast = cast
         self.load_identity = load_identity
@@ -220,6 +218,8 @@ class FaceFX:
                 self._close_retired()
 
     def _process_frame(self, frame: Frame, canvas: torch.Tensor | None) -> Processed:
+        if frame.replayed is not None:  # a re-render: the look and identity as recorded here
+            self._replay(frame.replayed)
         look = self.look  # one snapshot per frame
         active = self._active
         clock = _Clock()
@@ -237,6 +237,14 @@ class FaceFX:
             self._burst = 0
         result.look, result.identity = look, active[0]
         return result
+
+    def _replay(self, replayed: Replayed) -> None:
+        """Make the look changes and the identity switch a take recorded at this frame; the
+        identities switched to stay loaded (a take may switch back) until ``close_cast``."""
+        if replayed.look:
+            self.set_look(**replayed.look)
+        if replayed.identity is not None and replayed.identity != self.identity.manifest.id:
+            self.set_identity(self.member_identity(replayed.identity)[0], close_old=False)
 
     def _hull_masks(
         self, image: torch.Tensor, faces: list[FaceBox], affines: list[torch.Tensor], size: int
@@ -265,7 +273,7 @@ class FaceFX:
         clock: _Clock,
         canvas: torch.Tensor | None,
     ) -> Processed:
-        replayed = self.replay(frame) if self.replay is not None else None
+        replayed = frame.replayed.faces if frame.replayed is not None else None
         faces = replayed
         if faces is None:
             faces = self.tracker.update(frame.image, frame.capture_ns / 1e9)

@@ -105,8 +105,8 @@ class Pipeline:
         self._started_ns = 0
         self._last_in_ns = 0
         self._last_out_ns = 0
-        # Called on the device thread with each frame just before its face stages (a re-render
-        # sets the look a take recorded for that frame).
+        # Called on the device thread with each frame just before its face stages (the quality
+        # command notes which frame its measuring tap is on).
         self.before_frame: Callable[[Frame], None] | None = None
         # Called on the capture thread with every frame the source delivers, before the live
         # hand-off may drop it (a take's recorder keeps them all); it must not block.

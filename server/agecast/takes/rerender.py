@@ -33,15 +33,15 @@ from pydantic import ValidationError
 
 from agecast.cast.router import CAST_KEY, CastTag
 from agecast.errors import AgecastError, SettingsError, TakeError
-from agecast.frames import FaceBox, Frame
-from agecast.identities.package import resolve
+from agecast.frames import FaceBox, Frame, Replayed
 from agecast.identities.runtime import IdentityModel
 from agecast.media.avframe import Yuv420Patcher
-from agecast.pipeline.build import assemble, device_and_backend
+from agecast.pipeline.build import Built, assemble, device_and_backend
 from agecast.pipeline.controls import LOOK_FIELDS
 from agecast.pipeline.fx import FaceFX, Look
 from agecast.pipeline.runner import Output, Pipeline
 from agecast.settings import Settings, explain
+from agecast.sources.av_source import FileSource
 from agecast.takes.recorder import (
     AGED_FORMAT,
     AGED_OPTIONS,
@@ -150,42 +150,39 @@ def _faces(record: dict[str, Any]) -> list[FaceBox]:
     return faces
 
 
-class _Replay:
-    """Per frame, on the device thread: the recorded look changes, identity switches, faces."""
+class ReplaySource(FileSource):
+    """A take's raw picture, each frame carrying what the take recorded for it (its faces, and
+    the look changes and identity switch made there, less what the re-render overrides): the
+    re-render's source; the FX does again what the frame says (``Frame.replayed``)."""
 
-    def __init__(
-        self,
-        fx: FaceFX,
-        recorded: _Recorded,
-        overrides: dict[str, Any],
-        load: Callable[[str], IdentityModel],
-    ) -> None:
-        self.fx = fx
+    def __init__(self, take: Take, recorded: _Recorded, overrides: dict[str, Any]) -> None:
+        super().__init__(str(take.raw_path), take.raw_path, live=False, loop=False)
         self.recorded = recorded
         self.overrides = overrides
-        self.load = load
         self.replayed = 0  # frames whose faces came from the sidecar
-        self.tracked = 0  # frames past the sidecar's end: faces found again
+        self.tracked = 0  # frames past the sidecar's end (or held live): faces found again
 
-    def before(self, frame: Frame) -> None:
-        change = self.recorded.changes.get(frame.index)
-        if not change:
-            return
+    def read(self) -> Frame | None:
+        frame = super().read()
+        if frame is None:
+            return None
+        return dataclasses.replace(frame, replayed=self._replayed(frame.index))
+
+    def _replayed(self, index: int) -> Replayed:
+        change = self.recorded.changes.get(index, {})
         look = {k: v for k, v in change.items() if k in LOOK_FIELDS and k not in self.overrides}
-        if look:
-            self.fx.set_look(**look)
         ident = change.get("identity")
+        identity = None
         if isinstance(ident, dict) and "identity" not in self.overrides:
-            # the loaded identities are kept (a take may switch back) and closed at the end
-            self.fx.set_identity(self.load(str(ident["id"])), close_old=False)
-
-    def faces(self, frame: Frame) -> list[FaceBox] | None:
-        record = self.recorded.frames.get(frame.index)
+            identity = str(ident["id"])
+        record = self.recorded.frames.get(index)
+        faces = None
         if record is None or record.get("held"):  # no faces recorded for it: find them
             self.tracked += 1
-            return None
-        self.replayed += 1
-        return _faces(record)
+        else:
+            self.replayed += 1
+            faces = _faces(record)
+        return Replayed(faces, look, identity)
 
 
 def _initial_look(settings: dict[str, Any], overrides: dict[str, Any]) -> Look:
@@ -325,15 +322,24 @@ def rerender(
 
 @dataclass
 class _Run:
-    """A re-render's pipeline: the take's raw picture through the recorded (or overridden)
-    look, faces replayed from the sidecar, identities loaded as the take switched them."""
+    """A re-render's pipeline: the take's raw picture (a :class:`ReplaySource`) through the
+    recorded (or overridden) look, faces and identity switches done again as recorded."""
 
     settings: Settings
-    identity: IdentityModel
-    fx: FaceFX
-    replay: _Replay
-    pipeline: Pipeline
-    loaded: dict[str, IdentityModel]
+    built: Built
+    replay: ReplaySource
+
+    @property
+    def identity(self) -> IdentityModel:
+        return self.built.identity
+
+    @property
+    def fx(self) -> FaceFX:
+        return self.built.fx
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.built.pipeline
 
     @classmethod
     def open(
@@ -342,9 +348,12 @@ class _Run:
         identity_name = str(overrides.get("identity") or recorded.identity.id)
         settings = _render_settings(machine, recorded, overrides, identity_name)
         device, backend = device_and_backend(settings)  # as every run: engines_dir included
-        raw = str(take.raw_path)
-        built = assemble(settings, device, backend, raw, mode="render", loop=False, layout="aged")
-        identity, fx, pipeline = built.identity, built.fx, built.pipeline
+        replay = ReplaySource(take, recorded, overrides)
+        built = assemble(
+            settings, device, backend, str(take.raw_path), mode="render", loop=False,
+            layout="aged", source=replay,
+        )  # fmt: skip
+        identity = built.identity
         if "age" in overrides and overrides["age"] is not None and identity.age_control is None:
             built.close()
             raise SettingsError(
@@ -360,18 +369,8 @@ class _Run:
                 take.id, recorded.identity.id, recorded.identity.sha256,
                 identity.manifest.model.sha256,
             )  # fmt: skip
-        fx.look = _initial_look(recorded.settings, overrides)
-        loaded: dict[str, IdentityModel] = {identity.manifest.id: identity}
-
-        def load(name: str) -> IdentityModel:
-            if name not in loaded:
-                loaded[name] = IdentityModel.load(resolve(name, settings.identities_dir), backend)
-            return loaded[name]
-
-        replay = _Replay(fx, recorded, overrides, load)
-        fx.replay = replay.faces
-        pipeline.before_frame = replay.before
-        return cls(settings, identity, fx, replay, pipeline, loaded)
+        built.fx.look = _initial_look(recorded.settings, overrides)
+        return cls(settings, built, replay)
 
     def render(
         self, writer: _VersionWriter, total: int, progress: Progress | None
@@ -397,11 +396,7 @@ class _Run:
         return error, time.monotonic() - started
 
     def close(self) -> None:
-        self.pipeline.stop()
-        self.fx.tracker.close()
-        self.fx.close_cast()
-        for model in self.loaded.values():
-            model.close()
+        self.built.close()  # with the identities the take switched to (the FX's pool)
 
 
 def _finish(
@@ -411,7 +406,7 @@ def _finish(
     frames: int,
     elapsed: float,
     error: AgecastError | None,
-    replay: _Replay,
+    replay: ReplaySource,
 ) -> str:
     """Write the version's render record; TakeError if it failed."""
     status: Literal["complete", "failed"] = "failed" if error or frames == 0 else "complete"
