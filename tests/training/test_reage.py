@@ -234,7 +234,7 @@ def test_the_live_path_adds_the_delta_and_keeps_the_mouth_and_the_rest(
     from agecast.faces.detector import make_detector
     from agecast.faces.regions import mouth_interior
     from agecast.faces.tracker import FaceTracker
-    from agecast.frames import FaceBox, Frame
+    from agecast.frames import FaceBox, Frame, Replayed
     from agecast.pipeline.fx import FaceFX, FxState
     from agecast.sources.astronaut import FACE_LANDMARKS5, astronaut_rgb
 
@@ -244,8 +244,8 @@ def test_the_live_path_adds_the_delta_and_keeps_the_mouth_and_the_rest(
     points = torch.tensor(FACE_LANDMARKS5)
     face = FaceBox(torch.tensor([180.0, 70.0, 270.0, 170.0]), 0.9, points)
     fx = FaceFX(FaceTracker(make_detector(backend), detect_every=1), identity)
-    fx.replay = lambda frame: [face]
-    result = fx.process(Frame(0, image, 0, 0))
+    placed = Replayed([face], {})  # the face where the test puts it, as a re-render does
+    result = fx.process(Frame(0, image, 0, 0, replayed=placed))
     assert result.fx is FxState.ON
     diff = (result.aged.int() - image.int()).abs().amax(-1)
     # a cheek pixel (below the left eye): plate + 0.46 × 0.95 × 255 ≈ +112 per channel

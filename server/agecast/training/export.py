@@ -56,14 +56,15 @@ class ExportReport:
     dfm: Path | None = None
 
 
-def _write_onnx(net: SwapNet, path: Path) -> bytes:
-    r = net.config.resolution
-    args: tuple[torch.Tensor, ...] = (torch.rand(1, 3, r, r),)
-    inputs, dynamic = ["face"], {"face": {0: "N"}, "face_out": {0: "N"}, "mask_out": {0: "N"}}
-    if net.config.age:
-        args = (*args, torch.rand(1, 1))
-        inputs.append("age")
-        dynamic["age"] = {0: "N"}
+def write_onnx(
+    net: torch.nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+) -> bytes:
+    """``net`` to ONNX at ``path`` (opset 17, every tensor's first axis the batch); its bytes."""
+    dynamic = {name: {0: "N"} for name in [*inputs, *outputs]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
@@ -71,12 +72,21 @@ def _write_onnx(net: SwapNet, path: Path) -> bytes:
             args,
             str(path),
             input_names=inputs,
-            output_names=["face_out", "mask_out"],
+            output_names=outputs,
             dynamic_axes=dynamic,
             opset_version=17,
             dynamo=False,
         )
     return path.read_bytes()
+
+
+def _write_onnx(net: SwapNet, path: Path) -> bytes:
+    r = net.config.resolution
+    args: tuple[torch.Tensor, ...] = (torch.rand(1, 3, r, r),)
+    if net.config.age:
+        args = (*args, torch.rand(1, 1))
+    inputs = ["face", "age"] if net.config.age else ["face"]
+    return write_onnx(net, args, path, inputs, ["face_out", "mask_out"])
 
 
 def _held_out(record: RunRecord, resolution: int) -> torch.Tensor:

@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,13 @@ from agecast.identities.runtime import IdentityModel
 from agecast.inference import get_backend
 from agecast.manifest import MANIFEST_NAME, Manifest
 from agecast.nets.reage import FAMILY, ReageNet
-from agecast.training.export import PARITY_LIMIT, ExportMeta, ExportReport, _held_out
+from agecast.training.export import (
+    PARITY_LIMIT,
+    ExportMeta,
+    ExportReport,
+    _held_out,
+    write_onnx,
+)
 from agecast.training.reage_train import load_reage_checkpoint
 from agecast.training.train import RunRecord
 
@@ -32,21 +37,7 @@ log = logging.getLogger(__name__)
 def _write_onnx(net: ReageNet, path: Path) -> bytes:
     r = net.config.resolution
     args = (torch.rand(1, 3, r, r), torch.full((1, 2, r, r), 0.5))
-    names = ["face_out", "delta_out", "mask_out"]
-    dynamic = {n: {0: "N"} for n in ["face", "age_maps", *names]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(
-            net,
-            args,
-            str(path),
-            input_names=["face", "age_maps"],
-            output_names=names,
-            dynamic_axes=dynamic,
-            opset_version=17,
-            dynamo=False,
-        )
-    return path.read_bytes()
+    return write_onnx(net, args, path, ["face", "age_maps"], ["face_out", "delta_out", "mask_out"])
 
 
 def _manifest(record: RunRecord, net: ReageNet, sha: str, meta: ExportMeta) -> dict[str, Any]:

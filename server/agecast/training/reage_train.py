@@ -35,11 +35,10 @@ from agecast.training.train import (
     Loop,
     Progress,
     RunRecord,
+    begin,
     checked_checkpoint,
     fit,
-    pick_train_device,
     restore,
-    run_options,
 )
 
 log = logging.getLogger(__name__)
@@ -214,10 +213,7 @@ def train_reage(
     command: str = "",
 ) -> RunRecord:
     """Train (or resume) an ``agecast-reage`` run in ``run``; returns its record."""
-    device = pick_train_device(options.device)
-    if options.threads > 0:
-        torch.set_num_threads(options.threads)
-    opts = run_options(run, src, dst, options, resume, FAMILY)
+    device, opts = begin(run, src, dst, options, resume, FAMILY)
     config = ReageConfig(resolution=opts.resolution, dims=opts.dims)
     footage = Faceset.load(dst)
     data = load_aged(Faceset.load(src), footage, opts.resolution)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 import torch
@@ -319,6 +319,29 @@ def preview_grid(net: AgeNet, data: _Data, device: torch.device, rows: int = 4) 
     return (grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
 
+class _Machine(Protocol):
+    """What every family's options say of the machine to train on."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def threads(self) -> int: ...
+
+
+RunOpts = TypeVar("RunOpts", bound=_Machine)
+
+
+def begin(
+    run: Path, src: Path, dst: Path, options: RunOpts, resume: bool, family: str
+) -> tuple[torch.device, RunOpts]:
+    """A run's device (and torch's CPU threads) and its options (a resumed run's own)."""
+    device = pick_train_device(options.device)
+    if options.threads > 0:
+        torch.set_num_threads(options.threads)
+    return device, run_options(run, src, dst, options, resume, family)
+
+
 def _occlude(
     inp: torch.Tensor, mask: torch.Tensor, share: float, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -385,10 +408,7 @@ def train(
     """Train (or resume) the run in ``run``; returns its record. Checkpoints every
     ``save_every`` steps and at the end, so an interrupted run loses at most that much.
     ``command`` (the CLI line that started it) is kept for the exported manifest."""
-    device = pick_train_device(options.device)
-    if options.threads > 0:
-        torch.set_num_threads(options.threads)
-    opts = run_options(run, src, dst, options, resume, "agecast-df")
+    device, opts = begin(run, src, dst, options, resume, "agecast-df")
     src_set, dst_set = Faceset.load(src), Faceset.load(dst)
     data = _prepare(src_set, dst_set, opts.resolution, opts.age)
     config = ModelConfig(
