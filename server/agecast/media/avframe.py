@@ -69,6 +69,11 @@ _BT601_SPACES = {2, 5, 6}  # unspecified, BT470BG, SMPTE170M
 _LIMITED_RANGES = {0, 1}  # unspecified, MPEG
 
 
+# PyAV converts RGB→YUV with BT.601 coefficients: every H.264 stream we write says so in its
+# x264 parameters, or players assume BT.709.
+BT601_X264 = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m"
+
+
 def is_bt601_yuv420(frame: object, height: int, width: int) -> bool:
     """Whether ``frame`` is an even-sized BT.601 limited-range 4:2:0 picture of this size."""
     return (

@@ -24,13 +24,13 @@ import av
 import torch
 from PIL import Image
 
-from agecast.media.avframe import even_size, rgb_frame
+from agecast.media.avframe import BT601_X264, even_size, rgb_frame
 
 log = logging.getLogger(__name__)
 
 EncoderName = Literal["auto", "nvenc", "libx264"]
 _BT601 = 6  # AVCOL_*_SMPTE170M: PyAV converts RGB→YUV with BT.601 coefficients
-_X264_PARAMS = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:repeat-headers=1"
+_X264_PARAMS = f"{BT601_X264}:repeat-headers=1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,9 @@ import av
 import torch
 
 from agecast.errors import AgecastError
-from agecast.media.avframe import rgb_frame
+from agecast.media.avframe import BT601_X264, rgb_frame
 
 log = logging.getLogger(__name__)
-
-# PyAV converts RGB→YUV with BT.601 coefficients; say so, or players assume BT.709.
-_COLOUR_TAGS = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m"
 
 
 class Mp4Writer:
@@ -40,7 +37,7 @@ class Mp4Writer:
         stream = self._container.add_stream("libx264", rate=self.rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(self.crf), "preset": self.preset, "x264-params": _COLOUR_TAGS}
+        stream.options = {"crf": str(self.crf), "preset": self.preset, "x264-params": BT601_X264}
         return stream
 
     def write(self, picture: torch.Tensor) -> None:

@@ -57,6 +57,7 @@ from agecast.errors import AgecastError, TakeError
 from agecast.frames import Frame
 from agecast.identities.runtime import IdentityModel
 from agecast.media.avframe import (
+    BT601_X264,
     Yuv420Patcher,
     changed_boxes,
     even_size,
@@ -75,7 +76,6 @@ RAW_FORMAT, RAW_OPTIONS = "yuv420p", {"preset": "ultrafast", "qp": "0"}
 RAW_FORMAT_444 = "yuv444p"
 AGED_FORMAT, AGED_OPTIONS = "yuv420p", {"preset": "ultrafast", "crf": "12"}
 # PyAV converts RGB→YUV with BT.601 coefficients; say so, or players assume BT.709.
-COLOUR_TAGS = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m"
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 QUEUE_S = 2.0  # seconds of source frames the recorder may fall behind before it loses some
 # More than half that behind, the live device thread waits up to this long per frame
@@ -276,7 +276,7 @@ class FragmentedMp4:
         stream.options = {
             **options,
             "threads": "1",  # frame threads would hold pictures back (lost on a crash)
-            "x264-params": f"{COLOUR_TAGS}:keyint={keyint}:min-keyint={keyint}:scenecut=0",
+            "x264-params": f"{BT601_X264}:keyint={keyint}:min-keyint={keyint}:scenecut=0",
         }
         if timecode_start:
             stream.metadata["timecode"] = timecode_start
