@@ -180,8 +180,11 @@ async def _send_face_tags(ws: WebSocket, service: LiveService) -> None:
     try:
         while service.built.fx.cast is not None:
             await asyncio.sleep(0.01)
+            output = service.last_output
+            if output is None or output.index == last:
+                continue  # no new picture: nothing built, nothing sent
             tags = service.face_tags()
-            if tags is not None and tags["i"] != last:
+            if tags is not None:
                 last = tags["i"]
                 await ws.send_text(json.dumps(tags))
     except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
