@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import hmac
 import json
@@ -34,47 +33,13 @@ from pathlib import Path
 from typing import Literal
 
 from agecast.errors import SettingsError
+from agecast.outfiles import file_lock, private_dir, write_private
 
 Role = Literal["operator", "viewer"]
 ROLES: tuple[Role, ...] = ("viewer", "operator")
 COOKIE = "agecast_session"
 SESSION_S = 12 * 3600  # a session cookie lasts at most this long (or until its link expires)
 SECRET_BYTES = 32
-
-
-def private_dir(path: Path) -> Path:
-    """``path`` made (if missing) and readable by its owner only (0700)."""
-    path.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(PermissionError):  # a folder someone else owns: leave it
-        os.chmod(path, 0o700)
-    return path
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``path`` (0600) atomically: a unique temp file beside it, then a rename, so
-    concurrent writers never share a temp file and a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:  # mkstemp makes it 0600
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (made 0600 if missing), across threads and processes."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _hash(token: str) -> str:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agecast.errors import CastError
+from agecast.outfiles import write_private
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +142,7 @@ def save_roster(roster: Roster, path: Path) -> None:
     """Write the cast atomically, owner-only."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".cast-", suffix=".json", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(roster.model_dump_json(indent=1))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        write_private(path, roster.model_dump_json(indent=1).encode())
     except OSError as exc:
         raise CastError(f"cannot write the cast file {path} ({exc})") from exc
     log.info("cast saved to %s (%d member(s))", path, len(roster.members))
