@@ -34,6 +34,17 @@ DeviceName = Literal["auto", "cpu", "cuda"]
 REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
+def _xdg_state_dir() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "agecast"
+
+
+def default_state_dir() -> Path:
+    """The state folder when no settings are at hand: ``AGECAST_STATE_DIR``, else the XDG one
+    (what ``Settings().state_dir`` is without a config file or flag)."""
+    named = os.environ.get("AGECAST_STATE_DIR")
+    return Path(named).expanduser() if named else _xdg_state_dir()
+
+
 class Settings(BaseSettings):
     """What the pipeline needs to run: source, identity, backend, faces, look, layout."""
 
@@ -124,9 +135,7 @@ class Settings(BaseSettings):
     ai_mark: bool = Field(True, description='visible "AI" mark on the aged picture')
     # Service
     state_dir: Path = Field(
-        default_factory=lambda: (
-            Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "agecast"
-        ),
+        default_factory=lambda: _xdg_state_dir(),
         description="links, session secret and audit log",
     )
     # Takes

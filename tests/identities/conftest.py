@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ from typing import Any
 import onnx
 import pytest
 from onnx import TensorProto, helper
+
+from agecast.identities.package import read_package
+from agecast.identities.vouch import Vouches
 
 PackageFactory = Callable[..., Path]
 
@@ -82,3 +86,13 @@ def make_package(tmp_path: Path) -> PackageFactory:
         return folder
 
     return make
+
+
+def vouch(folder: Path) -> Path:
+    """Vouch for a demo or tooling package the test made, as its maker (the owner) would: in
+    the test's own state folder (``AGECAST_STATE_DIR``, set for every test by tests/conftest.py;
+    never the state of the user running the suite). Returns ``folder``."""
+    state = os.environ.get("AGECAST_STATE_DIR")
+    assert state, "vouch() runs inside a test (tests/conftest.py sets AGECAST_STATE_DIR)"
+    Vouches(Path(state)).add(read_package(folder), by="the test that made it")
+    return folder

@@ -11,6 +11,7 @@ from agecast.cli import app
 from agecast.errors import IdentityError
 from agecast.identities import IdentityModel, discover, read_package, resolve
 from agecast.identities.package import check_consent, load_model
+from agecast.identities.vouch import Vouches
 from agecast.inference import get_backend
 from agecast.settings import REPO_MODELS_DIR
 
@@ -72,9 +73,12 @@ def test_consent_for_another_actor_is_refused(make_package: PackageFactory) -> N
     assert "field consent.actor 'Somebody Else' does not match field actor 'Test Actor'" in message
 
 
-def test_tooling_needs_no_consent(make_package: PackageFactory) -> None:
+def test_vouched_tooling_needs_no_consent(make_package: PackageFactory, tmp_path: Path) -> None:
     folder = make_package(purpose="tooling", consent=None)
-    load_model(read_package(folder), get_backend("onnxruntime"), today=date(1990, 1, 1)).close()
+    vouches = Vouches(tmp_path / "state")
+    vouches.add(read_package(folder), by="test")
+    package = read_package(folder)
+    load_model(package, get_backend("onnxruntime"), date(1990, 1, 1), vouches).close()
     builtin = read_package(REPO_MODELS_DIR / "testpattern")
     assert builtin.manifest.purpose == "tooling" and builtin.manifest.consent is None
     IdentityModel.load(builtin, get_backend("onnxruntime")).close()
@@ -123,8 +127,10 @@ def test_auto_prefers_an_identity_that_may_run(
     make_package(
         "a-lapsed", id="a-lapsed", consent=valid_consent("Test Actor", valid_until="2021-01-01")
     )
-    make_package("tool", id="tool", purpose="tooling", consent=None)
-    assert resolve("auto", [tmp_path]).manifest.id == "tool"
+    tool = make_package("tool", id="tool", purpose="tooling", consent=None)
+    vouches = Vouches(tmp_path / "state")
+    vouches.add(read_package(tool), by="test")
+    assert resolve("auto", [tmp_path], vouches=vouches).manifest.id == "tool"
     make_package("b-consented", id="b-consented")
-    assert resolve("auto", [tmp_path]).manifest.id == "b-consented"
+    assert resolve("auto", [tmp_path], vouches=vouches).manifest.id == "b-consented"
     assert resolve("a-lapsed", [tmp_path]).manifest.id == "a-lapsed"  # asked for: load refuses

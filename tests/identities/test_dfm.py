@@ -18,6 +18,7 @@ from agecast.cli import app
 from agecast.errors import IdentityError
 from agecast.identities import IdentityModel, read_package
 from agecast.identities.dfm import DFM_OUTPUTS, import_dfm, write_dfm
+from agecast.identities.vouch import Vouches
 from agecast.inference import get_backend
 from agecast.manifest import ConsentRecord
 
@@ -84,8 +85,8 @@ def _consent() -> ConsentRecord:
     return ConsentRecord.model_validate(valid_consent(ACTOR))
 
 
-def _load(folder: Path) -> IdentityModel:
-    return IdentityModel.load(read_package(folder), get_backend("onnxruntime"))
+def _load(folder: Path, vouches: Vouches | None = None) -> IdentityModel:
+    return IdentityModel.load(read_package(folder), get_backend("onnxruntime"), vouches)
 
 
 def _crops(n: int = 1, seed: int = 0) -> torch.Tensor:
@@ -361,7 +362,9 @@ def test_the_manifest_records_real_shapes_not_exporter_axis_names(tmp_path: Path
     _load(out).close()  # and the package still matches its model
 
 
-def test_a_test_model_imports_as_tooling_and_loads_without_consent(tmp_path: Path) -> None:
+def test_a_test_model_imports_as_tooling_and_loads_without_consent(
+    tmp_path: Path, agecast_state_dir: Path
+) -> None:
     dfm = _save(stand_in_dfm(), tmp_path / "stand_in.dfm")
     args = ["identity", "import-dfm", str(dfm), "--out", str(tmp_path / "t")]
     done = runner.invoke(app, [*args, "--purpose", "tooling", "--actor", "Nobody (test)"])
@@ -369,7 +372,8 @@ def test_a_test_model_imports_as_tooling_and_loads_without_consent(tmp_path: Pat
     assert "no consent" not in done.output
     m = read_package(tmp_path / "t").manifest
     assert m.purpose == "tooling" and m.display_name == "Nobody (test)"  # --actor names it
-    _load(tmp_path / "t").close()
+    assert "vouched for stand_in (tooling)" in done.output  # made here, by the owner
+    _load(tmp_path / "t", Vouches(agecast_state_dir)).close()
     bad = runner.invoke(app, [*args, "--purpose", "fun", "--force"], env={"COLUMNS": "200"})
     assert bad.exit_code == 2 and "'fun' is not one of 'likeness', 'demo', 'tooling'" in bad.output
     help_text = runner.invoke(app, ["identity", "import-dfm", "--help"], env={"COLUMNS": "200"})

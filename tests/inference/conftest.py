@@ -11,6 +11,7 @@ import torch
 
 from agecast.nets.df import FAMILY, AgeNet, ModelConfig, SwapNet
 from agecast.training.export import _write_onnx
+from tests.identities.conftest import vouch
 
 SIZE = 64
 
@@ -51,4 +52,4 @@ def agecast_df_package(out: Path, *, age: bool = True, seed: int = 0) -> Path:
         "crop": {"size": SIZE, "template": "ffhq"},
     }
     (out / "manifest.json").write_text(json.dumps(manifest))
-    return out
+    return vouch(out)

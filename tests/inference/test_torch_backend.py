@@ -14,6 +14,7 @@ from agecast.identities.testpattern import build_package
 from agecast.inference.registry import get_backend
 from agecast.inference.torch_backend import TorchBackend
 from agecast.settings import REPO_MODELS_DIR
+from tests.identities.conftest import vouch
 
 from .conftest import SIZE, agecast_df_package
 from .test_registry import _double_model
@@ -74,7 +75,7 @@ def test_the_shipped_reage_demo_on_torch_matches_onnxruntime() -> None:
 
 
 def test_other_families_are_refused_by_name(tmp_path: Path) -> None:
-    package = read_package(build_package(tmp_path / "tp"))
+    package = read_package(vouch(build_package(tmp_path / "tp")))
     with pytest.raises(
         IdentityError,
         match="family 'testpattern'.*torch backend runs agecast-df and agecast-reage "

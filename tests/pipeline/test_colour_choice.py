@@ -10,7 +10,7 @@ import pytest
 from agecast.identities import IdentityModel, read_package
 from agecast.inference import get_backend
 from agecast.pipeline.fx import colour_for
-from tests.identities.conftest import invert_model, manifest_for
+from tests.identities.conftest import invert_model, manifest_for, vouch
 
 
 def _identity(tmp_path: Path, **overrides: object) -> IdentityModel:
@@ -19,6 +19,8 @@ def _identity(tmp_path: Path, **overrides: object) -> IdentityModel:
     folder.mkdir()
     (folder / "model.onnx").write_bytes(data)
     (folder / "manifest.json").write_text(json.dumps(manifest_for(data, 32, **overrides)))
+    if overrides.get("purpose", "likeness") != "likeness":
+        vouch(folder)
     return IdentityModel.load(read_package(folder), get_backend("onnxruntime"))
 
 

@@ -21,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 from agecast.errors import IdentityError
 from agecast.identities.package import load_model, read_package
 from agecast.inference.registry import get_backend
-from tests.identities.conftest import manifest_for
+from tests.identities.conftest import manifest_for, vouch
 
 SIZE = 64
 WEIGHTS = "weights.bin"
@@ -57,7 +57,7 @@ def _package(folder: Path, *, declare_weights: bool = True) -> Path:
         digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
         manifest["model"]["files"] = {WEIGHTS: digest}
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    return folder
+    return vouch(folder)
 
 
 def test_rewriting_a_live_identitys_weights_does_not_crash_the_server(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from agecast.inference import get_backend
 from agecast.nets.df import SwapNet
 from agecast.training.export import PARITY_LIMIT, ExportMeta, export_run
 from agecast.training.train import TrainOptions, load_checkpoint, train
+from tests.identities.conftest import vouch
 
 from .conftest import SIZE
 
@@ -38,7 +39,7 @@ def test_export_matches_torch_and_loads_live(run: Path, tmp_path: Path) -> None:
         run, tmp_path / "pkg", ExportMeta(identity_id="tiny", actor="Test", purpose="demo")
     )
     assert report.parity_max_abs_diff <= PARITY_LIMIT and report.parity_crops >= 1
-    package = read_package(tmp_path / "pkg")
+    package = read_package(vouch(tmp_path / "pkg"))
     m = package.manifest
     assert m.age_range == (38, 75) and m.family == "agecast-df"
     assert m.provenance.parity_max_abs_diff == pytest.approx(report.parity_max_abs_diff, rel=0.01)
@@ -67,7 +68,7 @@ def test_dfm_export_round_trips(run: Path, tmp_path: Path) -> None:
     )
     assert report.dfm is not None and report.dfm.is_file()
     imported = import_dfm(report.dfm, tmp_path / "back", id="tiny-dfm", actor="T")
-    ours = IdentityModel.load(read_package(tmp_path / "pkg"), get_backend("onnxruntime"))
+    ours = IdentityModel.load(read_package(vouch(tmp_path / "pkg")), get_backend("onnxruntime"))
     package = read_package(imported)
     theirs = IdentityModel(package, get_backend("onnxruntime").load(package.model_path, label="t"))
     crops = torch.rand(2, 3, SIZE, SIZE)

@@ -28,6 +28,7 @@ from agecast.training.reage_train import (
     train_reage,
 )
 from agecast.training.synthetic_age import synthesize_faceset
+from tests.identities.conftest import vouch
 
 from .conftest import jittered_faceset
 
@@ -137,7 +138,7 @@ def test_export_matches_torch_and_runs_live(run: Path, tmp_path: Path) -> None:
         run, tmp_path / "pkg", ExportMeta(identity_id="tiny-reage", actor="T", purpose="demo")
     )
     assert report.parity_max_abs_diff <= PARITY_LIMIT
-    package = read_package(tmp_path / "pkg")
+    package = read_package(vouch(tmp_path / "pkg"))
     m = package.manifest
     assert m.family == "agecast-reage" and m.plate_age == 38 and m.age_range == (38, 75)
     assert m.model.local_ages and m.color_transfer == "none"
@@ -162,7 +163,7 @@ def test_age_maps_follow_the_age_the_offsets_and_the_range(run: Path, tmp_path: 
     export_run(
         run, tmp_path / "pkg", ExportMeta(identity_id="tiny-reage", actor="T", purpose="demo")
     )
-    identity = IdentityModel.load(read_package(tmp_path / "pkg"), get_backend("onnxruntime"))
+    identity = IdentityModel.load(read_package(vouch(tmp_path / "pkg")), get_backend("onnxruntime"))
     flat = identity.age_maps(1, 50, None, None, torch.device("cpu"))
     assert torch.allclose(flat[:, 0], torch.tensor(0.38))
     assert torch.allclose(flat[:, 1], torch.tensor(0.5))
@@ -224,7 +225,7 @@ def _forced_package(run: Path, out: Path) -> Path:
     state["model"] = net.state_dict()
     torch.save(state, forced / "checkpoint.pt")
     export_run(forced, out, ExportMeta(identity_id="forced", actor="T", purpose="demo"))
-    return out
+    return vouch(out)
 
 
 def test_the_live_path_adds_the_delta_and_keeps_the_mouth_and_the_rest(

@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from agecast.api.deps import Camera
 from agecast.api.guard import public
 from agecast.identities.package import consent_problem, discover
+from agecast.identities.vouch import Vouches
 
 router = APIRouter()
 
@@ -23,9 +24,10 @@ router = APIRouter()
 def identities(live: Camera) -> dict[str, Any]:
     """Installed identities (``?camera=NAME``: whose ``active`` identity to report)."""
     found = []
+    vouches = Vouches(live.settings.state_dir)
     for package in discover(live.settings.identities_dir):
         m = package.manifest
-        problem = consent_problem(package)
+        problem = consent_problem(package, vouches=vouches)
         found.append(
             {
                 "id": m.id,

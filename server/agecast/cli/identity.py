@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from agecast.cli import imports
-from agecast.cli.options import BackendOpt, ConfigOpt, load_settings
+from agecast.cli.options import BackendOpt, ConfigOpt, load_settings, vouch_made
 from agecast.cli.output import console, fail
-from agecast.errors import AgecastError
+from agecast.errors import AgecastError, IdentityError
 
 if TYPE_CHECKING:
     from agecast.identities.package import IdentityPackage
@@ -91,17 +91,61 @@ def identity_inspect(name: str, config: ConfigOpt = None) -> None:
 
 
 @identity_app.command("validate")
-def identity_validate(path: Path, backend: BackendOpt = None) -> None:
+def identity_validate(path: Path, backend: BackendOpt = None, config: ConfigOpt = None) -> None:
     """Check a package: manifest fields, model hash, model tensors against the manifest."""
     from agecast.identities.package import load_model, read_package
+    from agecast.identities.vouch import Vouches
     from agecast.inference.registry import get_backend
 
+    vouches = Vouches(load_settings(config).state_dir)
     try:
         package = read_package(path)
-        load_model(package, get_backend(backend or "auto")).close()
+        load_model(package, get_backend(backend or "auto"), vouches=vouches).close()
     except AgecastError as exc:
         raise fail(exc) from exc
     console.print(f"[green]ok[/] {package.manifest.id}: {path} is a valid identity package")
+
+
+@identity_app.command("vouch")
+def identity_vouch(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="package folder or installed id (none: list the vouches)"),
+    ] = None,
+    withdraw: Annotated[bool, typer.Option(help="take a vouch back (NAME is the id)")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Stand behind a demo or tooling package's purpose on this server, so that it runs
+    without a consent record.
+
+    A package's purpose is what its author wrote; only the server's owner (who holds the
+    state folder) can vouch. The vouch names the package's exact contents: a changed package
+    needs a new one. A likeness is never vouched for: record its actor's consent instead."""
+    from agecast.identities.package import resolve
+    from agecast.identities.vouch import Vouches
+
+    settings = load_settings(config)
+    vouches = Vouches(settings.state_dir)
+    try:
+        if name is None:
+            for v in vouches.all():
+                sys.stdout.write(f"{v.id:24} {v.purpose:8} {v.folder}  ({v.by})\n")
+            return
+        if withdraw:
+            if not vouches.remove(name):
+                raise IdentityError(
+                    f"no vouch for {name!r}: list them with 'agecast identity vouch'"
+                )
+            console.print(f"withdrew the vouch for {name}")
+            return
+        package = resolve(name, settings.identities_dir)
+        vouches.add(package, by="agecast identity vouch")
+    except AgecastError as exc:
+        raise fail(exc) from exc
+    console.print(
+        f"[green]vouched[/] for {package.manifest.id} ({package.manifest.purpose}): it runs "
+        "without a consent record on this server"
+    )
 
 
 @identity_app.command("build-testpattern")
@@ -115,6 +159,7 @@ def identity_build_testpattern(
 
     build_package(out)
     console.print(f"wrote testpattern identity to {out}")
+    vouch_made(out, "agecast identity build-testpattern")
 
 
 def identity_export_dfm(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agecast.cli.options import BackendOpt, Consent, ForceOpt, consent_flags
+from agecast.cli.options import BackendOpt, Consent, ForceOpt, consent_flags, vouch_made
 from agecast.cli.output import console, fail
 from agecast.errors import AgecastError
 from agecast.manifest import Purpose
@@ -125,6 +125,7 @@ def _imported(out: Path, consent: ConsentRecord | None) -> None:
 
     m = read_package(out).manifest
     console.print(f"[green]wrote[/] identity {m.id} ({m.display_name}, {m.purpose}) to {out}")
+    vouch_made(out, "agecast identity import")
     if consent is None and m.purpose == "likeness":
         console.print(
             f"[yellow]no consent recorded:[/] {m.id} is the likeness of {m.actor} and will not "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from agecast.cli.output import fail
+from agecast.cli.output import console, fail
 from agecast.errors import AgecastError
 from agecast.settings import Settings
 
@@ -207,3 +207,24 @@ def consent_flags(command: Command) -> Command:
     receives them as one :class:`Consent`."""
     options = [_option(name, kind) for name, kind in _CONSENT_OPTIONS.items()]
     return _expand(command, "consent", options, lambda values: Consent(**values))
+
+
+def vouch_made(package_dir: Path, command: str) -> None:
+    """Vouch for a package this machine just made with ``--purpose demo|tooling``: whoever runs
+    the command holds the state folder (``AGECAST_STATE_DIR``), the owner's trust (vouch.py).
+    A likeness is left alone: it runs with its actor's consent."""
+    from agecast.identities.package import read_package
+    from agecast.identities.vouch import Vouches
+
+    try:
+        package = read_package(package_dir)
+        if package.manifest.purpose == "likeness":
+            return
+        state_dir = load_settings(None).state_dir
+        Vouches(state_dir).add(package, by=command)
+    except (AgecastError, OSError) as exc:
+        raise fail(exc) from exc
+    console.print(
+        f"vouched for {package.manifest.id} ({package.manifest.purpose}) on this machine "
+        f"(state folder {state_dir}): it runs without a consent record here"
+    )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from agecast.cli.options import Consent, consent_flags
+from agecast.cli.options import Consent, consent_flags, vouch_made
 from agecast.cli.output import command_line, console, fail
 from agecast.errors import AgecastError
 from agecast.manifest import ColorMatch, Purpose
@@ -214,6 +214,7 @@ def export_cmd(
         f"{report.parity_crops} held-out crops"
         + (f"; DeepFaceLive model {report.dfm}" if report.dfm else "")
     )
+    vouch_made(report.package, "agecast export")
     if purpose == "likeness" and record is None:
         console.print(
             "[yellow]note:[/] no consent recorded: this likeness will not load until "

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agecast.errors import BackendError, IdentityError
+from agecast.identities.vouch import Vouches
 from agecast.inference.base import Backend, Model, TensorSpec
 from agecast.manifest import MANIFEST_NAME, Manifest, TensorDecl
 
@@ -44,6 +45,7 @@ class IdentityPackage:
 
     path: Path
     manifest: Manifest
+    digest: str = ""  # sha256 of manifest.json's bytes as read: the whole package (vouch.py)
 
     @property
     def model_path(self) -> Path:
@@ -68,7 +70,8 @@ def read_package(path: Path) -> IdentityPackage:
     if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
         raise IdentityError(f"{manifest_path} is over {MAX_MANIFEST_BYTES} bytes: not a manifest")
     try:
-        raw = json.loads(manifest_path.read_text())
+        data = manifest_path.read_bytes()
+        raw = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IdentityError(f"{manifest_path} is not valid JSON: {exc}") from exc
     except RecursionError as exc:  # "[[[[…" thousands deep
@@ -81,7 +84,7 @@ def read_package(path: Path) -> IdentityPackage:
             for e in exc.errors()
         )
         raise IdentityError(f"{manifest_path}: {fields}") from exc
-    return IdentityPackage(path, manifest)
+    return IdentityPackage(path, manifest, hashlib.sha256(data).hexdigest())
 
 
 def verify_files(package: IdentityPackage) -> None:
@@ -219,17 +222,30 @@ def _shape_problem(decl: TensorDecl, spec: TensorSpec) -> str | None:
     return None
 
 
-def consent_problem(package: IdentityPackage, today: date | None = None) -> str | None:
+def consent_problem(
+    package: IdentityPackage, today: date | None = None, vouches: Vouches | None = None
+) -> str | None:
     """Why the package may not run on ``today`` (default: the local date), or None if it may.
 
-    Tooling and the shipped demo identity (not production likenesses) need no consent. A likeness
-    needs a consent record for its own actor that is in force today. The message names the
+    A likeness needs a consent record for its own actor that is in force today. A package that
+    says it is no one's likeness (demo, tooling) needs no consent when it is vouched for
+    (``vouches``, default this user's: :meth:`Vouches.default`) — the purpose is what its
+    author wrote (vouch.py); otherwise it is held to a likeness's rule. The message names the
     manifest and the field.
     """
     m = package.manifest
-    if m.purpose != "likeness":
-        return None
     where = package.path / MANIFEST_NAME
+    if m.purpose != "likeness":
+        if (vouches or Vouches.default()).covers(package):
+            return None
+        if m.consent is None:
+            return (
+                f"{where}: field purpose says {m.purpose!r} (no real person's likeness), but "
+                "nobody this server trusts has vouched for that: a purpose is what the "
+                f"package's author wrote. If {m.id!r} truly shows no one's likeness, run "
+                f"'agecast identity vouch {package.path}' on the server; if it is someone's "
+                f"likeness, record their consent in the manifest; {_CONSENT_HELP}"
+            )
     consent = m.consent
     if consent is None:
         return (
@@ -260,20 +276,28 @@ def consent_problem(package: IdentityPackage, today: date | None = None) -> str 
     return None
 
 
-def check_consent(package: IdentityPackage, today: date | None = None) -> None:
-    """Refuse to run a likeness without the actor's consent in force ``today``.
+def check_consent(
+    package: IdentityPackage, today: date | None = None, vouches: Vouches | None = None
+) -> None:
+    """Refuse to run a likeness without the actor's consent in force ``today`` (or a package
+    that says it is no one's likeness without a vouch: :func:`consent_problem`).
 
     Everything that loads an identity to run it goes through here (via ``load_model``);
     reading, listing and inspecting a package do not.
     """
-    problem = consent_problem(package, today)
+    problem = consent_problem(package, today, vouches)
     if problem is not None:
         raise IdentityError(problem)
 
 
-def load_model(package: IdentityPackage, backend: Backend, today: date | None = None) -> Model:
+def load_model(
+    package: IdentityPackage,
+    backend: Backend,
+    today: date | None = None,
+    vouches: Vouches | None = None,
+) -> Model:
     """Check consent and the files, load the model on ``backend`` and check its tensors."""
-    check_consent(package, today)
+    check_consent(package, today, vouches)
     try:
         with staged(package) as copy:
             model = backend.load(copy, label=f"identity {package.manifest.id}")
@@ -302,10 +326,17 @@ def discover(dirs: list[Path]) -> list[IdentityPackage]:
     return found
 
 
-def resolve(name: str, dirs: list[Path], *, installed_only: bool = False) -> IdentityPackage:
+def resolve(
+    name: str,
+    dirs: list[Path],
+    *,
+    installed_only: bool = False,
+    vouches: Vouches | None = None,
+) -> IdentityPackage:
     """``name`` is a package folder path, an identity id, or ``auto`` (best installed).
     ``installed_only``: only ids of packages in ``dirs`` (what a monitor's operator may pick:
-    not any folder on the server's disk)."""
+    not any folder on the server's disk). ``vouches``: which demo/tooling packages ``auto`` may
+    count as runnable (:func:`consent_problem`)."""
     candidate = Path(name).expanduser()
     if not installed_only and name != "auto" and (candidate / MANIFEST_NAME).exists():
         return read_package(candidate)
@@ -317,7 +348,7 @@ def resolve(name: str, dirs: list[Path], *, installed_only: bool = False) -> Ide
                 "pass --identity PATH or add packages to --identities-dir"
             )
         # A likeness whose consent is not in force cannot run: rank it after every runnable one.
-        blocked = {p.path: consent_problem(p) for p in installed}
+        blocked = {p.path: consent_problem(p, vouches=vouches) for p in installed}
         for why in filter(None, blocked.values()):
             log.warning("identity auto: a package cannot run now: %s", why)
         best = min(

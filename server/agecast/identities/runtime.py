@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -11,6 +12,9 @@ from agecast.faces.regions import REGIONS, region_maps, target_age_map
 from agecast.identities.package import IdentityPackage, load_model
 from agecast.inference.base import Backend, Model
 from agecast.manifest import Manifest, Normalisation
+
+if TYPE_CHECKING:
+    from agecast.identities.vouch import Vouches
 
 AGE_MAP_SCALE = 100.0  # age maps hold years / 100 (agecast-reage)
 
@@ -88,8 +92,11 @@ class IdentityModel:
         )
 
     @classmethod
-    def load(cls, package: IdentityPackage, backend: Backend) -> IdentityModel:
-        return cls(package, load_model(package, backend))
+    def load(
+        cls, package: IdentityPackage, backend: Backend, vouches: Vouches | None = None
+    ) -> IdentityModel:
+        """Load ``package`` to run (consent or a vouch checked: ``package.load_model``)."""
+        return cls(package, load_model(package, backend, vouches=vouches))
 
     @property
     def crop_size(self) -> int:

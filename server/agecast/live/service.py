@@ -21,13 +21,11 @@ from agecast.cast.matching import Recognition
 from agecast.cast.router import tag_of
 from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
-from agecast.identities.package import resolve
-from agecast.identities.runtime import IdentityModel
 from agecast.live.status import CameraStatus
 from agecast.media.encoder import H264Encoder, encode_jpeg
 from agecast.media.fanout import Fanout, Message
 from agecast.media.protocol import FX_CODES, LAYOUT_CODES, Flags, FxCode, PictureHeader
-from agecast.pipeline.build import Built, build
+from agecast.pipeline.build import Built, build, load_identity
 from agecast.pipeline.cameras import build_cameras
 from agecast.pipeline.controls import CONTROL_KEYS, LOOK_KEYS, MEMBER_KEYS
 from agecast.pipeline.fx import MemberLook
@@ -238,8 +236,7 @@ class LiveService:
         return tuple(members.values())
 
     def _swap_identity(self, name: str) -> None:
-        package = resolve(name, self.settings.identities_dir, installed_only=True)
-        identity = IdentityModel.load(package, self.built.backend)
+        identity = load_identity(self.settings, self.built.backend, name, installed_only=True)
         # the FX closes the old model once no frame is using it (one may be mid-way with it)
         self.built.fx.set_identity(identity)
         self.built.identity = identity

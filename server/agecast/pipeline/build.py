@@ -15,6 +15,7 @@ from agecast.faces.landmarks106 import Landmarks106, find_landmarks106
 from agecast.faces.tracker import FaceTracker
 from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
+from agecast.identities.vouch import Vouches
 from agecast.inference.base import Backend
 from agecast.inference.registry import get_backend
 from agecast.pipeline.fx import FaceFX, Look, MemberLook
@@ -70,14 +71,30 @@ class Built:
         self.identity.close()
 
 
+def load_identity(
+    settings: Settings, backend: Backend, name: str | None = None, *, installed_only: bool = False
+) -> IdentityModel:
+    """The identity ``name`` (default: ``settings.identity``), loaded to run: a likeness with
+    its actor's consent in force, a demo or tooling package only with a vouch from this
+    server's state folder (identities/vouch.py). ``installed_only``: an id in
+    ``identities_dir``, never a folder path (what the monitor's operator may pick)."""
+    vouches = Vouches(settings.state_dir)
+    package = resolve(
+        name or settings.identity,
+        settings.identities_dir,
+        installed_only=installed_only,
+        vouches=vouches,
+    )
+    return IdentityModel.load(package, backend, vouches)
+
+
 def build_fx(
     settings: Settings, backend: Backend, *, background_recognition: bool = True
 ) -> tuple[IdentityModel, FaceFX]:
     """The face stages for ``settings``. With a cast (the cast file has members and ``cast``
     is on) every face is tracked and routed to its member; ``background_recognition`` runs the
     recogniser on its own thread (live) rather than in line (render: every run decides alike)."""
-    package = resolve(settings.identity, settings.identities_dir)
-    identity = IdentityModel.load(package, backend)
+    identity = load_identity(settings, backend)
     roster = load_roster(settings.resolved_cast_file) if settings.cast else None
     if roster is not None and not roster.members:
         roster = None
@@ -104,10 +121,8 @@ def build_fx(
     if roster is not None:
         router = make_router(settings, roster, backend, background=background_recognition)
 
-    def load_identity(name: str) -> IdentityModel:
-        return IdentityModel.load(
-            resolve(name, settings.identities_dir, installed_only=True), backend
-        )
+    def load_member_identity(name: str) -> IdentityModel:
+        return load_identity(settings, backend, name, installed_only=True)
 
     fx = FaceFX(
         tracker,
@@ -115,7 +130,7 @@ def build_fx(
         look_from(settings, roster),
         landmarks,
         cast=router,
-        load_identity=load_identity,
+        load_identity=load_member_identity,
     )
     if roster is not None:
         for member in roster.members:  # a member's missing identity fails now, not on a frame
