@@ -73,6 +73,12 @@ export class LiveFeed {
     return this.stream.hello?.fps ?? this.status?.source?.fps ?? null;
   }
 
+  /** The server's UTC offset in minutes (its hello), for the live timecode; null if not sent. */
+  get tzOffsetMin() {
+    const offset = this.stream.hello?.tz_offset_min;
+    return Number.isFinite(offset) ? offset : null;
+  }
+
   setStatus(s) {
     if (!s || typeof s !== "object" || Array.isArray(s)) return;
     if (this.camera && s.camera && s.camera !== this.camera) return; // late, from the camera shown before

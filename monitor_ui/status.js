@@ -2,14 +2,18 @@
 // painter, the record bar and a review say now. No state of its own.
 
 /** Time of day of an instant (ms since the epoch) as HH:MM:SS:FF at `fps`: the timecode a live
- * feed without one of its own is recorded with (the server's wall clock, this page's zone). */
-export function timeOfDay(ms, fps) {
+ * feed without one of its own is recorded with. `offsetMin` is the server's UTC offset (its
+ * hello says it), so the page shows what the take will say wherever the browser is; without
+ * it, this page's zone. */
+export function timeOfDay(ms, fps, offsetMin = null) {
   if (!Number.isFinite(ms)) return null;
   const base = Math.max(1, Math.round(fps > 0 ? fps : 30));
-  const t = new Date(ms);
-  const ff = Math.floor((t.getMilliseconds() / 1000) * base);
+  const zoned = Number.isFinite(offsetMin);
+  const t = new Date(zoned ? ms + offsetMin * 60000 : ms);
+  const [h, m, s] = zoned ? [t.getUTCHours(), t.getUTCMinutes(), t.getUTCSeconds()] : [t.getHours(), t.getMinutes(), t.getSeconds()];
+  const ff = Math.floor((t.getUTCMilliseconds() / 1000) * base);
   const two = (n) => String(n).padStart(2, "0");
-  return `${two(t.getHours())}:${two(t.getMinutes())}:${two(t.getSeconds())}:${two(ff)}`;
+  return `${two(h)}:${two(m)}:${two(s)}:${two(ff)}`;
 }
 
 /** The server's drop counters ({"capture→device": n, …} or a number) as one short line. */
@@ -44,7 +48,7 @@ export function statusModel({ feed, painted, review, recording, nextTake, noFram
   const fx = !connected || state === "no signal" || review ? null : painted.flowing && meta ? meta.fx : (status?.fx ?? null);
   let timecode = null;
   if (review) timecode = review.timecode();
-  else if (meta && connected) timecode = timeOfDay(meta.captureMs, feed.fps);
+  else if (meta && connected) timecode = timeOfDay(meta.captureMs, feed.fps, feed.tzOffsetMin);
   let take = nextTake ? `next ${nextTake}` : null;
   if (recording) take = `REC ${recording.take ?? ""}`;
   if (review) take = review.label();

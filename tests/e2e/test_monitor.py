@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -210,3 +211,32 @@ def test_view_geometry(server: AgecastServer, page: Page) -> None:
     assert plans["wipeSize"] == 640
     assert plans["agedOnlyRaw"]["missing"] == "raw"
     assert plans["agedOnlyWipe"]["missing"] == "raw"
+
+
+def test_live_timecode_is_the_servers_time_of_day_wherever_the_browser_is(
+    server: AgecastServer, browser: Browser, watched: Watched
+) -> None:
+    """Takes are stamped with the server's local time of day; a browser in another zone (here
+    UTC+14 or UTC-11, whichever is further from the server) shows the same timecode live."""
+    from datetime import datetime
+
+    offset_h = (datetime.now().astimezone().utcoffset() or timedelta()).total_seconds() / 3600
+    zone = "Pacific/Pago_Pago" if offset_h > 1 else "Pacific/Kiritimati"
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, timezone_id=zone)
+    try:
+        page = watched.attach(context.new_page())
+        page.goto(server.page_url("/"))
+        wait_painting(page, 5)
+        assert page.evaluate("new Date().getTimezoneOffset()") != -offset_h * 60  # a real gap
+        page.wait_for_function(
+            "/^\\d\\d:\\d\\d:\\d\\d:\\d\\d$/.test(document.querySelector('#m-tc').textContent)"
+        )
+        shown = page.inner_text("#m-tc")
+        now = datetime.now()  # the server's zone: this process's
+        hh, mm, ss = (int(part) for part in shown.split(":")[:3])
+        shown_s = hh * 3600 + mm * 60 + ss
+        now_s = now.hour * 3600 + now.minute * 60 + now.second
+        gap = min(abs(shown_s - now_s), 86400 - abs(shown_s - now_s))
+        assert gap <= 5, f"live timecode {shown} is not the server's time of day {now:%H:%M:%S}"
+    finally:
+        context.close()

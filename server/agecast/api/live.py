@@ -38,6 +38,7 @@ from agecast.live.service import LiveService
 from agecast.live.status import Status
 from agecast.media.fanout import Viewer
 from agecast.pipeline.controls import Control
+from agecast.takes.recorder import local_utc_offset_s
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,9 @@ def _hello(service: LiveService, codec: str, cameras: list[str], link: Link) -> 
         "height": status["height"],
         "fps": status["source"]["fps"],
         "server_time_ms": time.time_ns() / 1e6,
+        # the zone takes' timecodes are written in (recorder.wall_frames: the server's local
+        # time of day), so the page's live timecode matches them wherever the browser is
+        "tz_offset_min": round(local_utc_offset_s() / 60),
         "version": __version__,
         "camera": service.name,  # this socket's camera, one of
         "cameras": cameras,

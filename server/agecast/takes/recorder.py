@@ -131,6 +131,12 @@ def tc_frames(text: str, fps: float) -> int:
     return ((hh * 60 + mm) * 60 + ss) * tc_base(fps) + ff
 
 
+def local_utc_offset_s() -> float:
+    """This machine's offset from UTC now, in seconds (the zone of :func:`wall_frames`)."""
+    offset = datetime.now().astimezone().utcoffset()
+    return offset.total_seconds() if offset is not None else 0.0
+
+
 def wall_frames(wall_ns: int, fps: float) -> int:
     """Time of day (local) of a wall-clock instant, in frames: the timecode of a live feed."""
     moment = datetime.fromtimestamp(wall_ns / 1e9)
