@@ -119,4 +119,4 @@ def test_a_rerender_setting_is_explained_the_same_way() -> None:
 
     with pytest.raises(SettingsError) as err:
         parse_sets(["age=500"])
-    assert str(err.value) == "invalid re-render setting: age must be at most 130.0 (got '500')"
+    assert str(err.value) == "cannot re-render: setting age must be at most 130.0 (got '500')"

@@ -1,5 +1,13 @@
 """Typed errors. Each message names the thing that failed and what to do about it."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only the type: agecast.errors imports nothing at run time
+    from pydantic import ValidationError
+
 
 class AgecastError(Exception):
     """Base of every error agecast raises on purpose."""
@@ -67,3 +75,58 @@ class OutputError(AgecastError):
 
 class ServeError(AgecastError):
     """The monitor cannot start serving: its port is taken or its address is not this host's."""
+
+
+# --- pydantic's validation errors in agecast's words -------------------------------------------
+
+# pydantic's error types as what the value must be; ctx fills the {…}
+_MUST = {
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "literal_error": "must be one of {expected}",
+    "list_type": "must be a list (a:b, a,b or a JSON list)",
+    "string_type": "must be text",
+    "dict_type": "must be an object of names and values",
+}
+
+
+def explain_fields(exc: ValidationError, noun: str = "field", valid: Iterable[str] = ()) -> str:
+    """Each problem of ``exc`` as one clause, joined by ``; ``: which ``noun`` (``field``,
+    ``setting``…) by its dotted name, what was wrong with it and what it must be, with the value
+    given; an unknown name lists the ``valid`` ones. Our own validators' messages stand as they
+    were written (they already say what to do)."""
+    known = ", ".join(valid)
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        name, kind, ctx = f"{noun} {where}", err["type"], err.get("ctx", {})
+        if kind == "extra_forbidden":
+            parts.append(f"unknown {noun} {where!r}" + (f"; valid: {known}" if known else ""))
+        elif kind == "missing":
+            parts.append(f"{name} is missing")
+        elif kind in ("value_error", "assertion_error"):
+            parts.append(f"{name}: {ctx.get('error', err['msg'])}")
+        else:
+            parts.append(f"{name} {_must(kind, ctx, err['msg'])} (got {_shown(err.get('input'))})")
+    return "; ".join(parts)
+
+
+def _must(kind: str, ctx: dict[str, object], msg: str) -> str:
+    try:
+        return _MUST[kind].format(**ctx)
+    except (KeyError, IndexError):  # a type without our words, or words its ctx cannot fill
+        return f"is not valid: {msg}"
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

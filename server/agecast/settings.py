@@ -23,7 +23,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as EnvParseError
 
-from agecast.errors import SettingsError
+from agecast.errors import SettingsError, explain_fields
 from agecast.redact import SourceURI, redact, reveal
 
 Layout = Literal["side-by-side", "aged", "raw"]
@@ -325,39 +325,7 @@ def _explain(exc: ValidationError, path: Path | None) -> str:
     return "invalid settings" + where + ": " + explain(exc)
 
 
-# pydantic's error types in the words of a setting: ctx fills the {…}
-_WORDS = {
-    "less_than_equal": "must be at most {le}",
-    "less_than": "must be less than {lt}",
-    "greater_than_equal": "must be at least {ge}",
-    "greater_than": "must be more than {gt}",
-    "float_parsing": "must be a number",
-    "float_type": "must be a number",
-    "int_parsing": "must be a whole number",
-    "int_type": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "bool_parsing": "must be true or false",
-    "bool_type": "must be true or false",
-    "literal_error": "must be one of {expected}",
-    "list_type": "must be a list (a:b, a,b or a JSON list)",
-}
-
-
 def explain(exc: ValidationError) -> str:
-    """Each problem of ``exc`` as ``name: what it must be (got value)``, joined by ``; ``."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "settings"
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown setting {loc!r}; valid: {', '.join(Settings.model_fields)}")
-            continue
-        words = _WORDS.get(err["type"])
-        try:
-            text = words.format(**err.get("ctx", {})) if words else err["msg"]
-        except (KeyError, IndexError):
-            text = err["msg"]
-        if err["type"] == "value_error":  # our own validators' messages, as they wrote them
-            parts.append(f"{loc}: {err.get('ctx', {}).get('error', err['msg'])}")
-            continue
-        parts.append(f"{loc} {text} (got {err.get('input')!r})")
-    return "; ".join(parts)
+    """Each problem of ``exc`` as ``setting name: what it must be (got value)``, joined by ``; ``
+    (an unknown name lists the valid ones)."""
+    return explain_fields(exc, "setting", Settings.model_fields)

@@ -89,13 +89,13 @@ def test_vouched_tooling_needs_no_consent(make_package: PackageFactory, tmp_path
     [
         (
             {"valid_until": "2019-12-31"},
-            "field consent.valid_until: Value error, 2019-12-31 is before",
+            "field consent.valid_until: 2019-12-31 is before",
         ),
         ({"purposes": []}, "field consent.purposes"),
         ({"purposes": ["dailies", " "]}, "field consent.purposes"),
         ({"valid_from": "1st of May"}, "field consent.valid_from"),
         ({"granted_by": "  "}, "field consent.granted_by"),
-        ({"signed": True}, "field consent.signed"),
+        ({"signed": True}, "unknown field 'consent.signed'"),
     ],
 )
 def test_malformed_consent_is_named_when_read(

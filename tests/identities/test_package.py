@@ -39,7 +39,7 @@ def test_valid_package_loads_and_runs(make_package: PackageFactory) -> None:
         (["crop", "template"], "celebrity", "unknown template 'celebrity'"),
         (["normalisation"], {"std": [1, 0, 1]}, "field normalisation.std"),
         (["schema"], 99, "upgrade agecast"),
-        (["colour"], "red", "field colour"),
+        (["colour"], "red", "unknown field 'colour'"),
     ],
 )
 def test_bad_manifest_fields_are_named(

@@ -24,10 +24,12 @@ from agecast.api.deps import AppState, Operator, State, app_state
 from agecast.api.guard import socket_session
 from agecast.api.metrics import render_metrics
 from agecast.api.sockets import (
+    error_reply,
     parse,
     picture_socket,
     public_reply,
     refuse,
+    said,
     send_pictures,
     send_status,
     texts,
@@ -71,7 +73,7 @@ def control(body: Control, link: Operator, state: State) -> dict[str, Any]:
     try:
         status = service.control(values)
     except (AgecastError, ValidationError) as exc:  # values the settings refuse
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
+        raise HTTPException(status_code=422, detail=said(exc)) from exc
     state.audit_change(link, values, service)
     return status
 
@@ -215,7 +217,7 @@ def _viewer_message(
             return None
         raise ValueError(f"unknown message type {kind!r}; expected ping, stats or keyframe")
     except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
-        return {"type": "error", "error": str(exc)}
+        return error_reply(exc)
 
 
 def _control_message(cameras: LiveCameras, chosen: str | None, text: str) -> dict[str, Any]:
@@ -230,9 +232,5 @@ def _control_message(cameras: LiveCameras, chosen: str | None, text: str) -> dic
         service = cameras.get(values.pop("camera", None) or chosen)
         status = service.control(values)
         return {"type": "ack", "values": values, "camera": service.name, "status": status}
-    except (
-        ValueError,
-        TypeError,
-        AgecastError,
-    ) as exc:  # pydantic's ValidationError is a ValueError
-        return {"type": "error", "error": str(exc)}
+    except (ValueError, TypeError, AgecastError) as exc:  # ValidationError is a ValueError
+        return error_reply(exc)

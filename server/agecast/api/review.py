@@ -32,13 +32,21 @@ import torch
 from fastapi import APIRouter, Depends, HTTPException, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from agecast import __version__
 from agecast.api.auth import Auth, Link
 from agecast.api.deps import AppState, FirstCamera
 from agecast.api.deps import Viewer as SignedIn
-from agecast.api.sockets import parse, picture_socket, public_reply, refuse, send_pictures, texts
+from agecast.api.sockets import (
+    error_reply,
+    parse,
+    picture_socket,
+    public_reply,
+    refuse,
+    send_pictures,
+    texts,
+)
 from agecast.compose.marks import Marker
 from agecast.errors import TakeError
 from agecast.media.encoder import encode_jpeg
@@ -297,10 +305,8 @@ def _command(
                 f"unknown message type {message['type']!r}; expected {', '.join(KINDS)}"
             )
         command = _COMMAND.validate_python(message)
-    except ValidationError as exc:
-        return {"type": "error", "error": _explain(exc)}
-    except (ValueError, TypeError) as exc:
-        return {"type": "error", "error": str(exc)}
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        return error_reply(exc, "bad transport message: ")
     try:
         match command:
             case Ping():
@@ -329,16 +335,3 @@ def _command(
     except TakeError as exc:
         return {"type": "error", "error": str(exc)}
     return player.position().to_json()
-
-
-def _explain(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "message"
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown field {loc!r}")
-        elif err["type"] == "missing":
-            parts.append(f"{loc} is missing")
-        else:
-            parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
-    return "bad transport message: " + "; ".join(parts)

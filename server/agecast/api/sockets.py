@@ -13,10 +13,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
 
 from agecast.api.auth import Link
 from agecast.api.deps import AppState, app_state
 from agecast.api.guard import public, socket_session
+from agecast.errors import explain_fields
 from agecast.media.fanout import Viewer
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,17 @@ def parse(text: str) -> dict[str, Any]:
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ValueError('messages are JSON objects with a "type"')
     return message
+
+
+def said(exc: Exception) -> str:
+    """An error as its sender reads it; a message that did not validate says which field and
+    what it must be (:func:`agecast.errors.explain_fields`), not pydantic's report."""
+    return explain_fields(exc) if isinstance(exc, ValidationError) else str(exc)
+
+
+def error_reply(exc: Exception, about: str = "") -> dict[str, Any]:
+    """A socket's ``{"type": "error"}`` reply for ``exc``, after ``about`` (what was refused)."""
+    return {"type": "error", "error": about + said(exc)}
 
 
 def public_reply(reply: dict[str, Any]) -> dict[str, Any]:

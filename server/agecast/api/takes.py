@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agecast.api.cameras import LiveCameras
 from agecast.api.deps import Camera, FirstCamera, Operator, State
+from agecast.api.sockets import error_reply, said
 from agecast.errors import AgecastError, SettingsError, TakeError, UnknownCamera
 from agecast.live.presets import apply_preset, current_preset
 from agecast.takes.player import version_look
@@ -214,7 +215,7 @@ def save_preset(
             preset = current_preset(live, body.name, body.actor)
         presets.save(preset)
     except (AgecastError, ValidationError) as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
+        raise HTTPException(status_code=422, detail=said(exc)) from exc
     state.auth.audit.write("preset_saved", preset=preset.name, by=link.label, link=link.id)
     return preset.model_dump(mode="json")
 
@@ -263,4 +264,4 @@ def control_message(
         info = cameras.to_stop(chosen).stop_recording()
         return {"type": "take_stopped", "take": info.model_dump(mode="json")}
     except (AgecastError, ValidationError) as exc:
-        return {"type": "error", "error": str(exc)}
+        return error_reply(exc)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agecast.errors import CastError
+from agecast.errors import CastError, explain_fields
 from agecast.outfiles import write_private
 
 log = logging.getLogger(__name__)
@@ -126,10 +126,11 @@ def load_roster(path: Path, *, missing_ok: bool = True) -> Roster:
         raise CastError(f"cast file {path} cannot be read ({exc})") from exc
     try:
         roster = Roster.model_validate(json.loads(text))
-    except (ValueError, ValidationError) as exc:
+    except ValueError as exc:  # not JSON, or (a ValidationError) not a cast
+        problem = explain_fields(exc) if isinstance(exc, ValidationError) else str(exc)
         raise CastError(
-            f"cast file {path} is not a valid agecast cast ({_first_error(exc)}); fix it or move "
-            "it away and enrol the cast again"
+            f"cast file {path} is not a valid agecast cast ({problem}); fix it or move it away "
+            "and enrol the cast again"
         ) from exc
     if roster.format != FORMAT:
         raise CastError(
@@ -146,11 +147,3 @@ def save_roster(roster: Roster, path: Path) -> None:
     except OSError as exc:
         raise CastError(f"cannot write the cast file {path} ({exc})") from exc
     log.info("cast saved to %s (%d member(s))", path, len(roster.members))
-
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        return f"{where}: {err['msg']}"
-    return str(exc)

@@ -50,7 +50,7 @@ from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper
 from pydantic import ValidationError
 
-from agecast.errors import BackendError, IdentityError
+from agecast.errors import BackendError, IdentityError, explain_fields
 from agecast.identities.package import (
     IdentityPackage,
     check_contract,
@@ -146,7 +146,7 @@ def consent_record(
     try:
         record = ConsentRecord.model_validate(raw)
     except ValidationError as exc:
-        raise IdentityError(f"consent ({where}): {_fields(exc)}") from exc
+        raise IdentityError(f"consent ({where}): {explain_fields(exc)}") from exc
     if record.actor != actor:
         raise IdentityError(
             f"consent ({where}) is {record.actor!r}'s but the identity's actor is {actor!r}: "
@@ -160,7 +160,8 @@ def build_manifest(fields: dict[str, Any], source: Path) -> Manifest:
     try:
         return Manifest.model_validate(fields)
     except ValidationError as exc:
-        raise IdentityError(f"cannot make an identity from {source}: {_fields(exc)}") from exc
+        problems = explain_fields(exc)
+        raise IdentityError(f"cannot make an identity from {source}: {problems}") from exc
 
 
 def write_package(out: Path, model_file: Path, manifest: Manifest, *, overwrite: bool) -> Path:
@@ -244,12 +245,6 @@ def known_dims(dims: Dims, fill: dict[int, int]) -> Dims:
     return [
         d if isinstance(d, int) and d > 0 else fill.get(axis, -1) for axis, d in enumerate(dims)
     ]
-
-
-def _fields(exc: ValidationError) -> str:
-    return "; ".join(
-        f"field {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
-    )
 
 
 # --- reading a DFM --------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agecast.errors import BackendError, IdentityError
+from agecast.errors import BackendError, IdentityError, explain_fields
 from agecast.identities.vouch import Vouches
 from agecast.inference.base import Backend, Model, TensorSpec
 from agecast.manifest import MANIFEST_NAME, Manifest, TensorDecl
@@ -79,11 +79,7 @@ def read_package(path: Path) -> IdentityPackage:
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
-        fields = "; ".join(
-            f"field {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise IdentityError(f"{manifest_path}: {fields}") from exc
+        raise IdentityError(f"{manifest_path}: {explain_fields(exc)}") from exc
     return IdentityPackage(path, manifest, hashlib.sha256(data).hexdigest())
 
 

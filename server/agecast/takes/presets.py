@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agecast.age_offsets import parse_offsets
-from agecast.errors import SettingsError
+from agecast.errors import SettingsError, explain_fields
 from agecast.pipeline.controls import MemberControl
 from agecast.settings import ColorTransfer, Settings
 from agecast.takes.store import NAME_RE, NAME_RULE, now_iso, write_json_atomic
@@ -73,11 +73,7 @@ def make_preset(name: str, **values: Any) -> Preset:
     try:
         preset = Preset(name=name, **values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
-            for e in exc.errors()
-        )
-        raise SettingsError(f"preset {name!r}: {problems}") from exc
+        raise SettingsError(f"preset {name!r}: {explain_fields(exc)}") from exc
     if not preset.values():
         raise SettingsError(
             f"preset {name!r} sets nothing: give at least one of {', '.join(VALUE_KEYS)}"
@@ -103,8 +99,9 @@ class PresetStore:
         try:
             return {name: Preset.model_validate(p) for name, p in data["presets"].items()}
         except (KeyError, TypeError, AttributeError, ValidationError) as exc:
+            problem = explain_fields(exc) if isinstance(exc, ValidationError) else repr(exc)
             raise SettingsError(
-                f"{self.path} is not a presets file ({exc}); fix or remove it"
+                f"{self.path} is not a presets file ({problem}); fix or remove it"
             ) from exc
 
     def _save(self, presets: dict[str, Preset]) -> None:

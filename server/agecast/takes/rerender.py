@@ -98,7 +98,7 @@ def check_overrides(values: dict[str, Any]) -> dict[str, Any]:
     try:
         checked = Settings.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        raise SettingsError(f"invalid re-render setting: {explain(exc)}") from exc
+        raise SettingsError(f"cannot re-render: {explain(exc)}") from exc
     return {k: (getattr(checked, k) if values[k] is not None else None) for k in values}
 
 

@@ -57,7 +57,7 @@ from pydantic import (
     model_validator,
 )
 
-from agecast.errors import FacesetError
+from agecast.errors import FacesetError, explain_fields
 from agecast.faces.align import (
     TEMPLATES,
     estimate_affine,
@@ -167,14 +167,6 @@ class FacesetIndex(BaseModel):
         return self
 
 
-def _explain(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
-
-
 def write_index(folder: Path, index: FacesetIndex) -> None:
     """Write ``folder/faceset.json`` atomically (temporary file, then rename): the one writer."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -225,7 +217,7 @@ def read_index(folder: Path) -> FacesetIndex:
     try:
         return FacesetIndex.model_validate(data)
     except ValidationError as exc:
-        raise FacesetError(f"{path} is not a valid faceset index: {_explain(exc)}") from exc
+        raise FacesetError(f"{path} is not a valid faceset index: {explain_fields(exc)}") from exc
 
 
 def save_image(folder: Path, name: str, image: NDArray[np.uint8]) -> None:
