@@ -2,7 +2,8 @@
 // the REC tally, timecode, take, fps, latency) and the notice over the picture. It only shows
 // the status model it is given (see status.js); it owns no state of the stream.
 
-const FX_TEXT = {
+// By the server's FxState names (server/agecast/frames.py); unknown: anything else.
+export const FX_TEXT = {
   on: ["FX ON", "ok"],
   "no face": ["NO FACE", "muted"],
   bypass: ["FX OFF · BYPASS", "warn"],

@@ -9,7 +9,7 @@ export const FLAG_JPEG = 2;
 export const FLAG_FX_ERROR = 4;
 
 export const LAYOUTS = ["side-by-side", "aged", "raw"];
-export const FX_STATES = ["on", "no face", "bypass", "error", "no signal"];
+export const FX_STATES = ["on", "no face", "bypass", "error", "no signal"]; // FxState, in wire order
 
 /**
  * Parse one binary picture message. Returns {header, payload} or throws an Error saying why;

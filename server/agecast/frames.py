@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import torch
 
@@ -45,6 +46,34 @@ class Replayed:
     faces: list[FaceBox] | None
     look: dict[str, object]
     identity: str | None = None
+
+
+class FxState(StrEnum):
+    """What the FX did with a picture, in the one set of names the status, the wire header and
+    the page use (``monitor_ui/protocol.js`` ``FX_STATES``, ``overlay.js`` ``FX_TEXT``). The
+    order is the wire: a state's :attr:`code` is its place here, the header's fx byte."""
+
+    ON = "on"  # a face was replaced
+    NO_FACE = "no face"  # running, nothing to replace in this frame
+    BYPASS = "bypass"  # the operator switched FX off
+    ERROR = "error"  # a stage failed; the aged side shows the raw frame
+    NO_SIGNAL = "no signal"  # no pictures from the source: the live service says so, FX never
+
+    @property
+    def code(self) -> int:
+        """The byte the monitor wire header carries for this state."""
+        return _FX_WIRE.index(self)
+
+    @classmethod
+    def from_code(cls, code: int) -> FxState:
+        """The state a wire header's fx byte names; ValueError for a byte no state has."""
+        if not 0 <= code < len(_FX_WIRE):
+            raise ValueError(f"fx state {code} is not one of 0–{len(_FX_WIRE) - 1}")
+        return _FX_WIRE[code]
+
+
+_FX_WIRE = tuple(FxState)
+FX_RESULTS = tuple(s for s in FxState if s is not FxState.NO_SIGNAL)  # what FX gives a frame
 
 
 def stamp_now() -> tuple[int, int]:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
+from agecast.frames import FxState
+from agecast.media.protocol import Flags, LayoutCode, PictureHeader
 from tests.e2e.conftest import (
     HEIGHT,
     WIDTH,
@@ -240,3 +242,25 @@ def test_live_timecode_is_the_servers_time_of_day_wherever_the_browser_is(
         assert gap <= 5, f"live timecode {shown} is not the server's time of day {now:%H:%M:%S}"
     finally:
         context.close()
+
+
+def test_page_names_every_fx_state_as_the_server_does(server: AgecastServer, page: Page) -> None:
+    """Each FX state the server can put in a picture header reads back in the page as the same
+    name, and the FX badge has its own words for it (none falls back to "FX —" unknown)."""
+    page.goto(server.page_url("/"))
+    headers = [
+        list(PictureHeader(Flags(0), LayoutCode.RAW, fx, 7, 1, 2, 64, 32, 0).pack())
+        for fx in FxState
+    ]
+    seen = page.evaluate(
+        """async (headers) => {
+          const { parsePicture } = await import('/ui/protocol.js');
+          const { FX_TEXT } = await import('/ui/overlay.js');
+          return headers.map((bytes) => {
+            const fx = parsePicture(new Uint8Array(bytes).buffer).header.fx;
+            return [fx, Object.hasOwn(FX_TEXT, fx)];
+          });
+        }""",
+        headers,
+    )
+    assert seen == [[fx.value, True] for fx in FxState]

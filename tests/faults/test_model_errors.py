@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from agecast.frames import FxState
 from agecast.identities.runtime import SwapResult
-from agecast.media.protocol import Flags, FxCode
+from agecast.media.protocol import Flags
 from tests.api.conftest import Running
 
 from .conftest import status
@@ -66,11 +67,11 @@ def test_a_model_raising_every_nth_frame(
     flagged = [p for p in pictures if Flags.FX_ERROR in p[0].flags]
     clean = [p for p in pictures if Flags.FX_ERROR not in p[0].flags]
     assert len(flagged) >= 3 and len(clean) >= 3 * len(flagged) // 2
-    assert all(h.fx is FxCode.ERROR for h, _ in flagged)
-    assert all(h.fx is not FxCode.ERROR for h, _ in clean)
+    assert all(h.fx is FxState.ERROR for h, _ in flagged)
+    assert all(h.fx is not FxState.ERROR for h, _ in clean)
     # on a failed frame the aged half is the raw picture; on the others the face is replaced
     assert max(changed_pixels(data) for _, data in flagged) < 20
-    assert min(changed_pixels(data) for h, data in clean if h.fx is FxCode.ON) > 200
+    assert min(changed_pixels(data) for h, data in clean if h.fx is FxState.ON) > 200
 
     # logged once per burst: here each failure is a burst of one frame
     logged = sum("FX failed" in r.getMessage() for r in caplog.records)

@@ -21,10 +21,11 @@ from agecast.cast.matching import Recognition
 from agecast.cast.router import tag_of
 from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
+from agecast.frames import FxState
 from agecast.live.status import CameraStatus
 from agecast.media.encoder import H264Encoder, encode_jpeg
 from agecast.media.fanout import Fanout, Message
-from agecast.media.protocol import FX_CODES, LAYOUT_CODES, Flags, FxCode, PictureHeader
+from agecast.media.protocol import LAYOUT_CODES, Flags, PictureHeader
 from agecast.pipeline.build import Built, build, load_identity
 from agecast.pipeline.cameras import build_cameras
 from agecast.pipeline.controls import CONTROL_KEYS, LOOK_KEYS, MEMBER_KEYS
@@ -69,7 +70,7 @@ class LiveService:
         self.built.pipeline.timings.cache_s = 1.0
         self.glass_ms: deque[float] = deque(maxlen=2000)
         self.last_output: Output | None = None
-        self.fx_state = "on"
+        self.fx_state = FxState.ON  # the last picture's
         self._thread: threading.Thread | None = None
         self._control_lock = threading.Lock()
         self.recorder: Recorder | None = None  # the take being (or last) recorded
@@ -110,7 +111,7 @@ class LiveService:
             if output is None:
                 continue
             self.last_output = output
-            self.fx_state = output.fx.value
+            self.fx_state = output.fx
             recorder = self.recorder
             if recorder is not None and not recorder.finished:  # also the last, after a stop
                 recorder.offer(output)  # a reference on a queue: never blocks the live path
@@ -131,7 +132,7 @@ class LiveService:
         t0 = time.perf_counter_ns()
         h264 = jpeg = None
         key = False
-        flags = Flags.FX_ERROR if output.fx.value == "error" else Flags(0)
+        flags = Flags.FX_ERROR if output.fx is FxState.ERROR else Flags(0)
         picture = output.picture
         encoder = self.encoder
         if mark is not None:  # this viewer's own copy, its label burnt in (traceable if leaked)
@@ -158,7 +159,7 @@ class LiveService:
         header = PictureHeader(
             flags,
             LAYOUT_CODES[output.layout],
-            FX_CODES.get(output.fx.value, FxCode.ERROR),
+            output.fx,
             output.index,
             output.wall_ns,
             time.time_ns(),
@@ -278,9 +279,8 @@ class LiveService:
         manifest = self.built.fx.identity.manifest
         look = self.built.fx.look
         source_state = pipeline.source.state
-        fx = "no signal" if source_state != SourceState.LIVE else self.fx_state
-        if not self.built.pipeline.running and pipeline.error is not None:
-            fx = "no signal"
+        stopped = not pipeline.running and pipeline.error is not None
+        fx = FxState.NO_SIGNAL if source_state != SourceState.LIVE or stopped else self.fx_state
         encode = self.timings.summary()
         packet = encode.get("frame_to_packet", percentiles([]))
         glass = percentiles(list(self.glass_ms)[-300:])

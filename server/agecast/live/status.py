@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from agecast.frames import FxState
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -64,7 +66,7 @@ class CameraStatus(_Model):
     camera: str
     source: SourceStatus
     identity: IdentityStatus
-    fx: str  # on | no face | bypass | error | no signal
+    fx: FxState
     fx_errors: int
     watchdog: dict[str, Any]
     device_errors: int
@@ -97,7 +99,7 @@ class CameraSummary(_Model):
     name: str
     source: str
     state: str
-    fx: str
+    fx: FxState
     identity: str
     fps_in: float
     fps_out: float

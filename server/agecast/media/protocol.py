@@ -10,7 +10,7 @@
       4      1    version (1)
       5      1    flags: bit0 key frame, bit1 JPEG payload, bit2 FX error on this frame
       6      1    layout: 0 side-by-side, 1 aged, 2 raw
-      7      1    fx state: 0 on, 1 no face, 2 bypass, 3 error, 4 no signal
+      7      1    fx state: 0 on, 1 no face, 2 bypass, 3 error, 4 no signal (FxState.code)
       8      4    frame index (u32, wraps)
       12     8    capture wall clock, ns since the epoch (u64) — the server's clock
       20     8    server send wall clock, ns (u64)
@@ -33,6 +33,8 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 
+from agecast.frames import FxState
+
 MAGIC = b"AGC1"
 VERSION = 1
 _HEADER = struct.Struct("<4sBBBBIQQHHII")
@@ -51,24 +53,10 @@ class LayoutCode(IntEnum):
     RAW = 2
 
 
-class FxCode(IntEnum):
-    ON = 0
-    NO_FACE = 1
-    BYPASS = 2
-    ERROR = 3
-    NO_SIGNAL = 4
-
-
 LAYOUT_CODES = {
     "side-by-side": LayoutCode.SIDE_BY_SIDE,
     "aged": LayoutCode.AGED,
     "raw": LayoutCode.RAW,
-}
-FX_CODES = {
-    "on": FxCode.ON,
-    "no face": FxCode.NO_FACE,
-    "bypass": FxCode.BYPASS,
-    "error": FxCode.ERROR,
 }
 
 
@@ -76,7 +64,7 @@ FX_CODES = {
 class PictureHeader:
     flags: Flags
     layout: LayoutCode
-    fx: FxCode
+    fx: FxState
     index: int
     capture_wall_ns: int
     send_wall_ns: int
@@ -90,7 +78,7 @@ class PictureHeader:
             VERSION,
             int(self.flags),
             int(self.layout),
-            int(self.fx),
+            self.fx.code,
             self.index & 0xFFFFFFFF,
             self.capture_wall_ns,
             self.send_wall_ns,
@@ -109,4 +97,5 @@ class PictureHeader:
         )
         if magic != MAGIC or version != VERSION:
             raise ValueError(f"not an agecast v{VERSION} picture message")
-        return cls(Flags(flags), LayoutCode(layout), FxCode(fx), index, cap, sent, w, h, length)
+        fx_state = FxState.from_code(fx)
+        return cls(Flags(flags), LayoutCode(layout), fx_state, index, cap, sent, w, h, length)

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
 import torch
 
@@ -24,18 +23,11 @@ from agecast.faces.align import estimate_affine, template_points, transform_poin
 from agecast.faces.landmarks106 import Landmarks106
 from agecast.faces.regions import REGIONS, mouth_interior
 from agecast.faces.tracker import FaceTracker
-from agecast.frames import FaceBox, Frame, Replayed
+from agecast.frames import FaceBox, Frame, FxState, Replayed
 from agecast.identities.runtime import IdentityModel
 from agecast.settings import ColorTransfer
 
 log = logging.getLogger(__name__)
-
-
-class FxState(StrEnum):
-    ON = "on"  # a face was replaced
-    NO_FACE = "no face"  # running, nothing to replace in this frame
-    BYPASS = "bypass"  # the operator switched FX off
-    ERROR = "error"  # a stage failed; the aged side shows the raw frame
 
 
 @dataclass(frozen=True, slots=True)

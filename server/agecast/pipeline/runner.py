@@ -25,9 +25,9 @@ import torch
 from agecast.compose.layout import layout_canvas
 from agecast.compose.marks import Marker
 from agecast.errors import AgecastError
-from agecast.frames import FaceBox, Frame
+from agecast.frames import FX_RESULTS, FaceBox, Frame, FxState
 from agecast.identities.runtime import IdentityModel
-from agecast.pipeline.fx import FaceFX, FxState, Look
+from agecast.pipeline.fx import FaceFX, Look
 from agecast.pipeline.metrics import Timings, percentiles
 from agecast.pipeline.slot import Slot, SlotClosed
 from agecast.pipeline.transfer import Copies, Uploader
@@ -94,7 +94,7 @@ class Pipeline:
         self._marker = Marker()  # the device thread's own
         self.frames_in = 0
         self.frames_out = 0
-        self.fx_counts: dict[str, int] = {state.value: 0 for state in FxState}
+        self.fx_counts: dict[str, int] = {state.value: 0 for state in FX_RESULTS}
         self.error: AgecastError | None = None
         self.watchdog = Watchdog("device thread", watchdog_s)
         self.device_errors = 0  # frames lost to a failure outside the face stages

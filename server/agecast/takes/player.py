@@ -35,9 +35,10 @@ from PIL import Image
 from agecast.compose.layout import layout_canvas
 from agecast.compose.marks import Marker
 from agecast.errors import TakeError
+from agecast.frames import FxState
 from agecast.media.encoder import H264Encoder, encode_jpeg
 from agecast.media.fanout import Message
-from agecast.media.protocol import Flags, FxCode, LayoutCode, PictureHeader
+from agecast.media.protocol import Flags, LayoutCode, PictureHeader
 from agecast.takes.recorder import tc_frames, timecode
 from agecast.takes.store import Take
 
@@ -567,7 +568,7 @@ class ReviewPlayer:
             flags = Flags.KEY if key else Flags(0)
         wall_ns = self._created_ns + round(index * 1e9 / self.fps)
         header = PictureHeader(
-            flags, LayoutCode.SIDE_BY_SIDE, FxCode.ON, index, wall_ns, time.time_ns(),
+            flags, LayoutCode.SIDE_BY_SIDE, FxState.ON, index, wall_ns, time.time_ns(),
             width, height, len(payload),
         )  # fmt: skip
         data = header.pack() + payload
