@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import torch
@@ -30,15 +28,13 @@ from agecast.training.faceset import Faceset
 from agecast.training.losses import dssim
 from agecast.training.reage_data import AgedFaces, OccluderStyle, ReageAugment, load_aged
 from agecast.training.train import (
-    CHECKPOINT,
-    HELD_OUT_EVERY,
-    Loop,
-    Progress,
+    How,
+    Plan,
     RunRecord,
-    begin,
-    checked_checkpoint,
-    fit,
-    restore,
+    Stepper,
+    held_out_split,
+    read_checkpoint,
+    train_run,
 )
 
 log = logging.getLogger(__name__)
@@ -65,14 +61,6 @@ class ReageOptions:
     occluder_style: OccluderStyle = "shapes"  # "textured": face-sized, lit, creased skin-likes
 
 
-def _split(data: AgedFaces) -> tuple[AgedFaces, AgedFaces]:
-    held = [i for i in range(len(data)) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
-    train_idx = [i for i in range(len(data)) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
-    if not held:
-        held, train_idx = [len(data) - 1], list(range(len(data) - 1))
-    return data.subset(train_idx), data.subset(held)
-
-
 def reage_loss(
     net: ReageNet,
     face: torch.Tensor,
@@ -94,37 +82,10 @@ def reage_loss(
     return total, {"l1": l1.item(), "dssim": d.item(), "mask": m.item()}
 
 
-def _save(run: Path, net: ReageNet, opt: torch.optim.Optimizer, step: int, gen: Any) -> None:
-    tmp = run / (CHECKPOINT + ".tmp")
-    torch.save(
-        {
-            "step": step,
-            "family": FAMILY,
-            "config": net.config.to_dict(),
-            "model": net.state_dict(),
-            "optimizer": opt.state_dict(),
-            "generator": gen.get_state(),
-        },
-        tmp,
-    )
-    os.replace(tmp, run / CHECKPOINT)
-
-
 def load_reage_checkpoint(
     run: Path, device: torch.device | str = "cpu"
 ) -> tuple[ReageNet, dict[str, Any]]:
-    path = run / CHECKPOINT
-    if not path.is_file():
-        raise TrainError(f"{run} has no {CHECKPOINT}: train it first (`agecast train`)")
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:
-        raise TrainError(f"{path} cannot be read ({exc}); resume from an earlier copy") from exc
-    if state.get("family") != FAMILY:
-        raise TrainError(f"{path} is not an {FAMILY} checkpoint")
-    net = ReageNet(ReageConfig.from_dict(state["config"])).to(device)
-    net.load_state_dict(state["model"])
-    return net, state
+    return read_checkpoint(run, device, FAMILY, lambda c: ReageNet(ReageConfig.from_dict(c)))
 
 
 @torch.no_grad()
@@ -153,6 +114,48 @@ def preview_grid(net: ReageNet, held: AgedFaces, rows: int = 3) -> np.ndarray:
     return (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
 
 
+def _plan(src: Path, dst: Path, opts: ReageOptions, device: torch.device) -> Plan[ReageNet]:
+    """An agecast-reage run's part: the aged pairs (a tenth held out) and the U-Net."""
+    config = ReageConfig(resolution=opts.resolution, dims=opts.dims)
+    footage = Faceset.load(dst)
+    data = load_aged(Faceset.load(src), footage, opts.resolution)
+    if opts.crop > opts.resolution or opts.crop % 32:
+        raise TrainError(
+            f"--crop {opts.crop}: use a multiple of 32 up to --resolution {opts.resolution}"
+        )
+    train_idx, held_idx = held_out_split(len(data))
+    train_set, held = data.subset(train_idx), data.subset(held_idx)
+    ages = [float(a) for a in data.ages]
+
+    def started(net: ReageNet, command: str) -> str:
+        if not opts.init_from:
+            return command
+        return _init_from(net, Path(opts.init_from), config, device, command)
+
+    def stepper(net: ReageNet, opt: torch.optim.Optimizer, gen: torch.Generator) -> Stepper:
+        return _stepper(net, opt, train_set, held, opts, gen, device)
+
+    return Plan(
+        config,
+        footage.template,
+        f"{len(train_set)} faces × {len(ages)} ages ({', '.join(f'{a:g}' for a in ages)}), "
+        f"{len(held)} held out, {opts.resolution}px crops, {opts.crop}px windows",
+        {"age_range": [min(ages), max(ages)], "held_out": held.files, "paired": True},
+        lambda: ReageNet(config),
+        load_reage_checkpoint,
+        stepper,
+        betas=(0.9, 0.99),
+        started=started,
+    )
+
+
+def train_reage(
+    src: Path, dst: Path, run: Path, options: ReageOptions, **how: Unpack[How]
+) -> RunRecord:
+    """Train (or resume) an ``agecast-reage`` run in ``run``; returns its record."""
+    return train_run(FAMILY, _plan, src, dst, run, options, **how)
+
+
 def _init_from(
     net: ReageNet, start: Path, config: ReageConfig, device: torch.device, command: str
 ) -> str:
@@ -173,7 +176,7 @@ def _stepper(
     opts: ReageOptions,
     gen: torch.Generator,
     device: torch.device,
-) -> tuple[Callable[[int], tuple[torch.Tensor, dict[str, float]]], Callable[[], np.ndarray]]:
+) -> Stepper:
     """One training step of an agecast-reage run (loss, its parts), and its preview grid."""
     aug = ReageAugment(
         crop=opts.crop, occluder_p=opts.occluders, occluder_style=opts.occluder_style
@@ -199,69 +202,3 @@ def _stepper(
         return grid
 
     return one_step, preview
-
-
-def train_reage(
-    src: Path,
-    dst: Path,
-    run: Path,
-    options: ReageOptions,
-    *,
-    resume: bool = False,
-    on_progress: Callable[[Progress], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    command: str = "",
-) -> RunRecord:
-    """Train (or resume) an ``agecast-reage`` run in ``run``; returns its record."""
-    device, opts = begin(run, src, dst, options, resume, FAMILY)
-    config = ReageConfig(resolution=opts.resolution, dims=opts.dims)
-    footage = Faceset.load(dst)
-    data = load_aged(Faceset.load(src), footage, opts.resolution)
-    if opts.crop > opts.resolution or opts.crop % 32:
-        raise TrainError(
-            f"--crop {opts.crop}: use a multiple of 32 up to --resolution {opts.resolution}"
-        )
-    train_set, held = _split(data)
-    ages = [float(a) for a in data.ages]
-    gen = torch.Generator().manual_seed(opts.seed)
-    torch.manual_seed(opts.seed)
-    if resume:
-        record = RunRecord.load(run)
-        net, state = checked_checkpoint(run, load_reage_checkpoint(run, device), config)
-    else:
-        run.mkdir(parents=True, exist_ok=True)
-        net, state = ReageNet(config).to(device), {}
-        if opts.init_from:
-            command = _init_from(net, Path(opts.init_from), config, device, command)
-        record = RunRecord.new(
-            src, dst, footage.template, opts, config, device, age_range=[min(ages), max(ages)],
-            held_out=held.files, paired=True, command=command, family=FAMILY,
-        )  # fmt: skip
-    opt = torch.optim.AdamW(net.parameters(), lr=opts.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    restore(opt, gen, state)
-    log.info(
-        "training %s (%s): %d faces × %d ages (%s), %d held out, %dpx crops, %dpx windows on %s",
-        run,
-        FAMILY,
-        len(train_set),
-        len(ages),
-        ", ".join(f"{a:g}" for a in ages),
-        len(held),
-        opts.resolution,
-        opts.crop,
-        device,
-    )
-    net.train()
-    one_step, preview = _stepper(net, opt, train_set, held, opts, gen, device)
-    fit(
-        run,
-        record,
-        opt,
-        one_step,
-        lambda step: _save(run, net, opt, step, gen),
-        preview,
-        Loop(opts.steps, opts.save_every, opts.preview_every, opts.log_every, opts.minutes),
-        on_progress,
-        should_stop,
-    )
-    return record

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, TypedDict, TypeVar, Unpack, cast
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ from agecast.training.losses import face_loss, mask_loss
 
 log = logging.getLogger(__name__)
 
+DF = "agecast-df"
 RUN_FILE = "run.json"
 CHECKPOINT = "checkpoint.pt"
 HELD_OUT_EVERY = 10
@@ -117,7 +118,7 @@ class RunRecord:
     step: int = 0
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
-    family: str = "agecast-df"  # the model family trained (older runs: agecast-df)
+    family: str = DF  # the model family trained (older runs: agecast-df)
 
     def save(self, run: Path) -> None:
         tmp = run / (RUN_FILE + ".tmp")
@@ -185,6 +186,17 @@ def pick_train_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def held_out_split(n: int) -> tuple[list[int], list[int]]:
+    """Which of ``n`` footage faces train and which are held out (every 10th; at least the last
+    one, which trains too where it is the only face)."""
+    held = [i for i in range(n) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
+    train_idx = [i for i in range(n) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
+    if not held:
+        held = [n - 1]
+        train_idx = train_idx[:-1] or train_idx
+    return train_idx, held
+
+
 @dataclass(slots=True)
 class _Data:
     src: FaceTensors
@@ -210,11 +222,7 @@ def _prepare(src_set: Faceset, dst_set: Faceset, resolution: int, want_age: bool
     dst_all = load_faces(dst_set, resolution)
     if len(dst_all) < 2:
         raise TrainError(f"{dst_set.path} has {len(dst_all)} face(s); training needs at least 2")
-    held = [i for i in range(len(dst_all)) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
-    train_idx = [i for i in range(len(dst_all)) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
-    if not held:
-        held = [len(dst_all) - 1]
-        train_idx = train_idx[:-1] or train_idx
+    train_idx, held = held_out_split(len(dst_all))
     dst = dst_all.subset(train_idx)
     held_out = dst_all.subset(held)
     src = load_faces(src_set, resolution)
@@ -265,13 +273,15 @@ def _branch(
     return total, {"dssim": parts["dssim"].item(), "l1": parts["l1"].item(), "mask": m.item()}
 
 
-def _save_checkpoint(
-    run: Path, net: AgeNet, opt: torch.optim.Optimizer, step: int, gen: torch.Generator
+def save_checkpoint(
+    run: Path, net: Any, opt: torch.optim.Optimizer, step: int, gen: torch.Generator, family: str
 ) -> None:
+    """``checkpoint.pt`` of a run of ``family``, written atomically (temporary file, rename)."""
     tmp = run / (CHECKPOINT + ".tmp")
     torch.save(
         {
             "step": step,
+            "family": family,
             "config": net.config.to_dict(),
             "model": net.state_dict(),
             "optimizer": opt.state_dict(),
@@ -282,7 +292,10 @@ def _save_checkpoint(
     os.replace(tmp, run / CHECKPOINT)
 
 
-def load_checkpoint(run: Path, device: torch.device | str = "cpu") -> tuple[AgeNet, dict[str, Any]]:
+def read_checkpoint(
+    run: Path, device: torch.device | str, family: str, make: Callable[[dict[str, Any]], N]
+) -> tuple[N, dict[str, Any]]:
+    """A run's network of ``family`` (``make`` builds it from its config) and saved state."""
     path = run / CHECKPOINT
     if not path.is_file():
         raise TrainError(f"{run} has no {CHECKPOINT}: train it first (`agecast train`)")
@@ -290,9 +303,15 @@ def load_checkpoint(run: Path, device: torch.device | str = "cpu") -> tuple[AgeN
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
         raise TrainError(f"{path} cannot be read ({exc}); resume from an earlier copy") from exc
-    net = AgeNet(ModelConfig.from_dict(state["config"])).to(device)
+    if state.get("family", DF) != family:  # agecast-df checkpoints once named no family
+        raise TrainError(f"{path} is not an {family} checkpoint")
+    net = make(state["config"]).to(device)
     net.load_state_dict(state["model"])
     return net, state
+
+
+def load_checkpoint(run: Path, device: torch.device | str = "cpu") -> tuple[AgeNet, dict[str, Any]]:
+    return read_checkpoint(run, device, DF, lambda c: AgeNet(ModelConfig.from_dict(c)))
 
 
 @torch.no_grad()
@@ -319,8 +338,8 @@ def preview_grid(net: AgeNet, data: _Data, device: torch.device, rows: int = 4) 
     return (grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
 
-class _Machine(Protocol):
-    """What every family's options say of the machine to train on."""
+class _RunOptions(Protocol):
+    """What every family's options say: the machine to train on and the loop's pace."""
 
     @property
     def device(self) -> str: ...
@@ -328,8 +347,29 @@ class _Machine(Protocol):
     @property
     def threads(self) -> int: ...
 
+    @property
+    def lr(self) -> float: ...
 
-RunOpts = TypeVar("RunOpts", bound=_Machine)
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def save_every(self) -> int: ...
+
+    @property
+    def preview_every(self) -> int: ...
+
+    @property
+    def log_every(self) -> int: ...
+
+    @property
+    def minutes(self) -> float | None: ...
+
+
+RunOpts = TypeVar("RunOpts", bound=_RunOptions)
 
 
 def begin(
@@ -394,21 +434,38 @@ def _stepper(
     return one_step
 
 
-def train(
-    src: Path,
-    dst: Path,
-    run: Path,
-    options: TrainOptions,
-    *,
-    resume: bool = False,
-    on_progress: Callable[[Progress], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    command: str = "",
-) -> RunRecord:
-    """Train (or resume) the run in ``run``; returns its record. Checkpoints every
-    ``save_every`` steps and at the end, so an interrupted run loses at most that much.
-    ``command`` (the CLI line that started it) is kept for the exported manifest."""
-    device, opts = begin(run, src, dst, options, resume, "agecast-df")
+Step = Callable[[int], tuple[torch.Tensor, dict[str, float]]]
+Stepper = tuple[Step, Callable[[], np.ndarray]]  # one step (its loss and parts), the preview
+
+
+class How(TypedDict, total=False):
+    """How any family's run is driven: resumed (its own options kept), told each step's
+    progress, asked whether to stop, and the command line that started it (for the manifest)."""
+
+    resume: bool
+    on_progress: Callable[[Progress], None] | None
+    should_stop: Callable[[], bool] | None
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan(Generic[N]):
+    """A family's part of a run, made from its facesets and options: what the run shares
+    (:func:`train_run`: seed, resume, optimiser, loop, checkpoints) it does not say again."""
+
+    config: Any  # the net's config (a dataclass with ``to_dict``)
+    template: str  # the facesets' alignment
+    summary: str  # what it trains on, for the log
+    record: dict[str, Any]  # the family's own run.json fields (age_range, held_out, paired)
+    new: Callable[[], N]  # a fresh net
+    load: Callable[[Path, torch.device], tuple[N, dict[str, Any]]]  # a run's checkpoint
+    stepper: Callable[[N, torch.optim.Optimizer, torch.Generator], Stepper]
+    betas: tuple[float, float]
+    started: Callable[[N, str], str] | None = None  # a new run's first act; the command kept
+
+
+def _plan_df(src: Path, dst: Path, opts: TrainOptions, device: torch.device) -> Plan[AgeNet]:
+    """An agecast-df run's part: its facesets (held-out footage faces, pairs, ages) and net."""
     src_set, dst_set = Faceset.load(src), Faceset.load(dst)
     data = _prepare(src_set, dst_set, opts.resolution, opts.age)
     config = ModelConfig(
@@ -417,44 +474,77 @@ def train(
         decoder_dims=opts.decoder_dims,
         age=data.age_range is not None,
     )
+
+    def stepper(net: AgeNet, opt: torch.optim.Optimizer, gen: torch.Generator) -> Stepper:
+        return _stepper(net, data, opts, gen, device), lambda: preview_grid(net, data, device)
+
+    ages = f", ages {data.age_range[0]:g}–{data.age_range[1]:g}" if data.age_range else ""
+    return Plan(
+        config,
+        dst_set.template,
+        f"{len(data.src)} src, {len(data.dst)} dst ({len(data.held_out)} held out) faces at "
+        f"{opts.resolution}px{ages}{', paired' if data.pairs is not None else ''}",
+        {
+            "age_range": list(data.age_range) if data.age_range else None,
+            "held_out": data.held_out.files,
+            "paired": data.pairs is not None,
+        },
+        lambda: AgeNet(config),
+        load_checkpoint,
+        stepper,
+        betas=(0.5, 0.999),
+    )
+
+
+def train(src: Path, dst: Path, run: Path, options: TrainOptions, **how: Unpack[How]) -> RunRecord:
+    """Train (or resume) the agecast-df run in ``run``; returns its record (:func:`train_run`)."""
+    return train_run(DF, _plan_df, src, dst, run, options, **how)
+
+
+def train_run(
+    family: str,
+    plan: Callable[[Path, Path, RunOpts, torch.device], Plan[N]],
+    src: Path,
+    dst: Path,
+    run: Path,
+    options: RunOpts,
+    **how: Unpack[How],
+) -> RunRecord:
+    """Train (or resume) a run of ``family`` in ``run``; returns its record. Checkpoints every
+    ``save_every`` steps and at the end, so an interrupted run loses at most that much."""
+    resume = how.get("resume", False)
+    device, opts = begin(run, src, dst, options, resume, family)
+    made = plan(src, dst, opts, device)
     gen = torch.Generator().manual_seed(opts.seed)
     torch.manual_seed(opts.seed)
     if resume:
         record = RunRecord.load(run)
-        net, state = checked_checkpoint(run, load_checkpoint(run, device), config)
+        net, state = checked_checkpoint(run, made.load(run, device), made.config)
     else:
         run.mkdir(parents=True, exist_ok=True)
-        net, state = AgeNet(config).to(device), {}
+        net, state = made.new().to(device), {}
+        command = how.get("command", "")
+        if made.started is not None:
+            command = made.started(net, command)
         record = RunRecord.new(
-            src, dst, dst_set.template, opts, config, device,
-            age_range=list(data.age_range) if data.age_range else None,
-            held_out=data.held_out.files, paired=data.pairs is not None, command=command,
+            src, dst, made.template, opts, made.config, device, command=command, family=family,
+            **made.record,
         )  # fmt: skip
-    opt = torch.optim.AdamW(net.parameters(), lr=opts.lr, betas=(0.5, 0.999), weight_decay=0.0)
+    opt = torch.optim.AdamW(net.parameters(), lr=opts.lr, betas=made.betas, weight_decay=0.0)
     restore(opt, gen, state)
-    log.info(
-        "training %s: %d src, %d dst (%d held out) faces at %dpx on %s%s%s",
-        run,
-        len(data.src),
-        len(data.dst),
-        len(data.held_out),
-        opts.resolution,
-        device,
-        f", ages {data.age_range[0]:g}–{data.age_range[1]:g}" if data.age_range else "",
-        ", paired" if data.pairs is not None else "",
-    )
+    log.info("training %s (%s): %s on %s", run, family, made.summary, device)
     net.train()
-    one_step = _stepper(net, data, opts, gen, device)
+    one_step, preview = made.stepper(net, opt, gen)
     fit(
         run,
         record,
         opt,
         one_step,
-        lambda step: _save_checkpoint(run, net, opt, step, gen),
-        lambda: preview_grid(net, data, device),
+        lambda step: save_checkpoint(run, net, opt, step, gen, family),
+        preview,
         Loop(opts.steps, opts.save_every, opts.preview_every, opts.log_every, opts.minutes),
-        on_progress,
-        should_stop,
+        how.get("on_progress"),
+        how.get("should_stop"),
     )
     return record
 
@@ -474,7 +564,7 @@ def fit(
     run: Path,
     record: RunRecord,
     opt: torch.optim.Optimizer,
-    one_step: Callable[[int], tuple[torch.Tensor, dict[str, float]]],
+    one_step: Step,
     save: Callable[[int], None],
     preview: Callable[[], np.ndarray],
     loop: Loop,
