@@ -54,14 +54,13 @@ from agecast.media.fanout import Fanout, Viewer
 from agecast.takes.player import (
     MAX_SPEED,
     MIN_SPEED,
-    PICTURE_RE,
     THUMBNAIL,
     Position,
     ReviewPlayer,
     thumbnail,
     version_look,
 )
-from agecast.takes.store import Take, TakeStore
+from agecast.takes.store import PICTURE_RE, Take, TakeStore
 
 log = logging.getLogger(__name__)
 

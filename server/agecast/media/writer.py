@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 
 import av
 import torch
@@ -58,14 +57,3 @@ class Mp4Writer:
         self._container.close()
         self._container = None
         log.debug("wrote %d frame(s) to %s", self.frames, self.path)
-
-    def __enter__(self) -> Mp4Writer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

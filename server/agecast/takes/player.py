@@ -17,7 +17,6 @@ import bisect
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -44,7 +43,6 @@ from agecast.takes.store import Take
 
 log = logging.getLogger(__name__)
 
-PICTURE_RE = re.compile(r"^(raw|v[1-9][0-9]{0,3})$")
 MIN_SPEED, MAX_SPEED = 0.25, 2.0
 CACHE_BYTES = 64 * 1024 * 1024  # decoded YUV frames kept per file (frame-step back, loops)
 THUMBNAIL = "thumbnail.jpg"  # beside take.json, remade when its picture file is newer
@@ -54,27 +52,13 @@ MAX_LATE_S = 0.25  # further behind than this while playing: restart the clock (
 Codec = Literal["h264", "jpeg"]
 
 
-def picture_path(take: Take, name: str) -> Path:
-    """The file of picture ``name`` of ``take``: ``raw`` or an aged version ``vN``."""
-    if not PICTURE_RE.match(name):
-        raise TakeError(f"picture {name!r} is not raw or a version vN (v1, v2, …)")
-    if name == "raw":
-        path = take.raw_path
-    else:
-        take.require_version(name)
-        path = take.aged_path(name)
-    if not path.is_file():
-        raise TakeError(f"take {take.id}: {path} is missing; pick another picture to review")
-    return path
-
-
 def thumbnail(take: Take, width: int = THUMBNAIL_WIDTH) -> Path:
     """A JPEG of the take's middle frame — aged v1, or raw when there is no v1 — cached in the
     take's folder."""
     sources = []
     for name in ("v1", "raw"):
         try:
-            sources.append(picture_path(take, name))
+            sources.append(take.picture(name))
         except TakeError:
             continue
     if not sources:
@@ -332,7 +316,7 @@ class ReviewPlayer:
 
     # pictures --------------------------------------------------------------------------------
     def _open_pair(self, a: str, b: str) -> None:
-        paths = {name: picture_path(self.take, name) for name in (a, b)}
+        paths = {name: self.take.picture(name) for name in (a, b)}
         opened: dict[str, FrameReader] = {}
         try:
             for name, path in paths.items():

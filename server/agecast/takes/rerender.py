@@ -443,13 +443,7 @@ def export_take(take: Take, version: str, fmt: ExportFormat, out: Path) -> Path:
 
     mp4: the H.264 stream copied into a plain (unfragmented) MP4, no re-encode. prores: ProRes
     422 HQ (prores_ks, 10-bit 4:2:2) in a QuickTime .mov."""
-    if version == "raw":
-        src = take.raw_path
-    else:
-        take.require_version(version)
-        src = take.aged_path(version)
-    if not src.is_file():
-        raise TakeError(f"take {take.id} has no {version} picture at {src}")
+    src = take.picture(version)
     tc = take.info.timecode_start
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "mp4":

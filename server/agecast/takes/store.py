@@ -30,6 +30,7 @@ from agecast.errors import TakeError
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NAME_RULE = "1–64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
 VERSION_RE = re.compile(r"^v([1-9][0-9]*)$")
+PICTURE_RE = re.compile(r"^(raw|v[1-9][0-9]{0,3})$")  # a take's pictures: raw, or version vN
 
 TAKE_JSON = "take.json"
 RAW = "raw.mp4"
@@ -240,6 +241,15 @@ class Take:
 
     def aged_path(self, version: str = "v1") -> Path:
         return self.version_dir(version) / AGED
+
+    def picture(self, name: str) -> Path:
+        """The file of picture ``name``: ``raw`` or an aged version ``vN``, which must exist."""
+        if not PICTURE_RE.match(name):
+            raise TakeError(f"picture {name!r} is not raw or a version vN (v1, v2, …)")
+        path = self.raw_path if name == "raw" else self.aged_path(self.require_version(name))
+        if not path.is_file():
+            raise TakeError(f"take {self.id} has no {name} picture: {path} is missing")
+        return path
 
     def sidecar_path(self, version: str = "v1") -> Path:
         return self.version_dir(version) / SIDECAR

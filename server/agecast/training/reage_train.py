@@ -30,6 +30,7 @@ from agecast.training.reage_data import AgedFaces, OccluderStyle, ReageAugment, 
 from agecast.training.train import (
     How,
     Plan,
+    RunOptions,
     RunRecord,
     Stepper,
     held_out_split,
@@ -41,20 +42,12 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class ReageOptions:
+class ReageOptions(RunOptions):
     steps: int = 3000
-    batch: int = 8
     lr: float = 1e-3
     resolution: int = 256
     dims: int = 16
     crop: int = 128  # training window; the model runs on whole crops
-    save_every: int = 250
-    preview_every: int = 250
-    seed: int = 0
-    device: str = "auto"
-    minutes: float | None = None
-    log_every: int = 100
-    threads: int = 0
     init_from: str | None = None  # start from another reage run's weights (new data, same net)
     occluders: float = 0.5  # share of training samples with a synthetic occluder
     occluder_weight: float = 0.0  # extra loss weight on occluder pixels (leave them alone)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypedDict, TypeVar, Unpack, cast
+from typing import Any, Generic, TypedDict, TypeVar, Unpack, cast
 
 import numpy as np
 import torch
@@ -50,14 +50,14 @@ HELD_OUT_EVERY = 10
 
 
 @dataclass(frozen=True, slots=True)
-class TrainOptions:
+class RunOptions:
+    """What every family's run is told: its length, batch, learning rate and crop size, the
+    loop's pace and the machine to train on. A family's options add its own."""
+
     steps: int = 2000
     batch: int = 8
     lr: float = 2e-4
     resolution: int = 128
-    encoder_dims: int = 24
-    decoder_dims: int = 16
-    age: bool | None = None  # None: age-conditioned when the src faceset has several ages
     save_every: int = 250
     preview_every: int = 250
     seed: int = 0
@@ -65,6 +65,13 @@ class TrainOptions:
     minutes: float | None = None  # stop (and checkpoint) after this much training time
     log_every: int = 100  # a log line with step, loss and speed (for runs without a terminal)
     threads: int = 0  # CPU threads for torch (0 = torch's default)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainOptions(RunOptions):
+    encoder_dims: int = 24
+    decoder_dims: int = 16
+    age: bool | None = None  # None: age-conditioned when the src faceset has several ages
     # share of samples whose swap input carries a synthetic occluder (hand, cup, hair…), with
     # the target mask cut out under it: the model learns to leave what crosses a face alone
     occluders: float = 0.0
@@ -338,38 +345,7 @@ def preview_grid(net: AgeNet, data: _Data, device: torch.device, rows: int = 4) 
     return (grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
 
-class _RunOptions(Protocol):
-    """What every family's options say: the machine to train on and the loop's pace."""
-
-    @property
-    def device(self) -> str: ...
-
-    @property
-    def threads(self) -> int: ...
-
-    @property
-    def lr(self) -> float: ...
-
-    @property
-    def seed(self) -> int: ...
-
-    @property
-    def steps(self) -> int: ...
-
-    @property
-    def save_every(self) -> int: ...
-
-    @property
-    def preview_every(self) -> int: ...
-
-    @property
-    def log_every(self) -> int: ...
-
-    @property
-    def minutes(self) -> float | None: ...
-
-
-RunOpts = TypeVar("RunOpts", bound=_RunOptions)
+RunOpts = TypeVar("RunOpts", bound=RunOptions)
 
 
 def begin(
