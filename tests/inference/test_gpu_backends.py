@@ -49,7 +49,7 @@ def test_tensorrt_plan_built_offline_matches_cpu(
     monkeypatch.setenv("AGECAST_ENGINES_DIR", str(tmp_path / "engines"))
     with pytest.raises(IdentityError, match="agecast engines build"):
         IdentityModel.load(read_package(folder), get_backend("tensorrt"))
-    model = EngineModel("identity tiny", (folder / "model.onnx").read_bytes())
+    model = EngineModel.of("identity tiny", (folder / "model.onnx").read_bytes())
     cache = EngineCache(tmp_path / "engines")
     assert [r.built for r in build_engines([model], cache, fp16=False)] == [True]
     assert [r.built for r in build_engines([model], cache, fp16=False)] == [False]

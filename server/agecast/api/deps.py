@@ -31,16 +31,21 @@ class AppState:
     jobs: RenderJobs = field(default_factory=RenderJobs)  # re-renders started over the API
     reviews_open: int = 0
 
+    def audit(self, link: Link, event: str, **fields: Any) -> None:
+        """``event`` into the audit log, by whom (``link``'s label) and through which link."""
+        self.auth.audit.write(event, **fields, by=link.label, link=link.id)
+
     def audit_change(self, link: Link, values: dict[str, Any], service: LiveService) -> None:
         """An operator's change (and the identity it loaded) into the audit log."""
         where = {"camera": service.name} if len(self.cameras) > 1 else {}
-        self.auth.audit.write("settings", by=link.label, link=link.id, values=values, **where)
+        self.audit(link, "settings", values=values, **where)
         if "identity" in values:
-            manifest = service.built.fx.identity.manifest
-            self.auth.audit.write(
-                "identity_loaded", identity=manifest.id, actor=manifest.actor, by=link.label,
-                **where,
-            )  # fmt: skip
+            self.audit_identity(link, service, **where)
+
+    def audit_identity(self, link: Link, service: LiveService, **where: Any) -> None:
+        """The identity ``service`` runs now, loaded by ``link``, into the audit log."""
+        manifest = service.built.fx.identity.manifest
+        self.audit(link, "identity_loaded", identity=manifest.id, actor=manifest.actor, **where)
 
 
 def app_state(connection: HTTPConnection) -> AppState:

@@ -153,7 +153,7 @@ async def control_ws(ws: WebSocket) -> None:
                 if reply["type"] == "ack":
                     state.audit_change(link, reply["values"], state.cameras.get(reply["camera"]))
                 elif reply["type"] in ("take_started", "take_stopped"):
-                    state.auth.audit.write(reply["type"], take=reply["take"]["id"], by=link.label)
+                    state.audit(link, reply["type"], take=reply["take"]["id"])
                 await ws.send_text(json.dumps(public_reply(reply)))
         except (WebSocketDisconnect, RuntimeError):
             pass

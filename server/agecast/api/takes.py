@@ -130,7 +130,7 @@ def record(
         take = live.start_recording(body.scene, body.take, body.camera)
     except AgecastError as exc:
         raise fail(exc) from exc
-    state.auth.audit.write("take_started", take=take.id, by=link.label, link=link.id)
+    state.audit(link, "take_started", take=take.id)
     return {**take_summary(take), "recording": live.status()["recording"]}
 
 
@@ -140,10 +140,7 @@ def stop(link: Operator, state: State, store: Store, camera: str | None = None) 
         info = state.cameras.to_stop(camera).stop_recording()
     except AgecastError as exc:
         raise fail(exc) from exc
-    state.auth.audit.write(
-        "take_stopped", take=info.id, frames=info.frames, status=info.status,
-        by=link.label, link=link.id,
-    )  # fmt: skip
+    state.audit(link, "take_stopped", take=info.id, frames=info.frames, status=info.status)
     return take_summary(store.get(info.id))
 
 
@@ -168,9 +165,9 @@ def render(
     found: TakeOf, body: RenderBody, link: Operator, state: State, live: FirstCamera
 ) -> dict[str, Any]:
     def done(job: RenderJob) -> None:
-        state.auth.audit.write(
-            "render_finished", take=job.take, job=job.id, state=job.state,
-            version=job.version, error=job.error, by=link.label, link=link.id,
+        state.audit(
+            link, "render_finished", take=job.take, job=job.id, state=job.state,
+            version=job.version, error=job.error,
         )  # fmt: skip
 
     try:
@@ -179,10 +176,7 @@ def render(
         job = state.jobs.start(found, body.settings, live.settings, on_done=done)
     except AgecastError as exc:
         raise fail(exc) from exc
-    state.auth.audit.write(
-        "render_started", take=found.id, job=job.id, settings=body.settings,
-        by=link.label, link=link.id,
-    )  # fmt: skip
+    state.audit(link, "render_started", take=found.id, job=job.id, settings=body.settings)
     return job.public()
 
 
@@ -216,7 +210,7 @@ def save_preset(
         presets.save(preset)
     except (AgecastError, ValidationError) as exc:
         raise HTTPException(status_code=422, detail=said(exc)) from exc
-    state.auth.audit.write("preset_saved", preset=preset.name, by=link.label, link=link.id)
+    state.audit(link, "preset_saved", preset=preset.name)
     return preset.model_dump(mode="json")
 
 
@@ -226,7 +220,7 @@ def delete_preset(name: str, link: Operator, state: State, presets: Presets) -> 
         gone = presets.delete(name)
     except SettingsError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
-    state.auth.audit.write("preset_deleted", preset=name, by=link.label, link=link.id)
+    state.audit(link, "preset_deleted", preset=name)
     return gone.model_dump(mode="json")
 
 
@@ -242,11 +236,9 @@ def apply(
         status = apply_preset(live, preset)
     except AgecastError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
-    audit = state.auth.audit
-    audit.write("preset_applied", preset=name, values=preset.values(), by=link.label, link=link.id)
+    state.audit(link, "preset_applied", preset=name, values=preset.values())
     if "identity" in preset.values():
-        manifest = live.built.fx.identity.manifest
-        audit.write("identity_loaded", identity=manifest.id, actor=manifest.actor, by=link.label)
+        state.audit_identity(link, live)
     return status
 
 

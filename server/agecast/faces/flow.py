@@ -18,6 +18,8 @@ import torch
 
 from agecast.faces.align import estimate_affine, transform_points
 
+_LK_STOP = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)  # LK's iterations per level
+
 
 @dataclass(frozen=True, slots=True)
 class Patch:
@@ -35,24 +37,17 @@ class FlowResult:
     tracked: int  # how many of the five points LK followed
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LandmarkFlow:
-    """Follows five landmarks from one frame to the next."""
+    """Follows five landmarks from one frame to the next: LK in a ``window``-px window over
+    ``levels`` pyramid levels, on a patch ``margin`` face sizes around the face, shrunk to at
+    most ``face_px``; a point whose LK error is over ``max_error`` did not track."""
 
-    def __init__(
-        self,
-        *,
-        face_px: int = 128,
-        margin: float = 0.5,
-        window: int = 21,
-        levels: int = 3,
-        max_error: float = 30.0,
-    ) -> None:
-        self.face_px = face_px
-        self.margin = margin
-        self.window = window
-        self.levels = levels
-        self.max_error = max_error
-        self._criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
+    face_px: int = 128
+    margin: float = 0.5
+    window: int = 21
+    levels: int = 3
+    max_error: float = 30.0
 
     def grab(self, image: torch.Tensor, box: torch.Tensor) -> Patch:
         """The patch of ``image`` around ``box`` (x1, y1, x2, y2) to track from next frame."""
@@ -101,7 +96,7 @@ class LandmarkFlow:
             old_patch.copy(),
             winSize=(self.window, self.window),
             maxLevel=self.levels,
-            criteria=self._criteria,
+            criteria=_LK_STOP,
         )
         if new_patch is None or status is None:
             return None

@@ -16,7 +16,7 @@ def installed_models(identities_dirs: list[Path], identity: str | None = None) -
     as the backend receives them (the detector after its DequantizeLinear folding)."""
     packages = [resolve(identity, identities_dirs)] if identity else discover(identities_dirs)
     models = [
-        EngineModel(f"identity {p.manifest.id}", p.model_path.read_bytes())
+        EngineModel.of(f"identity {p.manifest.id}", p.model_path.read_bytes())
         for p in packages
         if p.model_path.is_file()
     ]
@@ -24,5 +24,5 @@ def installed_models(identities_dirs: list[Path], identity: str | None = None) -
         path = yunet_model_path()
         if path.is_file():
             data, _ = folded_model_bytes(read_verified(path, YUNET_SHA256))
-            models.append(EngineModel(f"YuNet ({path.name})", data))
+            models.append(EngineModel.of(f"YuNet ({path.name})", data))
     return models

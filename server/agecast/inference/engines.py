@@ -257,10 +257,11 @@ class EngineModel:
 
     label: str
     data: bytes
+    sha256: str  # of ``data``: the plan's key (PlanKey.onnx_sha256)
 
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+    @classmethod
+    def of(cls, label: str, data: bytes) -> EngineModel:
+        return cls(label, data, hashlib.sha256(data).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
