@@ -7,6 +7,8 @@ maps frame pixel centres to crop pixel centres.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -72,29 +74,30 @@ def _sample_into(
     return (x0, y0, x1, y1), sampled
 
 
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels, end-exclusive
+Combine = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (frame region, samples) → new
+
+
 def paste_back(
     frame: torch.Tensor,
     crop: torch.Tensor,
     mask: torch.Tensor,
     affine: torch.Tensor,
     strength: float = 1.0,
-) -> tuple[int, int, int, int]:
+) -> Box:
     """Blend ``crop`` (3,S,S, 0–1) into ``frame`` (H,W,3 uint8, in place) by ``mask`` (1,S,S).
 
     ``affine`` maps frame → crop. ``strength`` scales the mask (the operator's blend). Returns the
     region written.
     """
     if strength <= 0:
-        x0, y0, _, _ = footprint(affine, crop.shape[-1], frame.shape[0], frame.shape[1])
-        return x0, y0, x0, y0
-    (x0, y0, x1, y1), sampled = _sample_into(frame, torch.cat([crop, mask]), affine)
-    if sampled is None:
-        return x0, y0, x1, y1
-    alpha = sampled[3:4] * strength
-    region = frame[y0:y1, x0:x1].permute(2, 0, 1).float()
-    out = region + (sampled[:3] * 255.0 - region) * alpha
-    frame[y0:y1, x0:x1] = out.add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
-    return x0, y0, x1, y1
+        return _untouched(frame, affine, crop.shape[-1])
+
+    def blend(region: torch.Tensor, sampled: torch.Tensor) -> torch.Tensor:
+        alpha = sampled[3:4] * strength
+        return (region + (sampled[:3] * 255.0 - region) * alpha).add_(0.5)
+
+    return _paste(frame, torch.cat([crop, mask]), affine, None, blend)
 
 
 def paste_delta(
@@ -103,28 +106,46 @@ def paste_delta(
     mask: torch.Tensor,
     affine: torch.Tensor,
     strength: float = 1.0,
-) -> tuple[int, int, int, int]:
+) -> Box:
     """Add ``delta`` (3,S,S, −1–1) × ``mask`` (1,S,S) × ``strength`` to ``frame`` (H,W,3 uint8,
     in place) through the inverse affine: the re-ageing paste-back.
 
     The frame's own pixels are never resampled, only changed by the (smooth) delta, so every
     detail of the plate survives; where the masked delta is zero the frame is bit-exact.
     """
-    if strength <= 0:
-        x0, y0, _, _ = footprint(affine, delta.shape[-1], frame.shape[0], frame.shape[1])
-        return x0, y0, x0, y0
     planes = delta * mask
-    box = _nonzero_box(planes)
+    box = _nonzero_box(planes) if strength > 0 else None
     if box is None:  # nothing to add: the frame stays as it is
-        x0, y0, _, _ = footprint(affine, delta.shape[-1], frame.shape[0], frame.shape[1])
-        return x0, y0, x0, y0
+        return _untouched(frame, affine, delta.shape[-1])
+    scale = 255.0 * strength
+
+    def add(region: torch.Tensor, sampled: torch.Tensor) -> torch.Tensor:
+        return (region + sampled * scale).add_(0.5).floor_()
+
+    return _paste(frame, planes, affine, box, add)
+
+
+def _paste(
+    frame: torch.Tensor,
+    planes: torch.Tensor,
+    affine: torch.Tensor,
+    box: Box | None,
+    combine: Combine,
+) -> Box:
+    """Write ``combine(region, samples)`` (0–255 floats, C,h,w) over the crop's footprint in
+    ``frame``, ``planes`` resampled there (:func:`_sample_into`); the region written."""
     (x0, y0, x1, y1), sampled = _sample_into(frame, planes, affine, box)
-    if sampled is None:
-        return x0, y0, x1, y1
-    region = frame[y0:y1, x0:x1].permute(2, 0, 1).float()
-    out = region + sampled * (255.0 * strength)
-    frame[y0:y1, x0:x1] = out.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
+    if sampled is not None:
+        region = frame[y0:y1, x0:x1].permute(2, 0, 1).float()
+        out = combine(region, sampled).clamp_(0, 255).to(torch.uint8)
+        frame[y0:y1, x0:x1] = out.permute(1, 2, 0)
     return x0, y0, x1, y1
+
+
+def _untouched(frame: torch.Tensor, affine: torch.Tensor, size: int) -> Box:
+    """The empty region at the crop's footprint: nothing was written."""
+    x0, y0, _, _ = footprint(affine, size, frame.shape[0], frame.shape[1])
+    return x0, y0, x0, y0
 
 
 def _nonzero_box(planes: torch.Tensor) -> tuple[int, int, int, int] | None:

@@ -68,9 +68,6 @@ class FaceTracker:
         select: Literal["largest", "all"] = "largest",
         max_faces: int = 4,
         smoothing: bool = True,
-        min_cutoff: float = 0.5,
-        beta: float = 0.2,
-        d_cutoff: float = 2.0,
         iou_threshold: float = 0.25,
         max_misses: int = 2,
         flow: LandmarkFlow | None = None,
@@ -84,10 +81,7 @@ class FaceTracker:
         self.detect_every = detect_every
         self.select = select
         self.max_faces = max_faces
-        self.smoothing = smoothing
-        self.min_cutoff = min_cutoff
-        self.beta = beta
-        self.d_cutoff = d_cutoff
+        self.smoothing = smoothing  # One-Euro on each track's landmarks, its tuning's defaults
         self.iou_threshold = iou_threshold
         self.max_misses = max_misses
         self.flow = flow if flow is not None else LandmarkFlow()
@@ -239,11 +233,7 @@ class FaceTracker:
         track.source = "detect"
 
     def _start(self, face: FaceBox) -> _Track:
-        smoother = (
-            OneEuroFilter(self.min_cutoff, self.beta, self.d_cutoff, speed="rigid")
-            if self.smoothing
-            else None
-        )
+        smoother = OneEuroFilter(speed="rigid") if self.smoothing else None
         track = _Track(
             track_id=self._next_id,
             box=face.box.float(),

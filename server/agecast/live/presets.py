@@ -6,30 +6,18 @@ import logging
 from typing import Any
 
 from agecast.live.service import LiveService
-from agecast.takes.presets import Preset, make_preset
+from agecast.pipeline.controls import look_values
+from agecast.takes.presets import VALUE_KEYS, Preset, make_preset
 
 log = logging.getLogger(__name__)
 
 
 def current_preset(service: LiveService, name: str, actor: str | None = None) -> Preset:
     """A preset of what the live service runs now: its identity, age and look."""
-    look = service.built.fx.look
     manifest = service.built.fx.identity.manifest
-    return make_preset(
-        name,
-        actor=actor or manifest.actor,
-        identity=manifest.id,
-        age=look.age,
-        age_offsets=look.age_offsets,
-        blend=look.blend,
-        color_transfer=look.color_transfer,
-        mask_feather=look.mask_feather,
-        members={
-            m.name: {"identity": m.identity, "age": m.age, "blend": m.blend, "bypass": m.bypass}
-            for m in look.members
-        }
-        or None,
-    )
+    values = {k: v for k, v in look_values(service.built.fx.look).items() if k in VALUE_KEYS}
+    values["members"] = values["members"] or None
+    return make_preset(name, actor=actor or manifest.actor, identity=manifest.id, **values)
 
 
 def apply_preset(service: LiveService, preset: Preset) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from agecast.identities.runtime import IdentityModel
 from agecast.identities.vouch import Vouches
 from agecast.inference.base import Backend
 from agecast.inference.registry import get_backend
+from agecast.pipeline.controls import LOOK_KEYS
 from agecast.pipeline.fx import FaceFX, Look, MemberLook
 from agecast.pipeline.runner import Pipeline
 from agecast.settings import Layout, Settings
@@ -40,15 +41,8 @@ def look_from(settings: Settings, roster: Roster | None = None) -> Look:
         if roster is None
         else tuple(MemberLook(m.name, identity=m.identity, age=m.age) for m in roster.members)
     )
-    return Look(
-        blend=settings.blend,
-        color_transfer=settings.color_transfer,
-        mask_feather=settings.mask_feather,
-        ai_mark=settings.ai_mark,
-        age=settings.age,
-        age_offsets=settings.age_offsets,
-        members=members,
-    )
+    settled = LOOK_KEYS & set(Settings.model_fields)  # bypass is never a setting: FX starts on
+    return Look(members=members, **{k: getattr(settings, k) for k in settled})
 
 
 @dataclass

@@ -8,6 +8,7 @@ requests to change it, checked before anything changes.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +47,13 @@ class Control(BaseModel):
     camera: str | None = Field(None, min_length=1, max_length=16)  # default: the first
     # the cast's members by name: {"lead-a": {"age": 40, "identity": "…"}}
     members: dict[str, MemberControl] | None = Field(None, max_length=64)
+
+
+def look_values(look: Look) -> dict[str, Any]:
+    """``look`` as control values: its own keys, and each cast member's controls by name."""
+    values: dict[str, Any] = {k: getattr(look, k) for k in LOOK_KEYS}
+    values["members"] = {m.name: {k: getattr(m, k) for k in MEMBER_KEYS} for m in look.members}
+    return values
 
 
 # every control a service takes (``camera`` picks the service, it is not one of its controls)

@@ -34,12 +34,11 @@ from pydantic import ValidationError
 from agecast.cast.router import CAST_KEY, CastTag
 from agecast.errors import AgecastError, SettingsError, TakeError
 from agecast.frames import FaceBox, Frame, Replayed
-from agecast.identities.runtime import IdentityModel
 from agecast.media.avframe import Yuv420Patcher
 from agecast.pipeline.build import Built, assemble, device_and_backend
 from agecast.pipeline.controls import LOOK_FIELDS
-from agecast.pipeline.fx import FaceFX, Look
-from agecast.pipeline.runner import Output, Pipeline
+from agecast.pipeline.fx import Look
+from agecast.pipeline.runner import Output
 from agecast.settings import Settings, explain
 from agecast.sources.av_source import FileSource
 from agecast.takes.recorder import (
@@ -303,7 +302,7 @@ def rerender(
                 "from": from_version,
                 "settings": overrides,
                 "created": now_iso(),
-                "identity": identity_ref(run.identity),
+                "identity": identity_ref(run.built.identity),
                 "status": "rendering",
             }
         )
@@ -311,9 +310,9 @@ def rerender(
         write_json_atomic(take.render_path(version), data)
         log.info("re-rendering take %s %s → %s with %s", take.id, from_version, version, overrides)
         writer = _VersionWriter(take, version, recorded, take.info.fps or 30.0)
-        doc = settings_doc(run.settings, run.fx.look)
+        doc = settings_doc(run.settings, run.built.fx.look)
         extra = {"from": from_version, "overrides": overrides}
-        writer.start(identity_ref(run.identity), doc, run.fx.look, **extra)
+        writer.start(identity_ref(run.built.identity), doc, run.built.fx.look, **extra)
         error, elapsed = run.render(writer, max(take.info.frames, len(recorded.frames)), progress)
     finally:
         run.close()
@@ -328,18 +327,6 @@ class _Run:
     settings: Settings
     built: Built
     replay: ReplaySource
-
-    @property
-    def identity(self) -> IdentityModel:
-        return self.built.identity
-
-    @property
-    def fx(self) -> FaceFX:
-        return self.built.fx
-
-    @property
-    def pipeline(self) -> Pipeline:
-        return self.built.pipeline
 
     @classmethod
     def open(
@@ -379,19 +366,19 @@ class _Run:
         started = time.monotonic()
         error: AgecastError | None = None
         try:
-            self.pipeline.start()
-            for output in self.pipeline.outputs():
+            self.built.pipeline.start()
+            for output in self.built.pipeline.outputs():
                 if output is None:
                     continue
                 writer.write(output)
                 if progress is not None:
                     elapsed = max(1e-6, time.monotonic() - started)
                     progress(writer.frames, max(total, writer.frames), writer.frames / elapsed)
-            error = self.pipeline.error
+            error = self.built.pipeline.error
         except AgecastError as exc:
             error = exc
         finally:
-            self.pipeline.stop()
+            self.built.pipeline.stop()
             writer.close()
         return error, time.monotonic() - started
 

@@ -182,6 +182,31 @@ def _manifest(record: RunRecord, net: SwapNet, onnx_sha: str, meta: ExportMeta) 
     return manifest
 
 
+def finish_package(
+    run: Path, out: Path, manifest: dict[str, Any], worst: float, crops: int, preview: np.ndarray
+) -> None:
+    """Every family's last step: refuse a model onnxruntime and torch disagree on (by ``worst``
+    over ``crops`` held-out crops), then write the preview and the manifest with those figures,
+    and read the package back."""
+    if not worst <= PARITY_LIMIT:
+        raise TrainError(
+            f"onnxruntime and torch disagree by {worst:.2e} on held-out crops (limit "
+            f"{PARITY_LIMIT:.0e}): the exported model is not the trained one; report this"
+        )
+    Image.fromarray(preview).save(out / "preview.png", optimize=True)
+    manifest["provenance"]["parity_max_abs_diff"] = float(f"{worst:.3g}")
+    manifest["provenance"]["parity_crops"] = crops
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    read_package(out)  # the written package reads back
+    log.info(
+        "exported %s → %s: onnxruntime vs torch max |diff| %.2e over %d held-out crops",
+        run,
+        out,
+        worst,
+        crops,
+    )
+
+
 def export_run(
     run: Path, out: Path, meta: ExportMeta, *, fmt: Literal["onnx", "dfm"] = "onnx"
 ) -> ExportReport:
@@ -202,25 +227,8 @@ def export_run(
     manifest = _manifest(record, net, hashlib.sha256(data).hexdigest(), meta)
     Manifest.model_validate(manifest)  # fail before anything else is written
     crops = _held_out(record, net.config.resolution)
-    preview = _preview(net, crops[:1])
-    Image.fromarray(preview).save(out / "preview.png", optimize=True)
     worst = _parity(out, manifest, net, crops)
-    if not worst <= PARITY_LIMIT:
-        raise TrainError(
-            f"onnxruntime and torch disagree by {worst:.2e} on held-out crops (limit "
-            f"{PARITY_LIMIT:.0e}): the exported model is not the trained one; report this"
-        )
-    manifest["provenance"]["parity_max_abs_diff"] = float(f"{worst:.3g}")
-    manifest["provenance"]["parity_crops"] = int(crops.shape[0])
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-    read_package(out)  # the written package reads back
-    log.info(
-        "exported %s → %s: onnxruntime vs torch max |diff| %.2e over %d held-out crops",
-        run,
-        out,
-        worst,
-        crops.shape[0],
-    )
+    finish_package(run, out, manifest, worst, int(crops.shape[0]), _preview(net, crops[:1]))
     dfm: Path | None = None
     if fmt == "dfm":
         from agecast.identities.dfm import write_dfm

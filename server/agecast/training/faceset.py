@@ -237,12 +237,12 @@ def _check_picture(array: NDArray[Any], size: int, name: str) -> None:
         )
 
 
+@dataclass(frozen=True, eq=False)  # one folder is one faceset: compared by identity
 class Faceset:
     """A faceset folder, checked on load; images are read when asked for."""
 
-    def __init__(self, path: Path, index: FacesetIndex) -> None:
-        self._path = Path(path)
-        self._index = index
+    path: Path
+    index: FacesetIndex
 
     @classmethod
     def load(cls, path: Path) -> Faceset:
@@ -284,34 +284,26 @@ class Faceset:
         return cls(folder, index)
 
     @property
-    def path(self) -> Path:
-        return self._path
-
-    @property
-    def index(self) -> FacesetIndex:
-        return self._index
-
-    @property
     def size(self) -> int:
-        return self._index.size
+        return self.index.size
 
     @property
     def template(self) -> str:
-        return self._index.template
+        return self.index.template
 
     @property
     def records(self) -> list[FaceRecord]:
-        return self._index.faces
+        return self.index.faces
 
     def __len__(self) -> int:
-        return len(self._index.faces)
+        return len(self.index.faces)
 
     def __repr__(self) -> str:
-        return f"Faceset({str(self._path)!r}, {len(self)} faces, {self.size}px {self.template})"
+        return f"Faceset({str(self.path)!r}, {len(self)} faces, {self.size}px {self.template})"
 
     def image(self, i: int) -> NDArray[np.uint8]:
         """Face ``i`` as an HWC uint8 RGB array (size × size × 3)."""
-        return read_face(self._path, self._index.faces[i].file, self.size)
+        return read_face(self.path, self.index.faces[i].file, self.size)
 
     def images(self) -> NDArray[np.uint8]:
         """Every face as one (N, size, size, 3) uint8 RGB array."""

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from agecast.errors import TrainError
 from agecast.faces.regions import REGIONS
@@ -22,10 +21,10 @@ from agecast.inference import get_backend
 from agecast.manifest import MANIFEST_NAME, Manifest
 from agecast.nets.reage import FAMILY, ReageNet
 from agecast.training.export import (
-    PARITY_LIMIT,
     ExportMeta,
     ExportReport,
     _held_out,
+    finish_package,
     write_onnx,
 )
 from agecast.training.reage_train import load_reage_checkpoint
@@ -82,23 +81,7 @@ def export_reage(record: RunRecord, run: Path, out: Path, meta: ExportMeta) -> E
     Manifest.model_validate(manifest)  # fail before anything else is written
     crops = _held_out(record, net.config.resolution)
     worst, preview = _parity(out, manifest, net, crops)
-    if not worst <= PARITY_LIMIT:
-        raise TrainError(
-            f"onnxruntime and torch disagree by {worst:.2e} on held-out crops (limit "
-            f"{PARITY_LIMIT:.0e}): the exported model is not the trained one; report this"
-        )
-    Image.fromarray(preview).save(out / "preview.png", optimize=True)
-    manifest["provenance"]["parity_max_abs_diff"] = float(f"{worst:.3g}")
-    manifest["provenance"]["parity_crops"] = int(crops.shape[0])
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-    read_package(out)
-    log.info(
-        "exported %s → %s: onnxruntime vs torch max |diff| %.2e over %d held-out crops",
-        run,
-        out,
-        worst,
-        crops.shape[0],
-    )
+    finish_package(run, out, manifest, worst, int(crops.shape[0]), preview)
     return ExportReport(out, worst, int(crops.shape[0]), len(data))
 
 
