@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 if TYPE_CHECKING:  # only the type: agecast.errors imports nothing at run time
     from pydantic import ValidationError
@@ -75,6 +75,14 @@ class OutputError(AgecastError):
 
 class ServeError(AgecastError):
     """The monitor cannot start serving: its port is taken or its address is not this host's."""
+
+
+def check_literal(name: str, value: object, kind: object) -> None:
+    """ValueError unless ``value`` is one of the ``Literal`` type ``kind``'s values: an
+    argument's choice, checked at run time (a typo in a caller mypy did not see)."""
+    choices = get_args(kind)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 # --- pydantic's validation errors in agecast's words -------------------------------------------

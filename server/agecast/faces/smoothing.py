@@ -24,6 +24,10 @@ from typing import Literal
 
 import torch
 
+from agecast.errors import check_literal
+
+Speed = Literal["element", "rigid"]  # what sets the cutoff: each value's speed or the rigid motion
+
 
 def _alpha(cutoff: torch.Tensor | float, dt: float) -> torch.Tensor | float:
     """Smoothing factor of a first-order low-pass at ``cutoff`` Hz sampled every ``dt`` s."""
@@ -63,12 +67,11 @@ class OneEuroFilter:
         beta: float = 0.2,
         d_cutoff: float = 2.0,
         *,
-        speed: Literal["element", "rigid"] = "element",
+        speed: Speed = "element",
     ) -> None:
         if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ValueError("min_cutoff and d_cutoff must be > 0 and beta >= 0")
-        if speed not in ("element", "rigid"):
-            raise ValueError(f"speed must be 'element' or 'rigid', got {speed!r}")
+        check_literal("speed", speed, Speed)
         self.min_cutoff = min_cutoff
         self.beta = beta
         self.d_cutoff = d_cutoff

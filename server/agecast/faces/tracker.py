@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
+from agecast.errors import check_literal
 from agecast.faces.align import transform_points
 from agecast.faces.background import BackgroundDetector, Detected
 from agecast.faces.boxes import box_iou
@@ -17,6 +17,7 @@ from agecast.faces.detector import FaceDetector
 from agecast.faces.flow import LandmarkFlow, Patch
 from agecast.faces.smoothing import OneEuroFilter
 from agecast.frames import FaceBox
+from agecast.settings import FaceSelect
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class FaceTracker:
         detector: FaceDetector,
         *,
         detect_every: int = 1,
-        select: Literal["largest", "all"] = "largest",
+        select: FaceSelect = "largest",
         max_faces: int = 4,
         smoothing: bool = True,
         iou_threshold: float = 0.25,
@@ -75,8 +76,7 @@ class FaceTracker:
     ) -> None:
         if detect_every < 1:
             raise ValueError("detect_every must be at least 1")
-        if select not in ("largest", "all"):
-            raise ValueError(f"select must be 'largest' or 'all', got {select!r}")
+        check_literal("select", select, FaceSelect)
         self.detector = detector
         self.detect_every = detect_every
         self.select = select
