@@ -98,8 +98,8 @@ def identity_import_inswapper(
     force: ForceOpt = False,
 ) -> None:
     """Wrap inswapper_128 as an identity package; the face's embedding is computed once here."""
-    from agecast.identities.dfm import slug
     from agecast.identities.inswapper import import_inswapper
+    from agecast.identities.making import slug
     from agecast.inference.registry import get_backend
 
     name = display_name or actor or face.stem.replace("_", " ").strip()

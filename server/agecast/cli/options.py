@@ -188,7 +188,7 @@ class Consent:
     def record(self, actor: str) -> ConsentRecord | None:
         """``actor``'s consent record (None when no option was given); the same checks on
         every command (AgecastError: a field missing, a record about someone else)."""
-        from agecast.identities.dfm import consent_record
+        from agecast.identities.making import consent_record
 
         return consent_record(
             actor,

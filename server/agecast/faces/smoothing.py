@@ -20,6 +20,7 @@ lags 15 px at the fastest sway; textbook per-element speed jitters 0.030–0.036
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -53,6 +54,7 @@ def rigid_speed(points: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
     return speed
 
 
+@dataclass(eq=False)  # a filter is its own state: compared by identity
 class OneEuroFilter:
     """Filters a stream of same-shaped tensors (e.g. 5×2 landmarks) stamped in seconds.
 
@@ -61,24 +63,18 @@ class OneEuroFilter:
     repeated or backwards timestamp returns the previous output unchanged.
     """
 
-    def __init__(
-        self,
-        min_cutoff: float = 0.5,
-        beta: float = 0.2,
-        d_cutoff: float = 2.0,
-        *,
-        speed: Speed = "element",
-    ) -> None:
-        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
+    min_cutoff: float = 0.5
+    beta: float = 0.2
+    d_cutoff: float = 2.0
+    speed: Speed = field(default="element", kw_only=True)
+    _value: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _velocity: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _t: float | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
             raise ValueError("min_cutoff and d_cutoff must be > 0 and beta >= 0")
-        check_literal("speed", speed, Speed)
-        self.min_cutoff = min_cutoff
-        self.beta = beta
-        self.d_cutoff = d_cutoff
-        self.speed = speed
-        self._value: torch.Tensor | None = None
-        self._velocity: torch.Tensor | None = None
-        self._t: float | None = None
+        check_literal("speed", self.speed, Speed)
 
     def reset(self) -> None:
         self._value = self._velocity = None

@@ -28,43 +28,43 @@ DeepFaceLive can run it. Its ``morph_value:0`` drives our age input (0 = the you
 age, 1 = the oldest), and the package's crop template, age range and id travel in the file's
 ONNX metadata (key ``agecast``), so importing the file back restores the continuous age.
 
-The helpers for writing an imported package (:func:`build_manifest`, :func:`write_package`,
-:func:`consent_record`) serve the inswapper import too.
+What every import shares (naming, consent, checking and writing the package) is in
+:mod:`agecast.identities.making`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper
-from pydantic import ValidationError
 
-from agecast.errors import BackendError, IdentityError, explain_fields
+from agecast.errors import IdentityError
+from agecast.identities.making import (
+    Dims,
+    Made,
+    graph_inputs,
+    known_dims,
+    load_onnx,
+    make_package,
+    now_iso,
+    slug,
+    tensor_dims,
+)
 from agecast.identities.package import (
-    IdentityPackage,
-    check_contract,
     consent_problem,
     read_package,
     sha256_file,
     verify_files,
 )
-from agecast.inference.base import Backend
 from agecast.manifest import (
-    MANIFEST_NAME,
-    ConsentRecord,
     Manifest,
-    Purpose,
     TensorDecl,
 )
 
@@ -80,171 +80,6 @@ DFM_OUTPUTS = (FACE_MASK_OUT, CELEB_FACE_OUT, CELEB_MASK_OUT)
 DEFAULT_MORPH = 0.75  # DeepFaceLive's morph factor until the operator moves it
 DEFAULT_TEMPLATE = "dfl_whole_face"
 METADATA_KEY = "agecast"
-
-Dims = list[int | str]
-
-_DTYPES: dict[int, str] = {
-    TensorProto.FLOAT: "float32",
-    TensorProto.FLOAT16: "float16",
-    TensorProto.UINT8: "uint8",
-}
-
-
-# --- helpers shared by the import commands -------------------------------------------------
-
-
-def slug(text: str, fallback: str = "identity") -> str:
-    """An identity id from a file name: lowercase letters, digits, '.', '_' and '-'."""
-    cleaned = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")[:64].strip("-._")
-    return cleaned or fallback
-
-
-def consent_record(
-    actor: str,
-    *,
-    granted_by: str | None = None,
-    production: str | None = None,
-    purposes: Sequence[str] = (),
-    valid_from: str | None = None,
-    valid_until: str | None = None,
-    reference: str | None = None,
-    consent_file: Path | None = None,
-) -> ConsentRecord | None:
-    """The actor's consent from a JSON file or from fields (None when neither is given).
-
-    A file without ``actor`` is taken to be about ``actor``; a record naming someone else is
-    refused here, because it could never let this identity load.
-    """
-    fields = {
-        "granted_by": granted_by,
-        "production": production,
-        "purposes": list(purposes) or None,
-        "valid_from": valid_from,
-        "valid_until": valid_until,
-        "reference": reference,
-    }
-    given = {k: v for k, v in fields.items() if v is not None}
-    if consent_file is not None:
-        if given:
-            raise IdentityError(
-                f"consent given both as {consent_file} and as --consent-* options "
-                f"({', '.join(sorted(given))}); use one"
-            )
-        try:
-            raw = json.loads(consent_file.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise IdentityError(f"cannot read consent file {consent_file}: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise IdentityError(f"{consent_file}: a consent record is a JSON object")
-        raw.setdefault("actor", actor)
-        where = str(consent_file)
-    elif given:
-        raw = {"actor": actor, **given}
-        where = "--consent-* options"
-    else:
-        return None
-    try:
-        record = ConsentRecord.model_validate(raw)
-    except ValidationError as exc:
-        raise IdentityError(f"consent ({where}): {explain_fields(exc)}") from exc
-    if record.actor != actor:
-        raise IdentityError(
-            f"consent ({where}) is {record.actor!r}'s but the identity's actor is {actor!r}: "
-            "a consent record covers only the actor it names — pass --actor or the right record"
-        )
-    return record
-
-
-def build_manifest(fields: dict[str, Any], source: Path) -> Manifest:
-    """Validate manifest ``fields`` for a package made from ``source``; errors name the field."""
-    try:
-        return Manifest.model_validate(fields)
-    except ValidationError as exc:
-        problems = explain_fields(exc)
-        raise IdentityError(f"cannot make an identity from {source}: {problems}") from exc
-
-
-def write_package(out: Path, model_file: Path, manifest: Manifest, *, overwrite: bool) -> Path:
-    """Copy ``model_file`` into ``out`` as the manifest's model file and write the manifest.
-
-    A folder that already holds a package is replaced only with ``overwrite``.
-    """
-    target = out / manifest.model.file
-    if out.exists() and not out.is_dir():
-        raise IdentityError(f"{out} is a file; pass a folder for the identity package")
-    if ((out / MANIFEST_NAME).exists() or target.exists()) and not overwrite:
-        raise IdentityError(
-            f"{out} already holds an identity package; pass --force to replace it or "
-            "choose another --out"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(model_file, partial)
-    partial.replace(target)
-    body = manifest.model_dump(mode="json", by_alias=True)
-    (out / MANIFEST_NAME).write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
-    return out
-
-
-def check_loads(manifest: Manifest, model_file: Path, backend: Backend, out: Path) -> None:
-    """Load ``model_file`` on ``backend`` and check it against ``manifest`` before writing."""
-    try:
-        model = backend.load(model_file, label=f"identity {manifest.id}")
-    except BackendError as exc:
-        raise IdentityError(f"{model_file}: {exc}") from exc
-    try:
-        check_contract(IdentityPackage(out, manifest), model)
-    finally:
-        model.close()
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
-
-
-def load_onnx(path: Path, what: str) -> onnx.ModelProto:
-    """Parse ``path`` as ONNX (weights kept external if they are); errors say what it is not."""
-    if not path.is_file():
-        raise IdentityError(f"{what} {path} does not exist")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, ValueError, RuntimeError, OSError) as exc:
-        raise IdentityError(f"{what} {path} is not an ONNX model ({exc})") from exc
-    if not model.graph.node or not model.graph.output:
-        raise IdentityError(f"{what} {path} is not an ONNX model (no graph nodes or outputs)")
-    return model
-
-
-def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    """Real inputs (old ONNX files also list their initializers as inputs)."""
-    weights = {t.name for t in model.graph.initializer}
-    return [i for i in model.graph.input if i.name not in weights]
-
-
-def tensor_dims(info: onnx.ValueInfoProto) -> tuple[str, Dims] | None:
-    """(dtype, dims) of a tensor: an int per static axis, the axis name (or -1) where dynamic;
-    None when the file declares no shape."""
-    kind = info.type.tensor_type
-    if not kind.HasField("shape"):
-        return None
-    dims: Dims = []
-    for d in kind.shape.dim:
-        if d.HasField("dim_value") and d.dim_value > 0:
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or -1)
-    elem = int(kind.elem_type)
-    dtype = _DTYPES.get(elem) or str(TensorProto.DataType.Name(elem)).lower()
-    return dtype, dims
-
-
-def known_dims(dims: Dims, fill: dict[int, int]) -> Dims:
-    """``dims`` with each named (dynamic) axis replaced: by ``fill[axis]`` where the contract
-    fixes it (a DFM's output is the input crop's size), else by -1. A manifest records 224, not
-    an exporter's ``Transposeout_face_mask:0_dim_1``."""
-    return [
-        d if isinstance(d, int) and d > 0 else fill.get(axis, -1) for axis, d in enumerate(dims)
-    ]
 
 
 # --- reading a DFM --------------------------------------------------------------------------
@@ -365,17 +200,10 @@ def import_dfm(
     dfm: Path,
     out: Path,
     *,
-    id: str | None = None,
-    actor: str | None = None,
-    display_name: str | None = None,
     template: str | None = None,
     morph: float | None = None,
     target_age: int | None = None,
-    consent: ConsentRecord | None = None,
-    purpose: Purpose = "likeness",
-    backend: Backend | None = None,
-    overwrite: bool = False,
-    command: str = "",
+    **made: Unpack[Made],
 ) -> Path:
     """Wrap DFM file ``dfm`` as an identity package in folder ``out`` (the file is copied as
     ``model.onnx`` unchanged) and return ``out``.
@@ -384,7 +212,8 @@ def import_dfm(
     :func:`write_dfm` from an age-conditioned package keeps its continuous age instead (its
     ``morph_value:0`` is the age), unless ``morph`` is given. ``template`` defaults to the one
     in the file's agecast metadata, else ``dfl_whole_face``. With ``backend`` the model is
-    loaded and checked against the manifest before anything is written.
+    loaded and checked against the manifest before anything is written (:class:`Made`: the
+    options every import takes).
 
     The package is a likeness unless ``purpose`` says it is a demo or tooling model (a test
     model with no real person's face). Consent is the operator's to record (``consent``); a
@@ -395,19 +224,22 @@ def import_dfm(
     contract = inspect_dfm(dfm)
     meta = contract.metadata
     default_id, default_name, default_actor = _names(dfm, meta)
-    name = display_name or actor or default_name
+    actor = made.get("actor")
+    name = made.get("display_name") or actor or default_name
     actor = actor or default_actor
-    _check_import(morph, consent, actor)
+    if morph is not None and not 0.0 <= morph <= 1.0:
+        raise IdentityError(f"--morph {morph}: the morph factor is 0–1 (DeepFaceLive's range)")
+    consent = made.get("consent")
     age_range = meta.get("age_range")
     continuous_age = contract.has_morph and morph is None and isinstance(age_range, list)
     inputs, morph_note = _dfm_inputs(contract, morph, age_range if continuous_age else None)
     roles = {FACE_MASK_OUT: "other", CELEB_FACE_OUT: "face", CELEB_MASK_OUT: "mask"}
     fields: dict[str, Any] = {
         "schema": 1,
-        "id": id or default_id,
+        "id": made.get("id") or default_id,
         "display_name": name,
         "actor": actor,
-        "purpose": purpose,
+        "purpose": made.get("purpose", "likeness"),
         "target_age": target_age if target_age is not None else meta.get("target_age"),
         "age_range": age_range if continuous_age else None,
         "family": "dfm",
@@ -426,7 +258,7 @@ def import_dfm(
         "normalisation": {"layout": "NHWC", "channels": "BGR"},
         "provenance": {
             "trained_by": "DeepFaceLab (imported DFM)",
-            "command": command,
+            "command": made.get("command", ""),
             "created": now_iso(),
             "notes": f"imported from {dfm.name}; {morph_note}; mask = {CELEB_MASK_OUT}",
         },
@@ -434,22 +266,9 @@ def import_dfm(
     }
     if not continuous_age:
         fields["target_age"] = target_age  # a morph factor is not an age
-    manifest = build_manifest(fields, dfm)
-    if backend is not None:
-        check_loads(manifest, dfm, backend, out)
-    write_package(out, dfm, manifest, overwrite=overwrite)
+    manifest = make_package(fields, dfm, out, made)
     log.info("imported %s as identity %s in %s (%s)", dfm, manifest.id, out, morph_note)
     return out
-
-
-def _check_import(morph: float | None, consent: ConsentRecord | None, actor: str) -> None:
-    if morph is not None and not 0.0 <= morph <= 1.0:
-        raise IdentityError(f"--morph {morph}: the morph factor is 0–1 (DeepFaceLive's range)")
-    if consent is not None and consent.actor != actor:
-        raise IdentityError(
-            f"consent is {consent.actor!r}'s but the identity's actor is {actor!r}: a consent "
-            "record covers only the actor it names"
-        )
 
 
 def _dfm_inputs(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import onnx
@@ -33,20 +33,10 @@ from onnx import numpy_helper
 from agecast.errors import BackendError, IdentityError
 from agecast.faces.align import estimate_affine, template_points, warp_crop
 from agecast.frames import FaceBox
-from agecast.identities.dfm import (
-    build_manifest,
-    check_loads,
-    graph_inputs,
-    known_dims,
-    load_onnx,
-    now_iso,
-    slug,
-    tensor_dims,
-    write_package,
-)
+from agecast.identities import making
+from agecast.identities.making import Made
 from agecast.identities.package import sha256_file
 from agecast.inference.base import Backend
-from agecast.manifest import ConsentRecord, Purpose
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +69,11 @@ def crop_template(size: int) -> str:
 def inspect_inswapper(path: Path) -> InswapperContract:
     """Check ``path`` is an inswapper-style model: a square RGB target, a (1, D) source, one
     image output, and a last initializer (emap) of shape (E, D)."""
-    model = load_onnx(path, "inswapper model")
+    model = making.load_onnx(path, "inswapper model")
     where = f"inswapper model {path}"
     found: dict[str, tuple[str, list[int | str]]] = {}
-    for info in graph_inputs(model):
-        dims = tensor_dims(info)
+    for info in making.graph_inputs(model):
+        dims = making.tensor_dims(info)
         if dims is None:
             raise IdentityError(f"{where}: input {info.name!r} has no declared shape")
         found[info.name] = dims
@@ -105,7 +95,7 @@ def inspect_inswapper(path: Path) -> InswapperContract:
     if len(model.graph.output) != 1:
         raise IdentityError(f"{where} has {len(model.graph.output)} outputs; expected one crop")
     out = model.graph.output[0]
-    out_dims = tensor_dims(out)
+    out_dims = making.tensor_dims(out)
     if out_dims is None or len(out_dims[1]) != 4:
         raise IdentityError(f"{where}: output {out.name!r} is not an image (N,3,S,S)")
     if not model.graph.initializer:
@@ -168,12 +158,12 @@ def arcface_embedding(
     arcface: Path, image: torch.Tensor, face: FaceBox, backend: Backend, width: int
 ) -> NDArray[np.float64]:
     """The ArcFace embedding (E,) of ``face`` in ``image``; ``width`` is the E the emap needs."""
-    proto = load_onnx(arcface, "ArcFace model")
+    proto = making.load_onnx(arcface, "ArcFace model")
     where = f"ArcFace model {arcface}"
-    inputs = graph_inputs(proto)
-    dims = tensor_dims(inputs[0]) if len(inputs) == 1 else None
+    inputs = making.graph_inputs(proto)
+    dims = making.tensor_dims(inputs[0]) if len(inputs) == 1 else None
     if dims is None or len(dims[1]) != 4 or dims[1][1] != 3:
-        shapes = [tensor_dims(i) for i in inputs]
+        shapes = [making.tensor_dims(i) for i in inputs]
         raise IdentityError(f"{where}: inputs {shapes}; expected one (1,3,112,112) RGB crop")
     size = dims[1][2]
     if not isinstance(size, int) or size != dims[1][3]:
@@ -228,7 +218,7 @@ def _model_decl(model: Path, contract: InswapperContract, latent: np.ndarray) ->
         "outputs": [
             {
                 "name": contract.output,
-                "shape": known_dims(contract.output_shape, {1: 3, 2: size, 3: size}),
+                "shape": making.known_dims(contract.output_shape, {1: 3, 2: size, 3: size}),
                 "role": "face",
             }
         ],
@@ -241,15 +231,8 @@ def import_inswapper(
     face_image: Path,
     out: Path,
     *,
-    id: str | None = None,
-    actor: str | None = None,
-    display_name: str | None = None,
-    consent: ConsentRecord | None = None,
-    purpose: Purpose = "likeness",
-    backend: Backend | None = None,
     insightface_dir: Path | None = None,
-    overwrite: bool = False,
-    command: str = "",
+    **made: Unpack[Made],
 ) -> Path:
     """Wrap inswapper ``model`` as an identity package in ``out`` that swaps in the face in
     ``face_image`` (found with agecast's detector, embedded with ``arcface``); returns ``out``.
@@ -260,31 +243,35 @@ def import_inswapper(
     name.
     """
     contract = inspect_inswapper(model)
-    if backend is None:
+    backend = made.get("backend")
+    if backend is None:  # the face and its vector are found on one whatever is asked
         from agecast.inference.registry import get_backend
 
-        backend = get_backend("onnxruntime")
+        backend = made["backend"] = get_backend("onnxruntime")
     image = read_rgb(face_image)
     face = find_face(image, face_image, backend, insightface_dir)
     embedding = arcface_embedding(arcface, image, face, backend, contract.emap.shape[0])
     latent = source_latent(embedding, contract.emap)
-    name = display_name or actor or face_image.stem.replace("_", " ").strip() or face_image.name
+    actor = made.get("actor")
+    name = made.get("display_name") or actor or face_image.stem.replace("_", " ").strip()
+    name = name or face_image.name
     actor = actor or name
+    consent = made.get("consent")
     size = contract.size
     fields: dict[str, Any] = {
         "schema": 1,
-        "id": id or slug(f"inswapper-{face_image.stem}", "inswapper"),
+        "id": made.get("id") or making.slug(f"inswapper-{face_image.stem}", "inswapper"),
         "display_name": name,
         "actor": actor,
-        "purpose": purpose,
+        "purpose": made.get("purpose", "likeness"),
         "family": "inswapper",
         "model": _model_decl(model, contract, latent),
         "crop": {"size": size, "template": crop_template(size)},
         "normalisation": {"layout": "NCHW", "channels": "RGB"},
         "provenance": {
             "trained_by": "insightface inswapper (imported)",
-            "command": command,
-            "created": now_iso(),
+            "command": made.get("command", ""),
+            "created": making.now_iso(),
             "source_footage": f"{face_image.name} (sha256 {sha256_file(face_image)})",
             "notes": (
                 f"source vector from {arcface.name} (sha256 {sha256_file(arcface)}); face "
@@ -293,13 +280,6 @@ def import_inswapper(
         },
         "consent": consent.model_dump(mode="json") if consent is not None else None,
     }
-    manifest = build_manifest(fields, model)
-    if manifest.consent is not None and manifest.consent.actor != manifest.actor:
-        raise IdentityError(
-            f"consent is {manifest.consent.actor!r}'s but the identity's actor is "
-            f"{manifest.actor!r}: a consent record covers only the actor it names"
-        )
-    check_loads(manifest, model, backend, out)
-    write_package(out, model, manifest, overwrite=overwrite)
+    manifest = making.make_package(fields, model, out, made)
     log.info("imported %s as identity %s in %s", model, manifest.id, out)
     return out

@@ -250,13 +250,11 @@ class LiveService:
                 raise TakeError(
                     f"already recording take {self.recorder.take.id}; stop it before the next"
                 )
-            pipeline = self.built.pipeline
             if camera is None and self._named:
                 camera = self.name  # takes of several cameras at one scene/take do not collide
             self.recorder = Recorder.begin(
                 TakeStore(self.settings.resolved_takes_dir), scene, take, camera,
-                settings=self.settings, look=self.built.fx.look, identity=self.built.fx.identity,
-                pipeline=pipeline, preset=self.preset,
+                settings=self.settings, built=self.built, preset=self.preset,
             )  # fmt: skip
             return self.recorder.take
 

@@ -64,6 +64,7 @@ from agecast.media.avframe import (
     is_bt601_yuv420,
     rgb_frame,
 )
+from agecast.pipeline.build import Built
 from agecast.pipeline.fx import Look
 from agecast.pipeline.runner import Output, Pipeline
 from agecast.settings import Settings
@@ -99,8 +100,6 @@ STOP_FRACTION = 0.25  # a running take stops when free space falls below this pa
 # lose source frames; at nice 5 it still gets about a quarter of a busy core.
 RECORDER_NICE = 5
 GB = 1024**3
-
-FreeBytes = Callable[[Path], int]
 
 
 def disk_free(path: Path) -> int:
@@ -370,7 +369,6 @@ class Recorder:
         identity: IdentityRef,
         source_tc: str | None,
         min_free_bytes: int,
-        free_bytes: FreeBytes | None = None,
         raw_444: bool = False,
         max_frames: int | None = None,
         source_dropped: Callable[[], int] | None = None,
@@ -381,7 +379,6 @@ class Recorder:
         self.fps = fps
         self.min_free_bytes = min_free_bytes
         self.stop_free_bytes = int(min_free_bytes * STOP_FRACTION)
-        self._free_bytes = free_bytes
         self.raw_format = RAW_FORMAT_444 if raw_444 else RAW_FORMAT
         self.timecoder = Timecoder(fps, source_tc)
         self.clock = TakeClock()
@@ -435,19 +432,18 @@ class Recorder:
         camera: str | None = None,
         *,
         settings: Settings,
-        look: Look,
-        identity: IdentityModel,
-        pipeline: Pipeline,
+        built: Built,
         preset: str | None = None,
-        free_bytes: FreeBytes | None = None,
         max_frames: int | None = None,
     ) -> Recorder:
         """Check the names and the free space, create the take and start recording it from
-        ``pipeline``'s capture side (every source frame) and its aged output."""
+        ``built``'s pipeline: its capture side (every source frame) and its aged output, with
+        the look and identity its FX runs now."""
+        look, identity, pipeline = built.fx.look, built.fx.identity, built.pipeline
         store.check_new(scene, take, camera)
         store.root.mkdir(parents=True, exist_ok=True)
         min_free = int(settings.min_free_gb * GB)
-        free = (free_bytes or disk_free)(store.root)
+        free = disk_free(store.root)
         if free < min_free:
             raise TakeError(
                 f"only {free / GB:.2f} GB free in {store.root}; a take needs at least "
@@ -469,7 +465,6 @@ class Recorder:
             identity=ref,
             source_tc=source_timecode(source.uri),
             min_free_bytes=min_free,
-            free_bytes=free_bytes,
             raw_444=settings.take_raw_444,
             max_frames=max_frames,
             source_dropped=lambda: int(getattr(source, "dropped", 0)),
@@ -777,7 +772,7 @@ class Recorder:
     def _tick(self) -> None:
         self._sidecar.flush()
         self.take.update_info(**self._counts())
-        self.disk_free = (self._free_bytes or disk_free)(self.take.path)
+        self.disk_free = disk_free(self.take.path)
         if self.disk_free < self.stop_free_bytes:
             raise _Stop(
                 f"disk full ({self.disk_free / GB:.2f} GB free in {self.take.path.parent}, "
@@ -843,8 +838,8 @@ def record(
     wanted = max(1, round(seconds * pipeline.source.fps))
     try:
         recorder = Recorder.begin(
-            store, scene, take, camera, settings=settings, look=built.fx.look,
-            identity=built.identity, pipeline=pipeline, preset=preset, max_frames=wanted,
+            store, scene, take, camera, settings=settings, built=built, preset=preset,
+            max_frames=wanted,
         )  # fmt: skip
     except AgecastError:
         built.close()
