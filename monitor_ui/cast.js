@@ -5,6 +5,7 @@
 // sees it.
 
 import { bindSlider } from "./controls.js";
+import { elements } from "./dom.js";
 
 const AGE_RESTS = 50; // the slider's place for a member who keeps the identity's own age
 const SAID_FOR_MS = 3000; // a refusal this soon after a cast change is about that change
@@ -30,10 +31,10 @@ export class CastPanel {
     this.channel = channel;
     this.identities = identities;
     this.tags = tags;
-    this.card = doc.getElementById("cast");
-    this.list = doc.getElementById("cast-members");
-    this.message = doc.getElementById("cast-message");
-    this.tagsButton = doc.getElementById("cast-tags");
+    Object.assign(
+      this,
+      elements(doc, { card: "cast", list: "cast-members", message: "cast-message", tagsButton: "cast-tags" }),
+    );
     this.rows = new Map(); // member name → its row's elements
     this.editing = new Set(); // inputs in the operator's hand: the server's echo leaves them
     this.sentPerf = -Infinity;

@@ -4,6 +4,7 @@
 // (POST /api/presets/NAME/apply) and saves what runs live now under a name (POST /api/presets).
 
 import { errorText } from "./controls.js";
+import { elements } from "./dom.js";
 
 async function getJson(url) {
   const res = await fetch(url, { cache: "no-store" });
@@ -107,10 +108,15 @@ export class PresetPicker {
     this.channel = channel;
     this.say = say;
     this.applied = applied;
-    this.select = doc.getElementById("c-preset");
-    this.applyButton = doc.getElementById("c-preset-apply");
-    this.name = doc.getElementById("c-preset-name");
-    this.saveButton = doc.getElementById("c-preset-save");
+    Object.assign(
+      this,
+      elements(doc, {
+        select: "c-preset",
+        applyButton: "c-preset-apply",
+        name: "c-preset-name",
+        saveButton: "c-preset-save",
+      }),
+    );
     this.presets = [];
     this.active = null;
     this.applyButton.addEventListener("click", () => this.apply(this.select.value));

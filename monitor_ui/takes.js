@@ -2,6 +2,7 @@
 // own painter (every view, the second screen too) from a /ws/review stream of its own. The live
 // picture keeps running on the server for everyone else; "Back to live" returns to it.
 
+import { elements } from "./dom.js";
 import { MonitorStream } from "./stream.js";
 
 const SEND_GAP_MS = 70; // steps and scrubs are coalesced: the server takes ~20 messages/s
@@ -34,10 +35,10 @@ export class TakesPanel {
   constructor(doc, hub) {
     this.doc = doc;
     this.hub = hub;
-    this.panel = doc.getElementById("takes");
-    this.list = doc.getElementById("takes-list");
-    this.note = doc.getElementById("takes-message");
-    this.bar = doc.getElementById("transport");
+    Object.assign(
+      this,
+      elements(doc, { panel: "takes", list: "takes-list", note: "takes-message", bar: "transport" }),
+    );
     this.button = doc.querySelector('[data-action="takes"]');
     this.el = (id) => doc.getElementById(id);
     this.review = null; // {take, stream, hello, position, shown, …} while a take is reviewed
