@@ -30,6 +30,7 @@ Layout = Literal["side-by-side", "aged", "raw"]
 FaceSelect = Literal["largest", "all"]
 ColorTransfer = Literal["auto", "rct", "rct-lab", "none"]
 DeviceName = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "fp16"]
 
 REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
@@ -78,6 +79,12 @@ class Settings(BaseSettings):
         "auto", description="where frames live: auto picks cuda when present"
     )
     threads: int = Field(0, ge=0, description="CPU threads per model (0 = library default)")
+    precision: Precision = Field(
+        "auto", description="torch backend: auto (fp16 on CUDA, fp32 on the CPU) | fp16 | fp32"
+    )
+    cuda_graphs: bool = Field(
+        True, description="torch backend on CUDA: replay each model as a captured CUDA graph"
+    )
     engines_dir: Path | None = Field(
         None, description="TensorRT plan cache (default: the repository's engines/)"
     )

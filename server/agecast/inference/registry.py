@@ -11,8 +11,9 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -99,11 +100,24 @@ def _auto_candidates() -> tuple[list[type[Backend]], list[str]]:
     return usable, reasons
 
 
+@dataclass(frozen=True, slots=True)
+class TorchOptions:
+    """The torch backend's own choices (the other backends ignore them)."""
+
+    precision: Literal["auto", "fp32", "fp16"] = "auto"
+    cuda_graphs: bool = True
+
+
 def get_backend(
-    name: str = "auto", *, threads: int = 0, engines_dir: Path | None = None
+    name: str = "auto",
+    *,
+    threads: int = 0,
+    engines_dir: Path | None = None,
+    torch_options: TorchOptions | None = None,
 ) -> Backend:
     """Instantiate backend ``name``. ``auto``: the one usable backend, or when several can run
     here, an :class:`AutoBackend` that measures them on each model it loads."""
+    opts = torch_options or TorchOptions()
     if name == "auto":
         usable, reasons = _auto_candidates()
         if not usable:
@@ -114,7 +128,7 @@ def get_backend(
             log.debug(
                 "backend auto → %s (the only usable one; %s)", usable[0].name, "; ".join(reasons)
             )
-            backend = _make(usable[0], threads, engines_dir)
+            backend = _make(usable[0], threads, engines_dir, opts)
             backend.why = "auto: the only backend usable here (`agecast backends` says why)"
             return backend
         log.debug(
@@ -122,7 +136,7 @@ def get_backend(
             ", ".join(c.name for c in usable),
             "; ".join(reasons) or "all usable",
         )
-        auto = AutoBackend([_make(c, threads, engines_dir, auto=True) for c in usable])
+        auto = AutoBackend([_make(c, threads, engines_dir, opts, auto=True) for c in usable])
         auto.why = "auto: the fastest of " + ", ".join(c.name for c in usable) + " per model"
         return auto
     if name not in _LOADERS:
@@ -132,11 +146,16 @@ def get_backend(
     cls, why = _probe(name)
     if cls is None or why is not None:
         raise BackendUnavailable(f"backend {name} is not usable here: {why}")
-    return _make(cls, threads, engines_dir)
+    return _make(cls, threads, engines_dir, opts)
 
 
 def _make(
-    cls: type[Backend], threads: int, engines_dir: Path | None, *, auto: bool = False
+    cls: type[Backend],
+    threads: int,
+    engines_dir: Path | None,
+    opts: TorchOptions,
+    *,
+    auto: bool = False,
 ) -> Backend:
     from agecast.inference.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -146,7 +165,12 @@ def _make(
         from agecast.inference.torch_backend import TorchBackend
 
         # under auto, torch takes only its own family; the ONNX backends measure the rest
-        return TorchBackend(threads=threads, delegate=not auto)
+        return TorchBackend(
+            threads=threads,
+            delegate=not auto,
+            precision=opts.precision,
+            cuda_graphs=opts.cuda_graphs,
+        )
     if cls.name == "tensorrt":
         from agecast.inference.tensorrt_backend import TensorRTBackend
 

@@ -7,10 +7,13 @@ file (the one the package loader checked), rebuilds the network (``SwapNet`` or 
 loads those weights and runs it in torch on the pipeline's device, so crops already on the GPU
 never leave it. Tensors are named and ordered by the manifest's roles.
 
-Models that are not identities of these families (the face detector, landmarks, ArcFace) have
-no torch implementation here: the backend hands bare ONNX files to onnxruntime
-(``delegate=True``) and refuses identity packages of other families with a message naming the
-backend to use.
+Bare ONNX helper models (the face detector, landmarks, ArcFace) run in torch too where their
+graph is a plain convolution net (:mod:`agecast.inference.onnx_torch`: YuNet is), on CUDA by
+default (``helpers="auto"``): detection then stays on the GPU beside the frame, with no
+onnxruntime-gpu needed. Other graphs, and every helper on the CPU under ``auto``, go to
+onnxruntime (``delegate=True``; onnxruntime's CPU build when its CUDA build is absent, said
+in the log). Identity packages of other families are refused with a message naming the backend
+to use.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 import torch
 from pydantic import ValidationError
 
-from agecast.errors import BackendError
+from agecast.errors import BackendError, BackendUnavailable
 from agecast.inference.base import Backend, Model, TensorSpec
 
 if TYPE_CHECKING:
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Precision = Literal["auto", "fp32", "fp16"]
+# bare ONNX helper models: torch where the graph allows (auto: on CUDA only) or onnxruntime
+Helpers = Literal["auto", "torch", "onnxruntime"]
 
 
 def _cuda_usable() -> bool:
@@ -148,6 +153,7 @@ class TorchBackend(Backend):
         cuda_graphs: bool = True,
         delegate: bool = True,
         threads: int = 0,
+        helpers: Helpers = "auto",
     ) -> None:
         self.torch_device = torch.device(device or ("cuda" if _cuda_usable() else "cpu"))
         if self.torch_device.type == "cuda" and not _cuda_usable():
@@ -159,6 +165,9 @@ class TorchBackend(Backend):
         self.cuda_graphs = cuda_graphs
         self.delegate = delegate
         self.threads = threads
+        self.helpers_in_torch = helpers == "torch" or (
+            helpers == "auto" and self.torch_device.type == "cuda"
+        )
         self._helper: Backend | None = None
 
     @classmethod
@@ -168,7 +177,13 @@ class TorchBackend(Backend):
     def load(self, model: Path | bytes, *, label: str) -> Model:
         manifest = _manifest_beside(model)
         if manifest is None:
-            return self._delegated(model, label, "it is not an identity package's model")
+            why = "it is not an identity package's model"
+            if self.helpers_in_torch:
+                loaded = self._graph(model, label)
+                if loaded is not None:
+                    return loaded
+                why += " and its graph has ops the torch runner lacks"
+            return self._delegated(model, label, why)
         if manifest.family not in FAMILIES:
             raise BackendError(
                 f"{label} is of family {manifest.family!r}: the torch backend runs "
@@ -178,18 +193,63 @@ class TorchBackend(Backend):
         assert isinstance(model, Path)
         return self._load_network(model, manifest, label)
 
+    def _graph(self, model: Path | bytes, label: str) -> Model | None:
+        """A bare ONNX model as a torch module (fp32) on this device, or None (logged) when
+        its graph has ops :mod:`agecast.inference.onnx_torch` does not run."""
+        from agecast.inference.onnx_torch import UnsupportedGraph, graph_module
+
+        data = model.read_bytes() if isinstance(model, Path) else model
+        try:
+            net = graph_module(data)
+        except UnsupportedGraph as exc:
+            log.info("%s: not run in torch (%s)", label, exc)
+            return None
+        except BackendError as exc:
+            raise BackendError(f"{label}: {exc}") from exc
+        net = net.eval().to(self.torch_device)
+        inputs = [TensorSpec(n, s) for n, s in zip(net.input_names, net.input_shapes, strict=True)]
+        outputs = [
+            TensorSpec(n, s) for n, s in zip(net.output_names, net.output_shapes, strict=True)
+        ]
+        log.info(
+            "%s runs in torch on %s (fp32%s)",
+            label,
+            self.torch_device,
+            ", CUDA graphs" if self.cuda_graphs and self.torch_device.type == "cuda" else "",
+        )
+        return TorchModel(
+            net,
+            label=label,
+            device=self.torch_device,
+            dtype=torch.float32,
+            inputs=inputs,
+            outputs=outputs,
+            cuda_graphs=self.cuda_graphs,
+        )
+
     def _delegated(self, model: Path | bytes, label: str, why: str) -> Model:
         if not self.delegate:
             raise BackendError(
                 f"{label}: the torch backend runs {_FAMILY_NAMES} identities only ({why})"
             )
         if self._helper is None:
-            from agecast.inference.registry import get_backend
-
-            name = "onnxruntime-cuda" if self.torch_device.type == "cuda" else "onnxruntime"
-            self._helper = get_backend(name, threads=self.threads)
+            self._helper = self._helper_backend()
         log.info("%s: %s, so it runs on %s", label, why, self._helper.name)
         return self._helper.load(model, label=label)
+
+    def _helper_backend(self) -> Backend:
+        from agecast.inference.registry import get_backend
+
+        if self.torch_device.type == "cuda":
+            try:
+                return get_backend("onnxruntime-cuda", threads=self.threads)
+            except BackendUnavailable as exc:
+                log.warning(
+                    "helper models that torch cannot run go to onnxruntime on the CPU (%s); "
+                    "each such run copies its input to the host",
+                    exc,
+                )
+        return get_backend("onnxruntime", threads=self.threads)
 
     def _load_network(self, path: Path, manifest: Manifest, label: str) -> Model:
         where = path.parent / "manifest.json"

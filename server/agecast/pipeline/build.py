@@ -17,7 +17,7 @@ from agecast.identities.package import resolve
 from agecast.identities.runtime import IdentityModel
 from agecast.identities.vouch import Vouches
 from agecast.inference.base import Backend
-from agecast.inference.registry import get_backend
+from agecast.inference.registry import TorchOptions, get_backend
 from agecast.pipeline.controls import LOOK_KEYS
 from agecast.pipeline.fx import FaceFX, Look, MemberLook
 from agecast.pipeline.runner import Pipeline
@@ -147,7 +147,10 @@ def device_and_backend(settings: Settings) -> tuple[torch.device, Backend]:
         # onnxruntime's made detection 2–3× slower on a 2-core box. onnxruntime keeps the cores.
         torch.set_num_threads(1)
     backend = get_backend(
-        settings.backend, threads=settings.threads, engines_dir=settings.engines_dir
+        settings.backend,
+        threads=settings.threads,
+        engines_dir=settings.engines_dir,
+        torch_options=TorchOptions(settings.precision, settings.cuda_graphs),
     )
     return device, backend
 
