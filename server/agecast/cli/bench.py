@@ -50,6 +50,16 @@ EncodeOpt = Annotated[
     ),
 ]
 
+EncoderOpt = Annotated[
+    str,
+    typer.Option(
+        "--encoder",
+        help="H.264 encoder: auto (NVENC where CUDA is) | nvenc (libx264 if it will not open, "
+        "the reason in the JSON) | libx264",
+    ),
+]
+ENCODERS = ("auto", "nvenc", "libx264")
+
 
 def register(app: typer.Typer) -> None:
     app.command()(settings_flags(bench))
@@ -65,6 +75,7 @@ def bench(
     resolution: ResolutionOpt = None,
     fps: FpsOpt = None,
     encode: EncodeOpt = True,
+    encoder: EncoderOpt = "auto",
 ) -> None:
     """Measure fps, drops, per-stage, frame→output and frame→encoded-packet latency, copies per
     frame, jitter and memory. --max reads every frame flat out (a file source loops to fill
@@ -77,7 +88,11 @@ def bench(
     if resolution is not None or fps is not None:
         source = _test_pattern(resolution or "1280x720", fps or 30.0)
         settings = settings.model_copy(update={"source": source, "cameras": []})
-    run = {"seconds": seconds, "live": live, "warmup": warmup, "encode": encode}
+    if encoder not in ENCODERS:
+        raise typer.BadParameter(
+            f"{encoder!r}: choose one of {', '.join(ENCODERS)}", param_hint="--encoder"
+        )
+    run = {"seconds": seconds, "live": live, "warmup": warmup, "encode": encode, "codec": encoder}
     if cameras > 1:
         _bench_cameras(settings, cameras, json_out, **run)
     else:

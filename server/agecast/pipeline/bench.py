@@ -20,7 +20,7 @@ import torch
 
 from agecast import __version__
 from agecast.faces.jitter import measure_jitter
-from agecast.media.encoder import H264Encoder
+from agecast.media.encoder import EncoderName, H264Encoder
 from agecast.pipeline.build import Built, build
 from agecast.pipeline.metrics import percentiles
 from agecast.pipeline.runner import Output, Pipeline
@@ -60,13 +60,15 @@ def measure(
     warmup: float,
     encode: bool = True,
     on_output: Callable[[Output], None] | None = None,
+    codec: EncoderName = "auto",
 ) -> dict[str, Any]:
     """Consume ``pipeline`` (started) for ``warmup`` + ``seconds``, encoding every output as the
     live monitor does (one download on a GPU, then H.264) unless ``encode`` is False: its stats
     plus frame→encoded-packet latency, the encoder used and host↔device copies per frame.
     Counts restart after warm-up. A source that ends first cuts the run short: then
-    ``ended_early`` is true and ``seconds`` is what was measured, not what was asked."""
-    encoder = H264Encoder(pipeline.source.fps) if encode else None
+    ``ended_early`` is true and ``seconds`` is what was measured, not what was asked. ``codec``:
+    the H.264 encoder asked for (``nvenc`` falls back to libx264 and says why in the result)."""
+    encoder = H264Encoder(pipeline.source.fps, codec=codec) if encode else None
     packet_ms: list[float] = []
     start = time.monotonic()
     warmed = warmup <= 0
@@ -96,7 +98,11 @@ def measure(
     stats["encode"] = encoder is not None
     if encoder is not None:
         stats["frame_to_packet_ms"] = percentiles(packet_ms)
-        stats["encoder"] = {"name": encoder.encoder_name, "fallback": encoder.fallback}
+        stats["encoder"] = {
+            "asked": codec,
+            "name": encoder.encoder_name,
+            "fallback": encoder.fallback,
+        }
     return stats
 
 
@@ -108,10 +114,11 @@ def bench(
     warmup: float = 2.0,
     encode: bool = True,
     command: list[str] | None = None,
+    codec: EncoderName = "auto",
 ) -> dict[str, Any]:
     """Run for ``warmup`` + ``seconds``; ``live`` paces the source and drops, else every frame
     flat out (a file source loops to fill the time). ``encode``: H.264 every output as the
-    monitor does (False measures the pipeline alone)."""
+    monitor does (False measures the pipeline alone) with ``codec``."""
     load_before = os.getloadavg()
     built = build(settings, mode="live" if live else "render", loop=True if not live else None)
     pipeline = built.pipeline
@@ -126,7 +133,12 @@ def bench(
 
     try:
         stats = measure(
-            pipeline, seconds=seconds, warmup=warmup, encode=encode, on_output=keep_first
+            pipeline,
+            seconds=seconds,
+            warmup=warmup,
+            encode=encode,
+            on_output=keep_first,
+            codec=codec,
         )
     finally:
         built.close()
@@ -141,6 +153,8 @@ def bench(
         "identity": built.identity.manifest.id,
         "backend": built.backend.name,
         "device": str(built.device),
+        "precision": settings.precision,
+        "cuda_graphs": settings.cuda_graphs,
         "layout": settings.layout,
         "detect_every": settings.detect_every,
         "warmup_s": warmup,

@@ -19,6 +19,7 @@ import torch
 
 from agecast.errors import SourceError
 from agecast.inference.base import Backend
+from agecast.media.encoder import EncoderName
 from agecast.pipeline.bench import gpu_peak_mb, machine, measure
 from agecast.pipeline.build import Built, assemble, device_and_backend
 from agecast.settings import Settings, camera_entries
@@ -70,6 +71,7 @@ def bench_cameras(
     live: bool,
     warmup: float = 2.0,
     encode: bool = True,
+    codec: EncoderName = "auto",
 ) -> dict[str, Any]:
     """Run every camera for ``warmup`` + ``seconds`` at once, each output encoded as the monitor
     does (its own encoder per camera) unless ``encode`` is False; per-camera and overall
@@ -83,7 +85,9 @@ def bench_cameras(
             camera.pipeline.start()
         threads = [
             threading.Thread(
-                target=_consume, args=(c, warmup, seconds, encode, stats), name=f"bench-{c.name}"
+                target=_consume,
+                args=(c, warmup, seconds, encode, codec, stats),
+                name=f"bench-{c.name}",
             )
             for c in built.cameras
         ]
@@ -104,6 +108,8 @@ def bench_cameras(
         "identity": built.cameras[0].identity.manifest.id,
         "backend": built.backend.name,
         "device": str(built.device),
+        "precision": settings.precision,
+        "cuda_graphs": settings.cuda_graphs,
         "mode": "live" if live else "max",
         "warmup_s": warmup,
         "fps_out_total": round(sum(s["fps_out"] for s in per_camera), 2),
@@ -121,6 +127,13 @@ def bench_cameras(
 
 
 def _consume(
-    camera: Built, warmup: float, seconds: float, encode: bool, out: dict[str, dict[str, Any]]
+    camera: Built,
+    warmup: float,
+    seconds: float,
+    encode: bool,
+    codec: EncoderName,
+    out: dict[str, dict[str, Any]],
 ) -> None:
-    out[camera.name] = measure(camera.pipeline, seconds=seconds, warmup=warmup, encode=encode)
+    out[camera.name] = measure(
+        camera.pipeline, seconds=seconds, warmup=warmup, encode=encode, codec=codec
+    )
