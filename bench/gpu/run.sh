@@ -9,6 +9,8 @@
 #   bash bench/gpu/run.sh            on the GPU machine (python3 = the image's; ≤ 8 minutes)
 #   bash bench/gpu/run.sh --dry      here, on the CPU, tiny sizes (CI: tests/bench_gpu)
 #   options: --out DIR (default $OUT, else out/gpu-kit)   --budget SECONDS (whole run)
+#            --wheels (with --dry: install bench/gpu/wheels first, as the GPU run does; a
+#            rehearsal in an environment holding only the image's packages)
 #
 # In $OUT: summary.json (every result, the steps' exit codes and times, the goals checked),
 # results.tar.gz (each result as its own JSON, for bench/results/), run.log.
@@ -17,11 +19,13 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 
 dry=0
+wheels=0
 out=${OUT:-out/gpu-kit}
 budget=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry) dry=1; shift ;;
+    --wheels) wheels=1; shift ;;
     --out) out=$2; shift 2 ;;
     --budget) budget=$2; shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
@@ -101,16 +105,17 @@ finish() {
 trap finish EXIT
 
 echo "==> agecast GPU kit ($mode), commit $GPUKIT_COMMIT, $(date -u +%FT%TZ)"
-if [ "$dry" = 0 ]; then
-  if ls bench/gpu/wheels/*.whl >/dev/null 2>&1; then
+if [ "$dry" = 0 ] || [ "$wheels" = 1 ]; then
+  wheel_dir=${GPUKIT_WHEELS:-bench/gpu/wheels}
+  if ls "$wheel_dir"/*.whl >/dev/null 2>&1; then
     step install-wheels 90 "$py" -m pip install -q --no-index --no-deps --no-compile \
-      --no-cache-dir --target "$work/site" bench/gpu/wheels/*.whl
+      --no-cache-dir --target "$work/site" "$wheel_dir"/*.whl
     export PYTHONPATH=$PYTHONPATH:$work/site
   else
     skip install-wheels "no bench/gpu/wheels/*.whl: run bench/gpu/wheelhouse.sh here and carry it"
   fi
-  nvidia-smi || true
 fi
+[ "$dry" = 0 ] && { nvidia-smi || true; }
 step device 60 "$py" bench/gpu/steps.py device --json "$res/device.json"
 "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
   torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")' || true
@@ -147,6 +152,8 @@ bench bench-${cams_mid}cam-df$size --identity "$df" "${gpu_backend[@]}" --camera
 bench bench-${cams_many}cam-df$size --identity "$df" "${gpu_backend[@]}" --cameras "$cams_many"
 bench bench-1cam-df$size-cpu --identity "$df" --backend onnxruntime --device cpu --encoder libx264
 
+step copies 45 "$py" bench/gpu/steps.py copies --json "$res/copies.json" --identity "$df" \
+  --resolution "$res_wh" --seconds "$seconds" --warmup "$warmup"
 step batching 60 "$py" bench/gpu/steps.py batching --json "$res/batching.json" \
   --identity "$df" --identity models/demo-aged --repeats "$repeats"
 

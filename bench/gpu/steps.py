@@ -4,6 +4,7 @@
     python bench/gpu/steps.py model224 --out DIR       a 224-px agecast-df identity (random weights)
     python bench/gpu/steps.py parity --json F --identity DIR ...   torch on the device vs CPU
     python bench/gpu/steps.py batching --json F --identity DIR     faces per call: 1, 4, 8
+    python bench/gpu/steps.py copies --json F --identity ID  every host↔device copy (profiler)
     python bench/gpu/steps.py train-rate RUN --json F  steps/s of an `agecast train` run
     python bench/gpu/steps.py summary --results DIR --json F       every result, goals checked
 
@@ -49,11 +50,15 @@ def write(path: Path, result: dict[str, Any]) -> None:
 
 # device ------------------------------------------------------------------------------------------
 def _requirements_met() -> list[str]:
-    """agecast's runtime requirements that the installed versions do not satisfy."""
+    """agecast's runtime requirements (pyproject.toml: the run uses the tree, not an installed
+    agecast) that the installed versions do not satisfy."""
+    import tomllib
+
     from packaging.requirements import Requirement
 
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     unmet = []
-    for text in metadata.requires("agecast") or []:
+    for text in project["dependencies"]:
         req = Requirement(text)
         if req.marker is not None and not req.marker.evaluate({"extra": ""}):
             continue
@@ -302,6 +307,61 @@ def cmd_batching(args: argparse.Namespace) -> None:
     write(args.json, {"precision": "auto", "repeats": args.repeats, "rows": rows})
 
 
+# copies ------------------------------------------------------------------------------------------
+def cmd_copies(args: argparse.Namespace) -> None:
+    """Every host↔device copy the device saw while the pipeline ran (CUDA's own record, through
+    torch's profiler), per frame, beside what the pipeline's counter says: a copy the counter
+    does not see (a small read-back for tracking, a sync) shows here."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from agecast.pipeline.bench import measure
+    from agecast.pipeline.build import build
+    from agecast.settings import Settings
+
+    settings = Settings(
+        source=f"testpattern:{args.resolution}@30",
+        backend=args.backend,
+        identity=args.identity,
+        cast=False,
+    )
+    built = build(settings, mode="live")
+    activities = [ProfilerActivity.CPU]
+    cuda = built.device.type == "cuda"
+    if cuda:
+        activities.append(ProfilerActivity.CUDA)
+    try:
+        built.pipeline.start()
+        measure(built.pipeline, seconds=args.warmup, warmup=0, codec="libx264")
+        with profile(activities=activities) as prof:
+            stats = measure(built.pipeline, seconds=args.seconds, warmup=0, codec="libx264")
+    finally:
+        built.close()
+    frames = max(1, stats["frames_out"])
+    seen: dict[str, int] = {}
+    for event in prof.key_averages():
+        key = event.key
+        if "Memcpy" in key or "Synchronize" in key or key in ("cudaMemcpyAsync", "cudaMemcpy"):
+            seen[key] = seen.get(key, 0) + int(event.count)
+
+    def per_frame(*words: str) -> float:
+        hits = sum(n for k, n in seen.items() if all(w in k for w in words))
+        return round(hits / frames, 3)
+
+    write(args.json, {
+        "source": settings.source,
+        "identity": built.identity.manifest.id,
+        "backend": built.backend.name,
+        "pipeline_device": str(built.device),
+        "cuda_activity_recorded": cuda,
+        "frames": stats["frames_out"],
+        "memcpy_htod_per_frame": per_frame("Memcpy HtoD"),
+        "memcpy_dtoh_per_frame": per_frame("Memcpy DtoH"),
+        "synchronize_calls_per_frame": per_frame("Synchronize"),
+        "counted_by_pipeline": stats["copies"],
+        "events": seen,
+    })  # fmt: skip
+
+
 # train-rate --------------------------------------------------------------------------------------
 def cmd_train_rate(args: argparse.Namespace) -> None:
     record = json.loads((Path(args.run) / "run.json").read_text())
@@ -363,6 +423,17 @@ def _goal(results: dict[str, Any], pattern: str, goal: str, p99_max: float) -> d
             "sources": result.get("sources") or [(result.get("source") or "")]}  # fmt: skip
 
 
+def _copies_goal(result: Any) -> dict[str, Any]:
+    goal = "host↔device copies <= 1 upload + 1 download per frame (CUDA's own record)"
+    if not isinstance(result, dict) or not result.get("cuda_activity_recorded"):
+        return {"goal": goal, "result": "copies", "met": None,
+                "why": "no CUDA activity recorded (not on a GPU, or the step failed)"}  # fmt: skip
+    up, down = result["memcpy_htod_per_frame"], result["memcpy_dtoh_per_frame"]
+    return {"goal": goal, "result": "copies", "met": up <= 1 and down <= 1,
+            "memcpy_htod_per_frame": up, "memcpy_dtoh_per_frame": down,
+            "synchronize_calls_per_frame": result["synchronize_calls_per_frame"]}  # fmt: skip
+
+
 def cmd_summary(args: argparse.Namespace) -> None:
     results_dir = Path(args.results)
     results: dict[str, Any] = {}
@@ -381,6 +452,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
         _goal(results, r"bench-\d+cam-df\d+", "8 cameras 1080p30: 0 drops, each frame→packet "
               "p99 <= 16 ms", 16.0),
     ]  # fmt: skip
+    goals.append(_copies_goal(results.get("copies")))
     compare = {
         name: {"device": r.get("device"), "backend": r.get("backend"),
                "frame_to_packet_p99_ms": _p99(r), "dropped": _drops(r),
@@ -423,6 +495,13 @@ def main() -> None:
         p.add_argument("--json", type=Path, required=True)
         p.add_argument("--identity", action="append", required=True)
         p.add_argument("--repeats", type=int, default=20)
+    p = sub.add_parser("copies")
+    p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--identity", required=True)
+    p.add_argument("--backend", default="torch")
+    p.add_argument("--resolution", default="1920x1080")
+    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--warmup", type=float, default=2.0)
     p = sub.add_parser("train-rate")
     p.add_argument("run", type=Path)
     p.add_argument("--json", type=Path, required=True)
@@ -436,6 +515,7 @@ def main() -> None:
         "model224": cmd_model224,
         "parity": cmd_parity,
         "batching": cmd_batching,
+        "copies": cmd_copies,
         "train-rate": cmd_train_rate,
         "summary": cmd_summary,
     }

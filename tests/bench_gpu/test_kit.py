@@ -21,8 +21,8 @@ KIT = ROOT / "bench" / "gpu"
 DRY_STEPS = {
     "device", "tests-gpu", "model-df64", "parity", "bench-1cam-df64", "bench-1cam-df64-libx264",
     "bench-1cam-df64-nographs", "bench-1cam-df64-aged-only", "bench-1cam-demo-aged",
-    "bench-2cam-df64", "bench-3cam-df64", "bench-1cam-df64-cpu", "batching", "faceset", "train",
-    "train-rate",
+    "bench-2cam-df64", "bench-3cam-df64", "bench-1cam-df64-cpu", "copies", "batching", "faceset",
+    "train", "train-rate",
 }  # fmt: skip
 
 

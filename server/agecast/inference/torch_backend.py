@@ -127,7 +127,9 @@ class TorchModel(Model):
                 self._forward(static_in)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: the pipeline's other threads (detection, other cameras, the encoder's
+        # download) keep using CUDA while this thread captures; "global" would fail their calls
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             static_out = self._forward(static_in)
         log.info(
             "%s: captured a CUDA graph for batch %d", self.label, prepared[self._face_in].shape[0]
