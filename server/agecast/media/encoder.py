@@ -7,8 +7,10 @@ viewer can join at any IDR. Colour is tagged BT.601 to match PyAV's RGB→YUV co
 Where CUDA is present (``codec="auto"``) the encoder first tries NVIDIA's ``h264_nvenc`` with
 the same promises (p1 / ultra-low-latency, no B-frames, zero delay, IDR on request, headers
 in-band) and takes the CPU off the encode; the picture still comes from host memory (PyAV hands
-the encoder host frames), so a CUDA pipeline downloads each picture once. If NVENC will not
-open (no NVIDIA driver, no free session) the reason is logged once and libx264 is used.
+the encoder host frames), so a CUDA pipeline downloads each picture once — converted to 4:2:0 on
+the GPU first (:mod:`agecast.media.device_yuv`), half the bytes of RGB and no CPU conversion.
+If NVENC will not open (no NVIDIA driver, no free session) the reason is logged once and
+libx264 is used.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, cast
@@ -25,6 +28,7 @@ import torch
 from PIL import Image
 
 from agecast.media.avframe import BT601_X264, even_size, rgb_frame
+from agecast.media.device_yuv import yuv420_frame, yuv420_planes
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +137,28 @@ class H264Encoder:
         ctx.open()
         return ctx
 
-    def encode(self, picture: torch.Tensor) -> EncodedPicture:
-        array = picture.cpu().numpy()
-        height, width = even_size(array)
+    def encode(
+        self, picture: torch.Tensor, *, on_download: Callable[[int], None] | None = None
+    ) -> EncodedPicture:
+        """Encode HWC uint8 RGB ``picture``. A GPU picture is converted to 4:2:0 on the GPU and
+        comes down once as planes (``on_download`` is told the bytes); a host one is converted
+        by swscale."""
+        if picture.device.type != "cpu":
+            height, width = picture.shape[0] // 2 * 2, picture.shape[1] // 2 * 2
+            planes = yuv420_planes(picture).cpu()
+            if on_download is not None:
+                on_download(planes.numel())
+            frame = yuv420_frame(planes.numpy(), width, height)
+        else:
+            array = picture.numpy()
+            height, width = even_size(array)
+            frame = None
         if (width, height) != self._size or self._ctx is None:
             self._ctx = self._open(width, height)
             self._size = (width, height)
             self._force_key.set()
-        frame = rgb_frame(array).reformat(format="yuv420p")
+        if frame is None:
+            frame = rgb_frame(array).reformat(format="yuv420p")
         frame.pts = self._pts
         self._pts += 1
         if self._force_key.is_set():

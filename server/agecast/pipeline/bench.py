@@ -14,6 +14,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -24,7 +25,6 @@ from agecast.media.encoder import EncoderName, H264Encoder
 from agecast.pipeline.build import Built, build
 from agecast.pipeline.metrics import percentiles
 from agecast.pipeline.runner import Output, Pipeline
-from agecast.pipeline.transfer import to_host
 from agecast.settings import Settings
 
 
@@ -63,7 +63,8 @@ def measure(
     codec: EncoderName = "auto",
 ) -> dict[str, Any]:
     """Consume ``pipeline`` (started) for ``warmup`` + ``seconds``, encoding every output as the
-    live monitor does (one download on a GPU, then H.264) unless ``encode`` is False: its stats
+    live monitor does (on a GPU: 4:2:0 made there, one download, then H.264) unless ``encode``
+    is False: its stats
     plus frame→encoded-packet latency, the encoder used and host↔device copies per frame.
     Counts restart after warm-up. A source that ends first cuts the run short: then
     ``ended_early`` is true and ``seconds`` is what was measured, not what was asked. ``codec``:
@@ -89,7 +90,7 @@ def measure(
         if on_output is not None:
             on_output(output)
         if encoder is not None:
-            encoder.encode(to_host(output.picture, pipeline.copies))
+            encoder.encode(output.picture, on_download=partial(pipeline.copies.add, "d2h"))
             packet_ms.append((time.monotonic_ns() - output.capture_ns) / 1e6)
     stats = pipeline.stats()
     stats["requested_s"] = seconds
