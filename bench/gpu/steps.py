@@ -43,7 +43,12 @@ def device_name() -> str:
 
 
 def write(path: Path, result: dict[str, Any]) -> None:
-    result = {"command": " ".join(sys.argv), "device": device_name(), **result}
+    result = {
+        "command": " ".join(sys.argv),
+        "device": device_name(),
+        "load_average": os.getloadavg(),
+        **result,
+    }
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     log.info("wrote %s", path)
 
