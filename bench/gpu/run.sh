@@ -163,7 +163,7 @@ step faceset 60 "$py" -m agecast.cli faceset extract --source demo --out "$fs" \
 step train 90 "$py" -m agecast.cli train --src "$fs" --dst "$fs" --out "$work/run" \
   --resolution "$train_size" --steps "$train_steps" --batch "$train_batch" \
   --encoder-dims "$train_dims" --decoder-dims "$train_dims" \
-  --preview-every 100000 --save-every 100000 --minutes 1
+  --preview-every 100000 --save-every 100000 --minutes 0.5
 [ -f "$work/run/run.json" ] &&
   step train-rate 20 "$py" bench/gpu/steps.py train-rate "$work/run" --json "$res/train.json"
 exit 0
