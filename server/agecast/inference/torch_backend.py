@@ -213,17 +213,31 @@ class TorchBackend(Backend):
         outputs = [
             TensorSpec(n, s) for n, s in zip(net.output_names, net.output_shapes, strict=True)
         ]
+        return self._wrap(net, label, "its ONNX graph as torch ops", torch.float32, inputs, outputs)
+
+    def _wrap(
+        self,
+        net: torch.nn.Module,
+        label: str,
+        what: str,
+        dtype: torch.dtype,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+    ) -> TorchModel:
         log.info(
-            "%s runs in torch on %s (fp32%s)",
+            "%s (%s) loaded on torch %s %s (%s%s)",
             label,
+            what,
+            torch.__version__,
             self.torch_device,
+            str(dtype).removeprefix("torch."),
             ", CUDA graphs" if self.cuda_graphs and self.torch_device.type == "cuda" else "",
         )
         return TorchModel(
             net,
             label=label,
             device=self.torch_device,
-            dtype=torch.float32,
+            dtype=dtype,
             inputs=inputs,
             outputs=outputs,
             cuda_graphs=self.cuda_graphs,
@@ -274,24 +288,7 @@ class TorchBackend(Backend):
             net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         inputs = _specs(manifest, "inputs", input_roles, label)
         outputs = _specs(manifest, "outputs", output_roles, label)
-        log.info(
-            "%s (%s) loaded on torch %s %s (%s%s)",
-            label,
-            manifest.family,
-            torch.__version__,
-            self.torch_device,
-            str(self.dtype).removeprefix("torch."),
-            ", CUDA graphs" if self.cuda_graphs and self.torch_device.type == "cuda" else "",
-        )
-        return TorchModel(
-            net,
-            label=label,
-            device=self.torch_device,
-            dtype=self.dtype,
-            inputs=inputs,
-            outputs=outputs,
-            cuda_graphs=self.cuda_graphs,
-        )
+        return self._wrap(net, label, manifest.family, self.dtype, inputs, outputs)
 
 
 # A family's network from its family_config: (module, input roles in its argument order,
