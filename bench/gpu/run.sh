@@ -15,7 +15,7 @@
 # In $OUT: summary.json (every result, the steps' exit codes and times, the goals checked),
 # results.tar.gz (each result as its own JSON, for bench/results/), run.log.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 root=$PWD
 
 dry=0
@@ -38,6 +38,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/gpukit.XXXXXX")
 res=$work/results
 mkdir -p "$res"
 exec > >(tee "$out/run.log") 2>&1
+tee_pid=$!
 started=$(date +%s)
 export PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE
 export GPUKIT_COMMIT=${GPUKIT_COMMIT:-$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)}
@@ -95,12 +96,15 @@ skip() {
   echo "==> $1: skipped: $2"
 }
 
+# shellcheck disable=SC2317  # run by the EXIT trap
 finish() {
   "$py" bench/gpu/steps.py summary --results "$res" --json "$out/summary.json" --mode "$mode" ||
     echo "run.sh: the summary failed: the results are in results.tar.gz" >&2
   tar -C "$res" -czf "$out/results.tar.gz" .
   echo "==> done in $(($(date +%s) - started)) s: $out/summary.json, $out/results.tar.gz"
   rm -rf "$work"
+  exec >&- 2>&-
+  wait "$tee_pid" 2>/dev/null || true # run.log complete before the run returns
 }
 trap finish EXIT
 

@@ -188,6 +188,12 @@ def cmd_model224(args: argparse.Namespace) -> None:
         "crop": {"size": r, "template": "ffhq"},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    # made here as tooling (no one's likeness): its maker vouches for it, as `agecast export
+    # --purpose tooling` would, in the state folder of this run (AGECAST_STATE_DIR)
+    from agecast.identities import read_package
+    from agecast.identities.vouch import Vouches
+
+    Vouches.default().add(read_package(out), by="bench/gpu/steps.py model224")
     params = sum(p.numel() for p in net.parameters())
     log.info("wrote %s: %d px, %.1f M parameters, %.1f MB", out, r, params / 1e6, len(data) / 1e6)
     if args.json is not None:
