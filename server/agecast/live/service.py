@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -139,15 +140,16 @@ class LiveService:
             picture = picture.clone()
             self.marker.burn(picture, mark, "bottom-left")
             encoder = self._labelled.setdefault(mark, H264Encoder(self.encoder.rate_fps))
-        picture = to_host(picture, self.built.pipeline.copies)  # once for H.264 and JPEG
+        copies = self.built.pipeline.copies
         height, width = picture.shape[0], picture.shape[1]
         if self.fanout.wants("h264", mark):
-            encoded = encoder.encode(picture)
+            # a GPU picture comes down as 4:2:0 made on the GPU (half RGB's bytes), counted
+            encoded = encoder.encode(picture, on_download=partial(copies.add, "d2h"))
             key = encoded.key
             key_flag = Flags.KEY if key else Flags(0)
             h264 = self._header(output, flags | key_flag, width, height, encoded.data)
-        if self.fanout.wants("jpeg", mark):
-            data = encode_jpeg(picture)
+        if self.fanout.wants("jpeg", mark):  # only while a viewer needs JPEG: RGB comes down
+            data = encode_jpeg(to_host(picture, copies))
             jpeg = self._header(output, flags | Flags.KEY | Flags.JPEG, width, height, data)
         if mark is None:
             self.timings.add("encode", (time.perf_counter_ns() - t0) / 1e6)
