@@ -7,6 +7,7 @@
     python bench/gpu/steps.py copies --json F --identity ID  every host↔device copy (profiler)
     python bench/gpu/steps.py train-rate RUN --json F  steps/s of an `agecast train` run
     python bench/gpu/steps.py summary --results DIR --json F       every result, goals checked
+    python bench/gpu/steps.py split SUMMARY --prefix gpu-h100-     → bench/results/, one per result
 
 Every JSON names the command that made it and the device it ran on.
 """
@@ -490,6 +491,23 @@ def cmd_summary(args: argparse.Namespace) -> None:
         log.info("goal: %s → %s", goal["goal"], goal["met"])
 
 
+# split -------------------------------------------------------------------------------------------
+def cmd_split(args: argparse.Namespace) -> None:
+    """summary.json (from a GPU run) → one JSON per result in ``--into`` (bench/results/), each
+    named ``<prefix><result>.json`` and keeping the command and device it was made with; the
+    summary itself (steps, goals, table) without the embedded results beside them."""
+    summary = json.loads(Path(args.summary).read_text())
+    into: Path = args.into
+    into.mkdir(parents=True, exist_ok=True)
+    for name, result in summary.pop("results").items():
+        target = into / f"{args.prefix}{name}.json"
+        target.write_text(json.dumps(result, indent=2) + "\n")
+        log.info("wrote %s", target)
+    target = into / f"{args.prefix}summary.json"
+    target.write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("wrote %s", target)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="gpukit: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -520,8 +538,13 @@ def main() -> None:
     p.add_argument("--results", type=Path, required=True)
     p.add_argument("--json", type=Path, required=True)
     p.add_argument("--mode", default="gpu")
+    p = sub.add_parser("split")
+    p.add_argument("summary", type=Path)
+    p.add_argument("--into", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--prefix", required=True, help="e.g. gpu-h100-")
     args = parser.parse_args()
     commands = {
+        "split": cmd_split,
         "device": cmd_device,
         "model224": cmd_model224,
         "parity": cmd_parity,

@@ -84,6 +84,22 @@ def test_the_dry_run_checks_parity_batching_and_training(dry_run: Path) -> None:
     assert {"parity.json", "bench-1cam-df64.json", "steps.jsonl", "pytest-gpu.xml"} <= names
 
 
+@pytest.mark.slow
+def test_a_run_splits_into_one_json_per_result_for_bench_results(
+    dry_run: Path, tmp_path: Path
+) -> None:
+    subprocess.run(
+        [sys.executable, str(KIT / "steps.py"), "split", str(dry_run / "summary.json"),
+         "--into", str(tmp_path), "--prefix", "cpu-dry-"],
+        check=True, env=_env(), timeout=60,
+    )  # fmt: skip
+    one = json.loads((tmp_path / "cpu-dry-bench-1cam-df64.json").read_text())
+    assert one["argv"][:2] == ["agecast", "bench"] and "--resolution" in one["argv"]
+    assert one["device"] == "cpu"
+    summary = json.loads((tmp_path / "cpu-dry-summary.json").read_text())
+    assert "results" not in summary and len(summary["goals"]) == 3
+
+
 def _wheelhouse(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", str(KIT / "wheelhouse.sh"), *args],
