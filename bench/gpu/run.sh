@@ -3,7 +3,8 @@
 # each step under its own time budget — the GPU tests, torch-on-device parity with the CPU,
 # `agecast bench` at 1080p30 with 1, 4 and 8 generated cameras (frame→packet p50/p95/p99, drops,
 # copies per frame, GPU memory), NVENC vs libx264, CUDA graphs on vs off, fp16 vs fp32, the demo
-# identity and a 224-px model, the same bench on the CPU, faces batched per call, and a short
+# identity and a 224-px model, 8 cameras with their faces batched into one call, the same bench
+# on the CPU, every copy CUDA records, faces per call 1/4/8, and a short
 # `agecast train` (steps/s). A summary JSON is written whatever fails.
 #
 #   bash bench/gpu/run.sh            on the GPU machine (python3 = the image's; ≤ 8 minutes)
@@ -56,7 +57,7 @@ else
   mode=gpu
   py=${PYTHON:-python3}
   budget=${budget:-450}
-  res_wh=1920x1080 seconds=6 warmup=3 cams_many=8 cams_mid=4 dims=64 size=224
+  res_wh=1920x1080 seconds=5 warmup=3 cams_many=8 cams_mid=4 dims=64 size=224
   train_size=128 train_steps=300 train_batch=16 face_frames=40 repeats=20 train_dims=32
   tests_budget=100 bench_budget=45
 fi
@@ -154,6 +155,8 @@ bench bench-1cam-df$size-aged-only --identity "$df" "${gpu_backend[@]}" --layout
 bench bench-1cam-demo-aged --identity demo-aged "${gpu_backend[@]}"
 bench bench-${cams_mid}cam-df$size --identity "$df" "${gpu_backend[@]}" --cameras "$cams_mid"
 bench bench-${cams_many}cam-df$size --identity "$df" "${gpu_backend[@]}" --cameras "$cams_many"
+bench bench-${cams_many}cam-df$size-batched --identity "$df" "${gpu_backend[@]}" \
+  --cameras "$cams_many" --batch-faces
 bench bench-1cam-df$size-cpu --identity "$df" --backend onnxruntime --device cpu --encoder libx264
 
 step copies 45 "$py" bench/gpu/steps.py copies --json "$res/copies.json" --identity "$df" \

@@ -21,8 +21,8 @@ KIT = ROOT / "bench" / "gpu"
 DRY_STEPS = {
     "device", "tests-gpu", "model-df64", "parity", "bench-1cam-df64", "bench-1cam-df64-libx264",
     "bench-1cam-df64-nographs", "bench-1cam-df64-aged-only", "bench-1cam-demo-aged",
-    "bench-2cam-df64", "bench-3cam-df64", "bench-1cam-df64-cpu", "copies", "batching", "faceset",
-    "train", "train-rate",
+    "bench-2cam-df64", "bench-3cam-df64", "bench-3cam-df64-batched", "bench-1cam-df64-cpu",
+    "copies", "batching", "faceset", "train", "train-rate",
 }  # fmt: skip
 
 
@@ -69,6 +69,9 @@ def test_the_dry_run_records_latency_drops_copies_and_the_encoder_asked(dry_run:
     many = results["bench-3cam-df64"]
     assert many["cameras"] == 3 and len(many["per_camera"]) == 3
     assert results["bench-1cam-df64-cpu"]["backend"] == "onnxruntime"
+    assert many["batch_faces"] is None
+    batched = results["bench-3cam-df64-batched"]["batch_faces"]
+    assert batched["identity bench-df64"]["runs"] > 0
 
 
 @pytest.mark.slow

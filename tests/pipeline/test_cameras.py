@@ -57,3 +57,14 @@ def test_cli_takes_the_cameras_from_the_config(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, [*args, "--cameras", "3"])
     assert result.exit_code != 0 and "config lists 2 cameras" in result.output
+
+
+def test_cameras_batching_their_faces_share_one_identity_model() -> None:
+    settings = Settings.load(identity="testpattern", backend="onnxruntime", threads=1)
+    result = bench_cameras(settings, SOURCES, seconds=1.0, live=True, warmup=0.3, batch_faces=True)
+    assert all(c["frames_out"] > 0 and c["device_errors"] == 0 for c in result["per_camera"])
+    report = result["batch_faces"]
+    (label,) = [k for k in report if k.startswith("identity ")]
+    assert report[label]["runs"] > 0
+    calls = sum(int(n) * runs for n, runs in report[label]["calls_per_run"].items())
+    assert calls >= max(c["fx"]["on"] for c in result["per_camera"])

@@ -59,6 +59,14 @@ EncoderOpt = Annotated[
     ),
 ]
 ENCODERS = ("auto", "nvenc", "libx264")
+BatchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--batch-faces/--no-batch-faces",
+        help="with --cameras N: one identity model for all cameras, their faces run as one "
+        "batch (waiting up to 2 ms for the others)",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -76,6 +84,7 @@ def bench(
     fps: FpsOpt = None,
     encode: EncodeOpt = True,
     encoder: EncoderOpt = "auto",
+    batch_faces: BatchOpt = False,
 ) -> None:
     """Measure fps, drops, per-stage, frame→output and frame→encoded-packet latency, copies per
     frame, jitter and memory. --max reads every frame flat out (a file source loops to fill
@@ -93,8 +102,10 @@ def bench(
             f"{encoder!r}: choose one of {', '.join(ENCODERS)}", param_hint="--encoder"
         )
     run = {"seconds": seconds, "live": live, "warmup": warmup, "encode": encode, "codec": encoder}
+    if batch_faces and cameras == 1:
+        raise typer.BadParameter("batches the faces of several cameras: add --cameras N")
     if cameras > 1:
-        _bench_cameras(settings, cameras, json_out, **run)
+        _bench_cameras(settings, cameras, json_out, batch_faces=batch_faces, **run)
     else:
         _bench_one(settings, json_out, **run)
 

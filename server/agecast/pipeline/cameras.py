@@ -2,7 +2,8 @@
 
 Each camera has its own source, tracker, identity model and pipeline threads; the backend
 (onnxruntime sessions' library, torch device, TensorRT runtime and plan cache) is built once.
-Faces of different cameras are not batched into one inference call yet.
+With ``batch_faces`` the cameras share one identity model and their faces run as one batch
+(:mod:`agecast.inference.batching`); by default each camera calls its own.
 
 ``serve`` gives each camera its own live service (``live.service``); ``bench --cameras N``
 measures them together.
@@ -19,6 +20,7 @@ import torch
 
 from agecast.errors import SourceError
 from agecast.inference.base import Backend
+from agecast.inference.batching import BatchingBackend
 from agecast.media.encoder import EncoderName
 from agecast.pipeline.bench import gpu_peak_mb, machine, measure
 from agecast.pipeline.build import Built, assemble, device_and_backend
@@ -32,6 +34,20 @@ class Cameras:
     device: torch.device
     backend: Backend
     cameras: list[Built]  # each named; the backend shared, not closed with one
+    batching: BatchingBackend | None = None  # the cameras' faces batched through this
+
+    def batch_report(self) -> dict[str, Any] | None:
+        """Calls per model run of each shared identity (how often the cameras met)."""
+        if self.batching is None:
+            return None
+        report: dict[str, Any] = {"window_ms": self.batching.window_s * 1e3}
+        for label, model in self.batching.shared.items():
+            runs = model.batches
+            report[label] = {
+                "runs": len(runs),
+                "calls_per_run": {str(n): runs.count(n) for n in sorted(set(runs))},
+            }
+        return report
 
     def close(self) -> None:
         for camera in self.cameras:
@@ -39,20 +55,28 @@ class Cameras:
 
 
 def build_cameras(
-    settings: Settings, sources: list[str], *, mode: Literal["live", "render"] = "live"
+    settings: Settings,
+    sources: list[str],
+    *,
+    mode: Literal["live", "render"] = "live",
+    batch_faces: bool = False,
 ) -> Cameras:
     """A pipeline per source (``NAME=URI`` or a URI, see ``camera_entries``), all on one
-    backend; nothing started."""
+    backend (with ``batch_faces``, one identity model batching every camera's faces); nothing
+    started."""
     entries = camera_entries(sources)
     device, backend = device_and_backend(settings)
-    built = Cameras(device, backend, [])
+    batching = BatchingBackend(backend, callers=len(entries)) if batch_faces else None
+    built = Cameras(device, backend, [], batching)
     live = mode == "live"
     try:
         for name, uri in entries:
             # live: as settings say; max (bench): a file loops to fill the time asked
             loop = settings.loop or not live
             try:
-                camera = assemble(settings, device, backend, uri, mode=mode, loop=loop, name=name)
+                camera = assemble(
+                    settings, device, batching or backend, uri, mode=mode, loop=loop, name=name
+                )
             except SourceError as exc:
                 raise SourceError(f"camera {name}: {exc}") from exc
             built.cameras.append(camera)
@@ -72,11 +96,14 @@ def bench_cameras(
     warmup: float = 2.0,
     encode: bool = True,
     codec: EncoderName = "auto",
+    batch_faces: bool = False,
 ) -> dict[str, Any]:
     """Run every camera for ``warmup`` + ``seconds`` at once, each output encoded as the monitor
     does (its own encoder per camera) unless ``encode`` is False; per-camera and overall
     figures, and whether any camera's source ended early."""
-    built = build_cameras(settings, sources, mode="live" if live else "render")
+    built = build_cameras(
+        settings, sources, mode="live" if live else "render", batch_faces=batch_faces
+    )
     if built.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     stats: dict[str, dict[str, Any]] = {}
@@ -122,6 +149,7 @@ def bench_cameras(
         "ended_early": any(s["ended_early"] for s in per_camera),
         "gpu_peak_memory_mb": gpu_peak_mb(built.device),
         "machine": machine(),
+        "batch_faces": built.batch_report(),
         "per_camera": per_camera,
     }
 
