@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 import torch
 from pydantic import ValidationError
 
-from agecast.errors import BackendError, BackendUnavailable
+from agecast.errors import BackendError, BackendUnavailable, explain_fields
 from agecast.inference.base import Backend, Model, TensorSpec
 
 if TYPE_CHECKING:
@@ -330,7 +330,9 @@ def _manifest_beside(model: Path | bytes) -> Manifest | None:
     try:
         manifest = Manifest.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        raise BackendError(f"{path} is not a valid identity manifest: {exc}") from exc
+        raise BackendError(
+            f"{path} is not a valid identity manifest: {explain_fields(exc)}"
+        ) from exc
     return manifest if manifest.model.file == model.name else None
 
 
