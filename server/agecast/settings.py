@@ -145,6 +145,21 @@ class Settings(BaseSettings):
         default_factory=lambda: _xdg_state_dir(),
         description="links, session secret and audit log",
     )
+    # Video village outputs
+    ndi_out: Annotated[list[Literal["aged", "raw", "side-by-side"]], NoDecode] = Field(
+        default_factory=list,
+        description="NDI sources each camera publishes: aged, raw, side-by-side (a,b or JSON)",
+    )
+    ndi_name: str = Field(
+        "agecast", min_length=1, description="NDI source names: '<ndi_name> <camera> <kind>'"
+    )
+    ndi_label: str | None = Field(
+        None, description="text burnt into every NDI picture (who may see it), like a link's label"
+    )
+    ndi_extra_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="machines to ask for NDI sources where mDNS does not reach (a,b or JSON)",
+    )
     # Takes
     takes_dir: Path | None = Field(
         None, description="where takes are recorded (default: <state_dir>/takes)"
@@ -180,6 +195,12 @@ class Settings(BaseSettings):
     def _split_folders(cls, value: Any) -> Any:
         """``a:b``, ``a,b`` (or one folder) as well as a JSON list, from flags, env or TOML."""
         return split_list(value, separators=(os.pathsep, ","))
+
+    @field_validator("ndi_out", "ndi_extra_ips", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        """``a,b`` (or one) as well as a JSON list."""
+        return split_list(value, separators=(",",))
 
     @field_validator("cameras", mode="before")
     @classmethod

@@ -90,6 +90,7 @@ GROUPS = (
     "faceset",
     "presets",
     "cast",
+    "sources",
 )
 for _group in GROUPS:
     importlib.import_module(f"{__name__}.{_group}").register(app)

@@ -23,6 +23,7 @@ from agecast.cast.router import tag_of
 from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
 from agecast.frames import FxState
+from agecast.live.ndi_out import NdiOutputs
 from agecast.live.status import CameraStatus
 from agecast.media.encoder import H264Encoder, encode_jpeg
 from agecast.media.fanout import Fanout, Message
@@ -76,6 +77,7 @@ class LiveService:
         self._control_lock = threading.Lock()
         self.recorder: Recorder | None = None  # the take being (or last) recorded
         self.preset: str | None = None  # the preset last applied
+        self.ndi: NdiOutputs | None = None  # this camera's NDI sources (ndi_out), once started
 
     # lifecycle -------------------------------------------------------------------------------
     def open_source(self) -> None:
@@ -93,6 +95,15 @@ class LiveService:
         self.open_source()
         pipeline.start()  # the source is open: opening it again does nothing
         self.encoder = H264Encoder(pipeline.source.fps)
+        if self.settings.ndi_out:
+            self.ndi = NdiOutputs(
+                self.name,
+                list(self.settings.ndi_out),
+                prefix=self.settings.ndi_name,
+                fps=pipeline.source.fps,
+                source_uri=pipeline.source.uri,
+                label=self.settings.ndi_label,
+            )
         self._thread = threading.Thread(
             target=self._encode_loop, name="agecast-encode", daemon=True
         )
@@ -102,6 +113,8 @@ class LiveService:
         if self.recorder is not None and self.recorder.active:
             self.recorder.stop("the monitor was shut down")
         self.fanout.close()
+        if self.ndi is not None:
+            self.ndi.close()
         self.built.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -116,6 +129,8 @@ class LiveService:
             recorder = self.recorder
             if recorder is not None and not recorder.finished:  # also the last, after a stop
                 recorder.offer(output)  # a reference on a queue: never blocks the live path
+            if self.ndi is not None:
+                self.ndi.offer(output)  # the same: a one-picture slot, NDI's own drops
             for mark in self.fanout.marks():  # nobody watching: no encode at all
                 try:
                     self.fanout.publish_threadsafe(self._encode(output, mark))
@@ -334,6 +349,7 @@ class LiveService:
             "recording": self.recorder.status() if self.recorder is not None else None,
             "preset": self.preset,
             "cast": self._cast_status(),
+            "ndi": self.ndi.status() if self.ndi is not None else None,
         }
         return CameraStatus.model_validate(status).model_dump(mode="json")
 

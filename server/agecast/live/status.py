@@ -62,6 +62,18 @@ class CastStatus(_Model):
     recheck_frames: int
 
 
+class NdiOutputStatus(_Model):
+    kind: str  # aged | raw | side-by-side
+    name: str  # the NDI source name receivers pick
+    receivers: int  # connected now
+    sent: int
+
+
+class NdiStatus(_Model):
+    outputs: list[NdiOutputStatus]
+    dropped: int  # pictures replaced before they were sent (NDI's own; never the live path's)
+
+
 class CameraStatus(_Model):
     camera: str
     source: SourceStatus
@@ -91,6 +103,7 @@ class CameraStatus(_Model):
     recording: dict[str, Any] | None  # the take being (or last) recorded
     preset: str | None
     cast: CastStatus | None  # None: no cast, one identity for the main face
+    ndi: NdiStatus | None = None  # None: no NDI outputs
 
 
 class CameraSummary(_Model):

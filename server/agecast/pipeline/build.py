@@ -170,6 +170,10 @@ def assemble(
     """One pipeline on ``device`` and ``backend`` reading ``uri`` (or ``source``, made for it:
     a take's replay): the one place every run (live, render, bench, each of several cameras, a
     re-render) is put together. Live, recognition runs on its own thread; rendering, in line."""
+    if settings.ndi_extra_ips:  # before any NDI source or output starts
+        from agecast.media import ndi
+
+        ndi.configure(settings.ndi_extra_ips, settings.state_dir / "ndi")
     identity, fx = build_fx(settings, backend, background_recognition=(mode == "live"))
     try:
         if source is None:

@@ -12,6 +12,7 @@ from agecast.sources.av_source import FileSource
 from agecast.sources.base import Source
 from agecast.sources.demo import DEMO_URI, DemoSource
 from agecast.sources.live_av import NETWORK_SCHEMES, camera_source, network_source
+from agecast.sources.ndi import NDI_SCHEME, ndi_source
 from agecast.sources.testpattern import TESTPATTERN_SCHEME, TestPatternSource, parse_testpattern
 
 ACCEPTED_FORMS = (
@@ -23,6 +24,7 @@ ACCEPTED_FORMS = (
     "rtmp://host[:port]/app/stream",
     "udp://host:port (MPEG-TS)",
     "http(s)://host/path",
+    "ndi://SOURCE NAME (e.g. ndi://CART (CAM A); agecast sources ndi lists them)",
 )
 # Two letters or more, so a Windows drive ("C:") reads as a path.
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):")
@@ -74,6 +76,10 @@ def open_source(
     if scheme in NETWORK_SCHEMES:
         return network_source(
             uri, scheme, live=live, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s
+        )
+    if scheme == NDI_SCHEME:
+        return ndi_source(
+            text, live=live, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s
         )
     raise SourceError(f"unknown source scheme {scheme!r} in {uri!r}: {_accepted()}")
 

@@ -144,7 +144,11 @@ def wall_frames(wall_ns: int, fps: float) -> int:
 
 
 def source_timecode(uri: str) -> str | None:
-    """The start timecode a file source carries (stream or container ``timecode``), if any."""
+    """The start timecode a file source carries (stream or container ``timecode``), if any.
+    An NDI source's frames carry the sender's time of day as their pts (sources/ndi.py), so
+    its takes count from midnight."""
+    if uri.startswith("ndi://"):
+        return "00:00:00:00"
     path = Path(uri[len("file://") :] if uri.startswith("file://") else uri).expanduser()
     if not path.is_file():
         return None

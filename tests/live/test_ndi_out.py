@@ -1,0 +1,99 @@
+"""A camera's NDI outputs, picked up by a receiver built with the same library on this machine:
+the aged, raw and side-by-side sources carry the live pictures (the face changed on aged,
+nothing else), frame for frame, with status per output."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agecast.live.service import LiveService
+from agecast.media import ndi
+from agecast.settings import Settings
+from tests.e2e.conftest import read_counter
+
+pytestmark = pytest.mark.usefixtures("ndi_lan")
+
+W, H = 320, 240
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[LiveService]:
+    settings = Settings.load(
+        source=f"testpattern:{W}x{H}@30",
+        identity="testpattern",
+        state_dir=tmp_path / "state",
+        ndi_out="aged,raw,side-by-side",
+        ndi_name=f"agecast-{uuid.uuid4().hex[:6]}",
+    )
+    live = LiveService(settings)
+    live.start()
+    yield live
+    live.stop()
+
+
+def _receive(name: str, count: int) -> list[tuple[int, np.ndarray, float]]:
+    """(frame number the picture shows, picture, timecode) of ``count`` pictures."""
+    rx = ndi.NdiReceiver(name, open_timeout_s=10, read_timeout_s=5)
+    try:
+        got = []
+        for _ in range(count):
+            picture = rx.next()
+            got.append((read_counter(picture.rgb[:, -W:]), picture.rgb, picture.timecode_s))
+        return got
+    finally:
+        rx.close()
+
+
+def test_each_output_carries_the_live_pictures(service: LiveService) -> None:
+    prefix = f"{service.settings.ndi_name} cam1"
+    aged = _receive(f"{prefix} aged", 15)
+    raw = _receive(f"{prefix} raw", 15)
+    sbs = _receive(f"{prefix} side-by-side", 5)
+    assert {p.shape for _, p, _ in aged + raw} == {(H, W, 3)}
+    assert {p.shape for _, p, _ in sbs} == {(H, 2 * W, 3)}
+    assert len({n for n, _, _ in aged}) > 5, "the aged source did not move"
+
+    # the same frame on both sides: the face changed, the frame counter band did not
+    raw_by_frame = {n: p for n, p, _ in raw}
+    aged_again = _receive(f"{prefix} aged", 30)
+    pairs = [(p, raw_by_frame[n]) for n, p, _ in aged_again if n in raw_by_frame]
+    if not pairs:  # the two receivers ran one after the other: take both sides of one sbs
+        pairs = [(p[:, W:], p[:, :W]) for _, p, _ in sbs]
+    for aged_picture, raw_picture in pairs:
+        diff = np.abs(aged_picture.astype(int) - raw_picture.astype(int)).max(axis=2)
+        band = int(H * 0.78)
+        assert (diff[:band] > 40).mean() > 0.002, "no face changed on the aged output"
+        assert np.median(diff[band:]) <= 4, "the aged output changed the frame counter band"
+
+
+def test_side_by_side_halves_are_one_frame(service: LiveService) -> None:
+    sbs = _receive(f"{service.settings.ndi_name} cam1 side-by-side", 10)
+    for _, picture, _ in sbs:
+        assert read_counter(picture[:, :W]) == read_counter(picture[:, W:])
+
+
+def test_status_counts_receivers_pictures_and_drops(service: LiveService) -> None:
+    name = f"{service.settings.ndi_name} cam1 aged"
+    rx = ndi.NdiReceiver(name, open_timeout_s=10, read_timeout_s=5)
+    try:
+        for _ in range(5):
+            rx.next()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            ndi_status = service.status()["ndi"]
+            aged = next(o for o in ndi_status["outputs"] if o["kind"] == "aged")
+            if aged["receivers"] >= 1:
+                break
+            time.sleep(0.1)
+    finally:
+        rx.close()
+    assert aged["name"] == name and aged["receivers"] >= 1 and aged["sent"] > 5
+    assert {o["kind"] for o in ndi_status["outputs"]} == {"aged", "raw", "side-by-side"}
+    assert isinstance(ndi_status["dropped"], int)
+    assert service.status()["fps_out"] > 0  # the live path kept running
