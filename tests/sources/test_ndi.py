@@ -94,11 +94,13 @@ def test_an_ndi_camera_gives_its_pictures_and_the_senders_timecode(cart: Cart) -
     assert picture[90, 160, 2] > 200 and picture[10, 10, 2] < 30
     reds = [int(f.image[5, 5, 0]) for f in frames if f is not None]
     assert len(set(reds)) > 5, "the pictures did not move"
-    # each frame's pts is the sender's timecode, as this machine's time of day
+    # each frame's pts is the sender's timecode, as this machine's time of day: NDI counts it
+    # in frames at the declared rate (and re-syncs it to the clock when a slow sender drifts)
     now = seconds_of_day(datetime.now().timestamp())
-    assert last.pts_s is not None and abs(last.pts_s - now) < 2.0
+    assert last.pts_s is not None and abs(last.pts_s - now) < 10.0
     steps = np.diff([f.pts_s for f in frames if f is not None])
-    assert (steps > 0).all() and (steps < 1.0).all()  # the sender's clock, running forward
+    assert (steps > 0).all()
+    assert np.median(steps) == pytest.approx(1 / 30, abs=0.002)
 
 
 def test_a_sender_that_stops_is_no_signal_then_live_again(cart: Cart) -> None:

@@ -7,9 +7,10 @@ one-picture slot (a picture still waiting there is replaced and counted as dropp
 thread of its own converts and sends. So a slow receiver or a slow conversion drops NDI
 pictures, never live ones.
 
-The outputs of one camera are frame-locked: each picture of a frame goes out with the same
-metadata, ``<agecast camera=… frame=… timecode=…/>``, the timecode the frame's take would get
-(:class:`agecast.takes.recorder.Timecoder`). The AI mark is in the aged picture when the look
+The outputs of one camera are frame-locked: each picture of a frame goes out with the same NDI
+timecode (the frame's capture time, NDI's 100 ns units) and the same metadata,
+``<agecast camera=… frame=… timecode=…/>`` (the SMPTE timecode the frame's take would get,
+:class:`agecast.takes.recorder.Timecoder`). The AI mark is in the aged picture when the look
 has it on; ``ndi_label`` is burnt into every picture, as a viewer link's label is.
 """
 
@@ -101,6 +102,7 @@ class NdiOutputs:
 
     def _send(self, output: Output) -> None:
         timecode = self._timecoder(output.wall_ns, output.pts_s)
+        ndi_time = output.wall_ns // 100  # the same for every output of this frame
         camera = escape(self.camera, {'"': "&quot;"})
         metadata = f'<agecast camera="{camera}" frame="{output.index}" timecode="{timecode}"/>'
         for kind, sender in self._senders.items():
@@ -108,7 +110,7 @@ class NdiOutputs:
             if self.label:
                 picture = picture.clone()
                 self._marker.burn(picture, self.label, "bottom-left")
-            sender.send(to_host(picture).numpy(), metadata)
+            sender.send(to_host(picture).numpy(), timecode_100ns=ndi_time, metadata=metadata)
             count = self.counts[kind]
             count.sent += 1
             count.receivers = sender.connections()

@@ -7,10 +7,20 @@ which is also how the tests find a sender on 127.0.0.1.
 
 Pictures are 8-bit RGB in and out (NDI's RGBA/RGBX with the alpha set opaque). A received
 frame keeps the sender's timecode (NDI's 100 ns units, as POSIX seconds).
+
+cyndilib's blocking calls hold Python's GIL while they wait: ``Receiver.receive(type,
+timeout)`` and the thread ``Finder.open()`` starts (``wait_for_sources``) froze every other
+thread of the process — the live pipeline stalled for a second at a time — and ``receive``
+with no timeout returned nothing at all here. So nothing here waits inside cyndilib:
+discovery polls the source list, and receiving polls NDI's frame sync (which answers at once
+with the newest picture; a picture is new when its timestamp is), sleeping in Python, which
+lets the GIL go, between polls. Sending releases the GIL itself.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import logging
 import os
@@ -29,8 +39,11 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "NDI needs the cyndilib package (pip install cyndilib: it bundles the NDI runtime)"
 CONFIG_ENV = "NDI_CONFIG_DIR"
 CONFIG_NAME = "ndi-config.v1.json"
-# A receive call waits at most this long, so a close() is noticed soon.
-POLL_MS = 50
+# Between polls of a receiver with nothing new (s): at most this much latency is added.
+RECEIVE_POLL_S = 0.002
+# Between polls of the source list (s).
+FIND_POLL_S = 0.1
+SYNTHESIZE = 2**63 - 1  # NDIlib_send_timecode_synthesize: NDI makes up the frame's timecode
 
 
 def _lib() -> Any:
@@ -70,20 +83,24 @@ def configure(extra_ips: list[str], folder: Path) -> Path | None:
     return folder
 
 
+def _sources(finder: Any, timeout_s: float, wanted: str | None = None) -> list[str]:
+    """The source names ``finder`` knows after ``timeout_s`` (or as soon as ``wanted`` is one);
+    polled, never waiting inside the library (module docstring)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        finder.update_sources()
+        names: list[str] = finder.get_source_names()
+        if wanted is not None and any(matches(wanted, n) for n in names):
+            return names
+        if time.monotonic() >= deadline:
+            return names
+        time.sleep(FIND_POLL_S)
+
+
 def find(timeout_s: float = 2.0) -> list[str]:
     """The NDI sources seen within ``timeout_s`` ("MACHINE (NAME)"), sorted."""
-    finder_module = _lib().finder
-    finder = finder_module.Finder()
-    finder.open()
-    try:
-        deadline = time.monotonic() + timeout_s
-        names: list[str] = []
-        while time.monotonic() < deadline:
-            finder.wait_for_sources(min(0.5, max(0.01, deadline - time.monotonic())))
-            names = finder.get_source_names()
-        return sorted(names)
-    finally:
-        finder.close()
+    finder = _lib().finder.Finder()  # not opened: no thread of its own holding the GIL
+    return sorted(_sources(finder, timeout_s))
 
 
 def matches(wanted: str, seen: str) -> bool:
@@ -104,25 +121,16 @@ class NdiReceiver:
 
     def __init__(self, name: str, *, open_timeout_s: float, read_timeout_s: float) -> None:
         lib = _lib()
-        from cyndilib.receiver import ReceiveFrameType, Receiver
-        from cyndilib.video_frame import VideoRecvFrame
+        from cyndilib.receiver import Receiver
+        from cyndilib.video_frame import VideoFrameSync
         from cyndilib.wrapper.ndi_recv import RecvBandwidth, RecvColorFormat
 
         self.name = name
-        self._video = ReceiveFrameType.recv_video
         self._read_timeout_s = read_timeout_s
-        self._finder = lib.finder.Finder()
-        self._finder.open()
-        seen: list[str] = []
-        source = None
-        deadline = time.monotonic() + open_timeout_s
-        while source is None and time.monotonic() < deadline:
-            self._finder.wait_for_sources(0.25)
-            seen = self._finder.get_source_names()
-            found = next((s for s in seen if matches(name, s)), None)
-            source = self._finder.get_source(found) if found is not None else None
-        if source is None:
-            self._finder.close()
+        self._finder = lib.finder.Finder()  # not opened (module docstring)
+        seen = _sources(self._finder, open_timeout_s, name)
+        found = next((s for s in seen if matches(name, s)), None)
+        if found is None:
             raise SourceError(
                 f"NDI source {name!r} not found in {open_timeout_s:g} s (seen: "
                 f"{', '.join(seen) or 'none'}): check the sender is on and on this network "
@@ -134,84 +142,138 @@ class NdiReceiver:
             bandwidth=RecvBandwidth.highest,
             recv_name="agecast",
         )
-        self._frame = VideoRecvFrame()
-        self._receiver.set_video_frame(self._frame)
-        self._receiver.set_source(source)
+        self._frame = VideoFrameSync()
+        self._receiver.frame_sync.set_video_frame(self._frame)
+        self._receiver.set_source(self._finder.get_source(found))
+        self._last: tuple[float, float] | None = None
         self.fps = 0.0
 
     def next(self) -> Received:
         """The next picture; :class:`SourceLost` after ``read_timeout_s`` with none."""
         deadline = time.monotonic() + self._read_timeout_s
+        sync, frame = self._receiver.frame_sync, self._frame
         while time.monotonic() < deadline:
-            got = self._receiver.receive(self._video, POLL_MS)
-            if not got & self._video:
+            sync.capture_video()
+            width, height = frame.get_resolution()
+            stamp = (frame.get_timestamp_posix(), frame.get_timecode_posix())
+            if width <= 0 or height <= 0 or stamp == self._last:
+                time.sleep(RECEIVE_POLL_S)  # nothing new: the frame sync repeats its last
                 continue
-            width, height = self._frame.get_resolution()
-            stride = self._frame.get_line_stride()
-            if width <= 0 or height <= 0:
-                continue
-            data = np.empty(self._frame.get_data_size(), np.uint8)
-            self._frame.fill_p_data(data)
-            rate = self._frame.get_frame_rate()
+            self._last = stamp
+            rate = frame.get_frame_rate()
             self.fps = float(rate) if rate else self.fps
-            rows = data[: stride * height].reshape(height, stride)
+            stride = frame.get_line_stride()
+            rows = np.asarray(frame.get_array())[: stride * height].reshape(height, stride)
             rgb = rows[:, : width * 4].reshape(height, width, 4)[:, :, :3]
-            return Received(np.ascontiguousarray(rgb), self._frame.get_timecode_posix())
+            return Received(np.ascontiguousarray(rgb), stamp[1])
         raise SourceLost(f"NDI source {self.name!r} sent no picture for {self._read_timeout_s:g} s")
 
     def close(self) -> None:
-        try:
-            self._receiver.disconnect()
-        finally:
-            self._finder.close()
+        self._receiver.disconnect()
+
+
+class _SendCreate(ctypes.Structure):  # NDIlib_send_create_t (Processing.NDI.Send.h)
+    _fields_ = [
+        ("p_ndi_name", ctypes.c_char_p),
+        ("p_groups", ctypes.c_char_p),
+        ("clock_video", ctypes.c_bool),
+        ("clock_audio", ctypes.c_bool),
+    ]
+
+
+class _VideoFrame(ctypes.Structure):  # NDIlib_video_frame_v2_t (Processing.NDI.structs.h)
+    _fields_ = [
+        ("xres", ctypes.c_int),
+        ("yres", ctypes.c_int),
+        ("FourCC", ctypes.c_int),
+        ("frame_rate_N", ctypes.c_int),
+        ("frame_rate_D", ctypes.c_int),
+        ("picture_aspect_ratio", ctypes.c_float),
+        ("frame_format_type", ctypes.c_int),
+        ("timecode", ctypes.c_int64),
+        ("p_data", ctypes.c_void_p),
+        ("line_stride_in_bytes", ctypes.c_int),
+        ("p_metadata", ctypes.c_char_p),
+        ("timestamp", ctypes.c_int64),
+    ]
+
+
+FOURCC_RGBA = int.from_bytes(b"RGBA", "little")  # NDI_LIB_FOURCC('R', 'G', 'B', 'A')
+PROGRESSIVE = 1  # NDIlib_frame_format_type_progressive
+
+
+@functools.cache
+def _runtime() -> ctypes.CDLL:
+    """The NDI runtime library that cyndilib's wheel bundles, for the calls cyndilib does not
+    offer (sending a frame with its own timecode); the same library its modules load."""
+    lib = _lib()
+    folder = Path(lib.__file__).parent.parent / "cyndilib.libs"
+    found = sorted(folder.glob("libndi*.so*"))
+    if not found:
+        raise SourceError(f"the NDI runtime is not in {folder}: reinstall cyndilib")
+    ndi = ctypes.CDLL(str(found[0]))
+    ndi.NDIlib_initialize.restype = ctypes.c_bool
+    ndi.NDIlib_send_create.argtypes = [ctypes.POINTER(_SendCreate)]
+    ndi.NDIlib_send_create.restype = ctypes.c_void_p
+    ndi.NDIlib_send_destroy.argtypes = [ctypes.c_void_p]
+    ndi.NDIlib_send_send_video_v2.argtypes = [ctypes.c_void_p, ctypes.POINTER(_VideoFrame)]
+    ndi.NDIlib_send_get_no_connections.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    ndi.NDIlib_send_get_no_connections.restype = ctypes.c_int
+    if not ndi.NDIlib_initialize():
+        raise SourceError("the NDI runtime would not start on this CPU (it needs SSE4.2)")
+    return ndi
 
 
 class NdiSender:
-    """Publishes pictures as the NDI source ``name`` (HxWx3 uint8 RGB, any size: a new size
-    re-declares the stream). Each picture may carry a metadata string (XML) that receivers get
-    with it: agecast puts the frame's number and timecode there, the same on every output of a
-    camera."""
+    """Publishes pictures as the NDI source ``name`` (HxWx3 uint8 RGB, any size). Each picture
+    goes out with the timecode and metadata (XML) it is given: agecast gives every output of a
+    camera the same ones for the same frame, so receivers can line them up.
+
+    Through the NDI runtime's own C API (ctypes, which lets the GIL go during the call):
+    cyndilib's sender cannot set a frame's timecode. The call returns once NDI has the picture.
+    """
 
     def __init__(self, name: str, fps: float) -> None:
-        lib = _lib()
         self.name = name
-        self._lib = lib
-        self._rate = Fraction(round(fps * 1000), 1000).limit_denominator(1001)
-        self._sender = lib.sender.Sender(name, clock_video=False)  # the source paces us
-        self._frame: Any = None
-        self._size: tuple[int, int] | None = None
+        self._ndi = _runtime()
+        rate = Fraction(round(fps * 1000), 1000).limit_denominator(1001)
+        self._rate = (rate.numerator, rate.denominator)
+        self._name = name.encode()  # kept alive: NDI reads it during create
+        create = _SendCreate(self._name, None, False, False)  # not clocked: the source paces us
+        self._instance = self._ndi.NDIlib_send_create(ctypes.byref(create))
+        if not self._instance:
+            raise SourceError(f"NDI could not create the source {name!r}")
         self._rgba: np.ndarray | None = None
 
-    def _declare(self, width: int, height: int) -> None:
-        from cyndilib.video_frame import VideoSendFrame
-        from cyndilib.wrapper.ndi_structs import FourCC
-
-        if self._frame is not None:
-            self._sender.close()
-            self._sender = self._lib.sender.Sender(self.name, clock_video=False)
-        frame = VideoSendFrame()
-        frame.set_resolution(width, height)
-        frame.set_frame_rate(self._rate)
-        frame.set_fourcc(FourCC.RGBA)
-        self._sender.set_video_frame(frame)
-        self._sender.open()
-        self._frame, self._size = frame, (width, height)
-        self._rgba = np.full((height, width, 4), 255, np.uint8)
-
-    def send(self, rgb: np.ndarray, metadata: str | None = None) -> None:
+    def send(
+        self, rgb: np.ndarray, *, timecode_100ns: int | None = None, metadata: str | None = None
+    ) -> None:
+        """Send one picture (``timecode_100ns`` None: NDI makes one up from its clock)."""
         height, width = rgb.shape[0], rgb.shape[1]
-        if self._size != (width, height):
-            self._declare(width, height)
-        assert self._rgba is not None
+        if self._rgba is None or self._rgba.shape[:2] != (height, width):
+            self._rgba = np.full((height, width, 4), 255, np.uint8)
         self._rgba[:, :, :3] = rgb
-        if metadata is not None:
-            self._frame.set_metadata(metadata.encode())
-        self._sender.write_video(self._rgba.reshape(-1))
+        frame = _VideoFrame(
+            xres=width,
+            yres=height,
+            FourCC=FOURCC_RGBA,
+            frame_rate_N=self._rate[0],
+            frame_rate_D=self._rate[1],
+            picture_aspect_ratio=0.0,
+            frame_format_type=PROGRESSIVE,
+            timecode=SYNTHESIZE if timecode_100ns is None else timecode_100ns,
+            p_data=self._rgba.ctypes.data,
+            line_stride_in_bytes=width * 4,
+            p_metadata=metadata.encode() if metadata is not None else None,
+            timestamp=0,
+        )
+        self._ndi.NDIlib_send_send_video_v2(self._instance, ctypes.byref(frame))
 
     def connections(self) -> int:
-        """Receivers connected now (0 before the first picture)."""
-        return int(self._sender.get_num_connections(0)) if self._frame is not None else 0
+        """Receivers connected now."""
+        return int(self._ndi.NDIlib_send_get_no_connections(self._instance, 0))
 
     def close(self) -> None:
-        if self._frame is not None:
-            self._sender.close()
+        if self._instance:
+            self._ndi.NDIlib_send_destroy(self._instance)
+            self._instance = None
