@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes the locks: every direct and transitive dependency pinned with hashes (uv pip compile).
-#   requirements/cpu.txt   pyproject.toml + extras cpu,test + requirements/cpu.in (torch 2.13.0+cpu)
+#   requirements/cpu.txt   pyproject.toml + extras cpu,test,ndi + requirements/cpu.in (torch 2.13.0+cpu)
 #                          for CPython 3.11 on Linux x86_64 (the development and CI machines)
-#   requirements/gpu.txt   pyproject.toml + extras gpu,test + requirements/gpu.in (torch 2.13.0, the
+#   requirements/gpu.txt   pyproject.toml + extras gpu,test,ndi + requirements/gpu.in (torch 2.13.0, the
 #                          PyPI CUDA build) for every platform and Python >= 3.11 (the Docker image)
 #   requirements/tools.txt uv itself (requirements/tools.in)
 #
@@ -77,11 +77,11 @@ compile() { # NAME OUTFILE
   local name=$1 target=$2 args
   case "$name" in
     cpu)
-      args=(pyproject.toml requirements/cpu.in --extra cpu --extra test
+      args=(pyproject.toml requirements/cpu.in --extra cpu --extra test --extra ndi
         --python-version 3.11 --python-platform x86_64-manylinux_2_28
         --find-links "$torch_links")
       ;;
-    gpu) args=(pyproject.toml requirements/gpu.in --extra gpu --extra test --universal
+    gpu) args=(pyproject.toml requirements/gpu.in --extra gpu --extra test --extra ndi --universal
       --python-version 3.11) ;;
     tools) args=(requirements/tools.in --universal --python-version 3.11) ;;
   esac

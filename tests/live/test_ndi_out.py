@@ -4,6 +4,7 @@ nothing else), frame for frame, with status per output."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -112,3 +113,21 @@ def test_status_counts_receivers_pictures_and_drops(service: LiveService) -> Non
     assert {o["kind"] for o in ndi_status["outputs"]} == {"aged", "raw", "side-by-side"}
     assert isinstance(ndi_status["dropped"], int)
     assert service.status()["fps_out"] > 0  # the live path kept running
+    from agecast.api.metrics import render_metrics
+
+    metrics = render_metrics([service.status()])
+    assert re.search(r'^agecast_ndi_sent_total\{output="aged"\} [1-9]', metrics, re.M)
+    assert re.search(r'^agecast_ndi_receivers\{output="raw"\} \d', metrics, re.M)
+    assert re.search(r"^agecast_ndi_dropped_total \d+$", metrics, re.M)
+
+
+def test_the_outputs_are_settings_like_any_other() -> None:
+    from agecast.errors import SettingsError
+
+    assert Settings.load(ndi_out="aged,side-by-side").ndi_out == ["aged", "side-by-side"]
+    assert Settings.load(ndi_out='["raw"]', ndi_extra_ips="10.0.0.5,10.0.0.6").ndi_extra_ips == [
+        "10.0.0.5",
+        "10.0.0.6",
+    ]
+    with pytest.raises(SettingsError, match="ndi_out"):
+        Settings.load(ndi_out="aged,program")

@@ -129,3 +129,17 @@ def test_a_source_not_on_the_lan_is_no_signal_not_a_crash() -> None:
 def test_an_ndi_uri_without_a_name_is_a_clear_error() -> None:
     with pytest.raises(SourceError, match="ndi:// needs a source name"):
         open_source("ndi://")
+
+
+def test_agecast_sources_ndi_lists_it_as_a_source_uri(cart: Cart) -> None:
+    from typer.testing import CliRunner
+
+    from agecast.cli import app
+
+    listed = ""
+    deadline = time.monotonic() + 10
+    while cart.name not in listed and time.monotonic() < deadline:
+        done = CliRunner().invoke(app, ["sources", "ndi", "--seconds", "1"])
+        assert done.exit_code == 0, done.output
+        listed = done.stdout
+    assert any(line.startswith("ndi://") and cart.name in line for line in listed.splitlines())

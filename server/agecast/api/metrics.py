@@ -71,6 +71,7 @@ def render_metrics(statuses: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
     lines.append("# TYPE agecast_source_live gauge")
     lines += each("agecast_source_live", lambda s: 1 if s["source"]["state"] == "live" else 0)
     lines += _cast_metrics(cams)
+    lines += _ndi_metrics(cams)
     return "\n".join(lines) + "\n"
 
 
@@ -97,4 +98,26 @@ def _cast_metrics(cams: list[tuple[dict[str, str], dict[str, Any]]]) -> list[str
         for cam, cast in casts
         for q in ("p50", "p95")
     ]
+    return lines
+
+
+def _ndi_metrics(cams: list[tuple[dict[str, str], dict[str, Any]]]) -> list[str]:
+    """Each NDI output: receivers connected, pictures sent; a camera's NDI drops."""
+    ndis = [(cam, s["ndi"]) for cam, s in cams if s.get("ndi")]
+    if not ndis:
+        return []
+    lines: list[str] = []
+    for name, key, help_text, kind in (
+        ("agecast_ndi_receivers", "receivers", "Receivers connected to an NDI output.", "gauge"),
+        ("agecast_ndi_sent_total", "sent", "Pictures an NDI output has sent.", "counter"),
+    ):
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines += [
+            _line(name, out[key], **cam, output=out["kind"])
+            for cam, ndi in ndis
+            for out in ndi["outputs"]
+        ]
+    lines.append("# HELP agecast_ndi_dropped_total Pictures replaced before NDI sent them.")
+    lines.append("# TYPE agecast_ndi_dropped_total counter")
+    lines += [_line("agecast_ndi_dropped_total", ndi["dropped"], **cam) for cam, ndi in ndis]
     return lines
