@@ -156,6 +156,14 @@ class Settings(BaseSettings):
     ndi_label: str | None = Field(
         None, description="text burnt into every NDI picture (who may see it), like a link's label"
     )
+    program_out: Annotated[str, AfterValidator(SourceURI)] | None = Field(
+        None,
+        description="H.264 MPEG-TS over UDP for hardware decoders: udp://HOST:PORT or a "
+        "multicast group (camera N: port + N)",
+    )
+    program_kind: Literal["aged", "side-by-side"] = Field(
+        "aged", description="the picture program_out carries"
+    )
     ndi_extra_ips: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="machines to ask for NDI sources where mDNS does not reach (a,b or JSON)",

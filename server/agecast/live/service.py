@@ -24,6 +24,7 @@ from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
 from agecast.frames import FxState
 from agecast.live.ndi_out import NdiOutputs
+from agecast.live.program_out import ProgramOut, camera_url
 from agecast.live.status import CameraStatus
 from agecast.media.encoder import H264Encoder, encode_jpeg
 from agecast.media.fanout import Fanout, Message
@@ -48,7 +49,10 @@ def live_services(settings: Settings) -> list[LiveService]:
     if not settings.cameras:
         return [LiveService(settings)]
     built = build_cameras(settings, settings.cameras, mode="live")
-    return [LiveService(settings, camera, name=camera.name) for camera in built.cameras]
+    return [
+        LiveService(settings, camera, name=camera.name, index=i)
+        for i, camera in enumerate(built.cameras)
+    ]
 
 
 class LiveService:
@@ -57,10 +61,16 @@ class LiveService:
     one of several: errors name it and its takes are labelled with it by default."""
 
     def __init__(
-        self, settings: Settings, built: Built | None = None, *, name: str | None = None
+        self,
+        settings: Settings,
+        built: Built | None = None,
+        *,
+        name: str | None = None,
+        index: int = 0,
     ) -> None:
         self.settings = settings
         self.name = name or "cam1"
+        self.index = index  # its place among the cameras (program_out: port + index)
         self._named = name is not None
         self.built: Built = built if built is not None else build(settings, mode="live")
         self.encoder = H264Encoder(30.0)  # the main stream, shared by every unlabelled viewer
@@ -78,6 +88,7 @@ class LiveService:
         self.recorder: Recorder | None = None  # the take being (or last) recorded
         self.preset: str | None = None  # the preset last applied
         self.ndi: NdiOutputs | None = None  # this camera's NDI sources (ndi_out), once started
+        self.program: ProgramOut | None = None  # its MPEG-TS program stream (program_out)
 
     # lifecycle -------------------------------------------------------------------------------
     def open_source(self) -> None:
@@ -95,26 +106,33 @@ class LiveService:
         self.open_source()
         pipeline.start()  # the source is open: opening it again does nothing
         self.encoder = H264Encoder(pipeline.source.fps)
-        if self.settings.ndi_out:
-            self.ndi = NdiOutputs(
-                self.name,
-                list(self.settings.ndi_out),
-                prefix=self.settings.ndi_name,
-                fps=pipeline.source.fps,
-                source_uri=pipeline.source.uri,
-                label=self.settings.ndi_label,
-            )
+        self._start_outputs(pipeline.source.fps, pipeline.source.uri)
         self._thread = threading.Thread(
             target=self._encode_loop, name="agecast-encode", daemon=True
         )
         self._thread.start()
 
+    def _start_outputs(self, fps: float, uri: str) -> None:
+        """The NDI sources and the program stream the settings ask for (video village)."""
+        settings = self.settings
+        if settings.ndi_out:
+            self.ndi = NdiOutputs(
+                self.name, list(settings.ndi_out), prefix=settings.ndi_name, fps=fps,
+                source_uri=uri, label=settings.ndi_label,
+            )  # fmt: skip
+        if settings.program_out:
+            self.program = ProgramOut(
+                camera_url(settings.program_out, self.index), settings.program_kind, fps,
+                camera=self.name, label=settings.ndi_label,
+            )  # fmt: skip
+
     def stop(self) -> None:
         if self.recorder is not None and self.recorder.active:
             self.recorder.stop("the monitor was shut down")
         self.fanout.close()
-        if self.ndi is not None:
-            self.ndi.close()
+        for feed in (self.ndi, self.program):
+            if feed is not None:
+                feed.close()
         self.built.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -129,8 +147,9 @@ class LiveService:
             recorder = self.recorder
             if recorder is not None and not recorder.finished:  # also the last, after a stop
                 recorder.offer(output)  # a reference on a queue: never blocks the live path
-            if self.ndi is not None:
-                self.ndi.offer(output)  # the same: a one-picture slot, NDI's own drops
+            for feed in (self.ndi, self.program):  # the same: a slot each, their own drops
+                if feed is not None:
+                    feed.offer(output)
             for mark in self.fanout.marks():  # nobody watching: no encode at all
                 try:
                     self.fanout.publish_threadsafe(self._encode(output, mark))
@@ -350,6 +369,7 @@ class LiveService:
             "preset": self.preset,
             "cast": self._cast_status(),
             "ndi": self.ndi.status() if self.ndi is not None else None,
+            "program": self.program.status() if self.program is not None else None,
         }
         return CameraStatus.model_validate(status).model_dump(mode="json")
 

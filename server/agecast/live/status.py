@@ -74,6 +74,15 @@ class NdiStatus(_Model):
     dropped: int  # pictures replaced before they were sent (NDI's own; never the live path's)
 
 
+class ProgramStatus(_Model):
+    url: str  # where it goes (a password hidden)
+    kind: str  # aged | side-by-side
+    sent: int
+    bytes: int
+    dropped: int  # pictures replaced before they were sent (its own; never the live path's)
+    encoder: str  # libx264 or h264_nvenc
+
+
 class CameraStatus(_Model):
     camera: str
     source: SourceStatus
@@ -104,6 +113,7 @@ class CameraStatus(_Model):
     preset: str | None
     cast: CastStatus | None  # None: no cast, one identity for the main face
     ndi: NdiStatus | None = None  # None: no NDI outputs
+    program: ProgramStatus | None = None  # None: no program_out
 
 
 class CameraSummary(_Model):
