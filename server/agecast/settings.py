@@ -145,6 +145,11 @@ class Settings(BaseSettings):
         default_factory=lambda: _xdg_state_dir(),
         description="links, session secret and audit log",
     )
+    input_transform: str | None = Field(
+        None,
+        description="log camera → Rec.709 before faces and the model: a .cube 3D LUT or logc3; "
+        "per camera as A=logc3,B=show.cube",
+    )
     # Video village outputs
     ndi_out: Annotated[list[Literal["aged", "raw", "side-by-side"]], NoDecode] = Field(
         default_factory=list,

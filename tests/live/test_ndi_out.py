@@ -131,3 +131,32 @@ def test_the_outputs_are_settings_like_any_other() -> None:
     ]
     with pytest.raises(SettingsError, match="ndi_out"):
         Settings.load(ndi_out="aged,program")
+
+
+def test_without_the_ndi_runtime_the_monitor_runs_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cyndilib", None)  # `import cyndilib` fails, as uninstalled
+    ndi._runtime.cache_clear()
+    try:
+        settings = Settings.load(
+            source=f"testpattern:{W}x{H}@30",
+            identity="testpattern",
+            state_dir=tmp_path / "state",
+            ndi_out="aged",
+        )
+        live = LiveService(settings)
+        live.start()
+        try:
+            deadline = time.monotonic() + 10
+            while live.status()["frames_out"] < 5 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            status = live.status()
+        finally:
+            live.stop()
+    finally:
+        ndi._runtime.cache_clear()
+    assert status["frames_out"] >= 5 and status["ndi"] is None
+    assert status["ndi_error"] is not None and "pip install cyndilib" in status["ndi_error"]

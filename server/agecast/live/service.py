@@ -89,6 +89,7 @@ class LiveService:
         self.preset: str | None = None  # the preset last applied
         self.ndi: NdiOutputs | None = None  # this camera's NDI sources (ndi_out), once started
         self.program: ProgramOut | None = None  # its MPEG-TS program stream (program_out)
+        self.ndi_error: str | None = None  # why the NDI outputs asked for are not running
 
     # lifecycle -------------------------------------------------------------------------------
     def open_source(self) -> None:
@@ -116,10 +117,14 @@ class LiveService:
         """The NDI sources and the program stream the settings ask for (video village)."""
         settings = self.settings
         if settings.ndi_out:
-            self.ndi = NdiOutputs(
-                self.name, list(settings.ndi_out), prefix=settings.ndi_name, fps=fps,
-                source_uri=uri, label=settings.ndi_label,
-            )  # fmt: skip
+            try:
+                self.ndi = NdiOutputs(
+                    self.name, list(settings.ndi_out), prefix=settings.ndi_name, fps=fps,
+                    source_uri=uri, label=settings.ndi_label,
+                )  # fmt: skip
+            except AgecastError as exc:  # the monitor runs without NDI, and says so
+                self.ndi_error = f"NDI out is off: {exc}"
+                log.error("camera %s: %s", self.name, self.ndi_error)
         if settings.program_out:
             self.program = ProgramOut(
                 camera_url(settings.program_out, self.index), settings.program_kind, fps,
@@ -369,6 +374,7 @@ class LiveService:
             "preset": self.preset,
             "cast": self._cast_status(),
             "ndi": self.ndi.status() if self.ndi is not None else None,
+            "ndi_error": self.ndi_error,
             "program": self.program.status() if self.program is not None else None,
         }
         return CameraStatus.model_validate(status).model_dump(mode="json")

@@ -113,6 +113,7 @@ class CameraStatus(_Model):
     preset: str | None
     cast: CastStatus | None  # None: no cast, one identity for the main face
     ndi: NdiStatus | None = None  # None: no NDI outputs
+    ndi_error: str | None = None  # NDI outputs were asked for but cannot run (and why)
     program: ProgramStatus | None = None  # None: no program_out
 
 

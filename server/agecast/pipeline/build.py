@@ -10,6 +10,7 @@ import torch
 
 from agecast.cast.roster import Roster, load_roster
 from agecast.cast.setup import make_router
+from agecast.compose.lut import camera_transform, load_transform
 from agecast.faces.detector import make_detector
 from agecast.faces.landmarks106 import Landmarks106, find_landmarks106
 from agecast.faces.tracker import FaceTracker
@@ -174,6 +175,8 @@ def assemble(
         from agecast.media import ndi
 
         ndi.configure(settings.ndi_extra_ips, settings.state_dir / "ndi")
+    spec = camera_transform(settings.input_transform, name)
+    transform = load_transform(spec) if spec else None  # a bad LUT fails before work starts
     identity, fx = build_fx(settings, backend, background_recognition=(mode == "live"))
     try:
         if source is None:
@@ -184,7 +187,7 @@ def assemble(
         identity.close()
         raise
     chosen = layout or settings.layout
-    pipeline = Pipeline(source, fx, layout=chosen, mode=mode, device=device)
+    pipeline = Pipeline(source, fx, layout=chosen, mode=mode, device=device, transform=transform)
     return Built(settings, device, backend, identity, fx, pipeline, name)
 
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 
 from agecast.compose.layout import layout_canvas
+from agecast.compose.lut import InputTransform
 from agecast.compose.marks import Marker
 from agecast.errors import AgecastError
 from agecast.frames import FX_RESULTS, FaceBox, Frame, FxState
@@ -76,9 +77,12 @@ class Pipeline:
         device: torch.device | None = None,
         limit: int | None = None,
         watchdog_s: float = WATCHDOG_S,
+        transform: InputTransform | None = None,
     ) -> None:
         """``limit``: stop reading the source after this many frames (None: until it ends);
-        ``watchdog_s``: a frame in the device thread for longer than this is reported stalled."""
+        ``watchdog_s``: a frame in the device thread for longer than this is reported stalled;
+        ``transform``: the camera's input transform (log → Rec.709), applied to each picture
+        on the device before anything else sees it."""
         self.source = source
         self.fx = fx
         self.layout: Layout = layout
@@ -90,6 +94,7 @@ class Pipeline:
         self.timings = Timings()
         self.copies = Copies()  # host↔device copies of pictures, for bench
         self.upload = Uploader(self.device, self.copies)
+        self.transform = transform
         self.limit = limit
         self._marker = Marker()  # the device thread's own
         self.frames_in = 0
@@ -231,6 +236,10 @@ class Pipeline:
     def _process(self, frame: Frame) -> Output:
         picked_ns = time.monotonic_ns()
         frame = replace(frame, image=self.upload(frame.image))  # once, pinned on CUDA
+        if self.transform is not None:
+            t0 = time.perf_counter_ns()
+            frame = replace(frame, image=self.transform.apply(frame.image))
+            self.timings.add("input_transform", (time.perf_counter_ns() - t0) / 1e6)
         self.watchdog.stage("compose")
         t0 = time.perf_counter_ns()
         layout = self.layout
