@@ -31,10 +31,11 @@ NAMED = ("logc3",)
 LATTICE = 33  # points per axis a named curve is sampled at (the size of most show LUTs)
 MAX_CUBE = 129
 
-# ARRI LogC3, EI 800 (ARRI, "ALEXA Log C Curve: Usage in VFX")
-_CUT, _A, _B, _C, _D, _E, _F = 0.010591, 5.555556, 0.052272, 0.247190, 0.385537, 5.367655, 0.092809
+# ARRI LogC3, EI 800 (ARRI, "ALEXA Log C Curve: Usage in VFX"): cut, a, b, c, d, e, f
+LOGC3 = (0.010591, 5.555556, 0.052272, 0.247190, 0.385537, 5.367655, 0.092809)
+_CUT, _A, _B, _C, _D, _E, _F = LOGC3
 # ARRI Wide Gamut 3 → Rec.709 primaries (same white), from the same document
-_AWG3_TO_709 = (
+AWG3_TO_709 = (
     (1.617523, -0.537287, -0.080237),
     (-0.070573, 1.334613, -0.264040),
     (-0.021102, -0.226954, 1.248056),
@@ -61,7 +62,7 @@ def _lattice_points(n: int) -> torch.Tensor:
 
 def logc3_lattice(n: int = LATTICE) -> torch.Tensor:
     rgb = _logc3_to_linear(_lattice_points(n))
-    matrix = torch.tensor(_AWG3_TO_709, dtype=torch.float64)
+    matrix = torch.tensor(AWG3_TO_709, dtype=torch.float64)
     return _bt709_oetf(rgb @ matrix.T).float()
 
 
