@@ -254,19 +254,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
-def read_counter(picture: np.ndarray) -> int:
-    """The frame number the testpattern source wrote as 24 binary cells in its bottom band."""
-    h, w = picture.shape[:2]
-    bits = 24
-    top = int(h * 0.78)
-    band = h - top
-    cell = w // (bits + 2)
-    x0 = (w - cell * bits) // 2
-    row = picture[top + band // 4, x0 : x0 + cell * bits].astype(int).sum(axis=1)
-    on = row.reshape(bits, cell)[:, cell // 3] > 3 * 150
-    return int("".join("1" if b else "0" for b in on), 2)
-
-
 def expected_frame(n: int) -> np.ndarray:
     """The raw frame ``n`` the server's testpattern source drew."""
     from agecast.sources import open_source

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import AgecastServer, grab_canvas, read_counter, wait_painting
+from agecast.sources.testpattern import read_counter
+from tests.e2e.conftest import AgecastServer, grab_canvas, wait_painting
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -11,6 +11,7 @@ import pytest
 
 from agecast.frames import FxState
 from agecast.media.protocol import Flags, LayoutCode, PictureHeader
+from agecast.sources.testpattern import read_counter
 from tests.e2e.conftest import (
     HEIGHT,
     WIDTH,
@@ -19,7 +20,6 @@ from tests.e2e.conftest import (
     expected_frame,
     grab_canvas,
     psnr,
-    read_counter,
     wait_painting,
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agecast.sources.testpattern import read_counter
 from tests.e2e.conftest import (
     HEIGHT,
     WIDTH,
@@ -13,7 +14,6 @@ from tests.e2e.conftest import (
     expected_frame,
     grab_canvas,
     psnr,
-    read_counter,
     wait_painting,
 )
 

@@ -17,7 +17,7 @@ import pytest
 from agecast.live.service import LiveService
 from agecast.media import ndi
 from agecast.settings import Settings
-from tests.e2e.conftest import read_counter
+from agecast.sources.testpattern import read_counter
 
 pytestmark = pytest.mark.usefixtures("ndi_lan")
 

@@ -17,7 +17,7 @@ from agecast.live.service import LiveService
 from agecast.media.program import TsOutput
 from agecast.settings import Settings
 from agecast.sources import open_source
-from tests.e2e.conftest import read_counter
+from agecast.sources.testpattern import read_counter
 
 W, H = 320, 240
 SOURCE = f"testpattern:{W}x{H}@30"

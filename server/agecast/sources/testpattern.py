@@ -152,3 +152,16 @@ class TestPatternSource(Source):
         y = round(max(0.0, drift + 0.25 * drift * np.sin(2 * np.pi * n / (5.0 * self.fps))))
         y = min(y, self.height - fh)
         out[y : y + fh, x : x + fw] = self._face[:fh, :fw]
+
+
+def read_counter(picture: NDArray[np.uint8]) -> int:
+    """The frame number a testpattern picture (HWC RGB, any size it was drawn at) shows in its
+    binary cells: what a receiver of it (a browser, NDI, a decoder) can check it got."""
+    h, w = picture.shape[:2]
+    top = int(h * 0.78)
+    band = h - top
+    cell = w // (COUNTER_BITS + 2)
+    x0 = (w - cell * COUNTER_BITS) // 2
+    row = picture[top + band // 4, x0 : x0 + cell * COUNTER_BITS].astype(int).sum(axis=1)
+    on = row.reshape(COUNTER_BITS, cell)[:, cell // 3] > 3 * 150
+    return int("".join("1" if b else "0" for b in on), 2)

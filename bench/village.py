@@ -1,0 +1,263 @@
+"""Video village I/O benchmark (not run in CI): issue 14's goals, on this machine.
+
+1. NDI out at 720p30: the live service (testpattern 1280×720@30, the testpattern identity)
+   runs without NDI, then publishing ``aged`` and ``raw`` with a receiver on each in another
+   process (a cart elsewhere). Per phase: the service process's CPU (cores), its frame rate;
+   with NDI, per output: frames received against frames the service put out (every frame
+   arrives?), whether raw and aged of a frame share a timecode, and capture → received latency
+   p50/p95 (NDI's timecode is the frame's capture time, on the same clock).
+2. NDI in: a sender in another process at 720p30; ``ndi://`` read as a live source; the sender
+   stops and starts ``--cycles`` times: seconds until the source says NO_SIGNAL and until it is
+   LIVE again, and send → read latency.
+3. Program out: the aged picture as MPEG-TS over UDP read back by the udp:// source: capture →
+   decoded latency p50/p95.
+
+    python bench/village.py --seconds 10 --json bench/results/village-cpu-2core.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agecast.live.service import LiveService
+from agecast.media import ndi
+from agecast.pipeline.metrics import percentiles
+from agecast.settings import Settings
+from agecast.sources import open_source
+from agecast.sources.base import SourceState
+from agecast.sources.ndi import seconds_of_day
+from agecast.sources.testpattern import read_counter
+
+SOURCE = "testpattern:1280x720@30"
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _receiver(config: str, name: str, seconds: float, out: Any) -> None:
+    """In its own process: every picture of ``name`` for ``seconds`` (timecode, latency ms)."""
+    os.environ[ndi.CONFIG_ENV] = config
+    rx = ndi.NdiReceiver(name, open_timeout_s=15, read_timeout_s=5)
+    got: list[tuple[float, float]] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        picture = rx.next()
+        got.append((picture.timecode_s, (time.time() - picture.timecode_s) * 1000))
+    rx.close()
+    out.put(got)
+
+
+def _sender(config: str, name: str, stop: Any) -> None:
+    """In its own process: a 720p30 cart sender until ``stop`` is set (timecode: send time)."""
+    os.environ[ndi.CONFIG_ENV] = config
+    sender = ndi.NdiSender(name, 30.0)
+    picture = np.zeros((720, 1280, 3), np.uint8)
+    start, n = time.monotonic(), 0
+    while not stop.is_set():
+        picture[:, :, 0] = n % 256
+        sender.send(picture, timecode_100ns=time.time_ns() // 100)
+        n += 1
+        time.sleep(max(0.0, start + n / 30.0 - time.monotonic()))
+    sender.close()
+
+
+def _service(state: Path, **flags: Any) -> LiveService:
+    settings = Settings.load(source=SOURCE, identity="testpattern", state_dir=state, **flags)
+    live = LiveService(settings)
+    live.start()
+    time.sleep(3.0)  # warmed up
+    return live
+
+
+def _noted(live: LiveService) -> tuple[dict[int, int], threading.Event]:
+    """Frame number → capture wall time (ns) of every output the service puts out, noted by a
+    thread until the event is set."""
+    captured: dict[int, int] = {}
+    done = threading.Event()
+
+    def note() -> None:
+        while not done.is_set():
+            last = live.last_output
+            if last is not None:
+                captured[last.index] = last.wall_ns
+            time.sleep(0.002)
+
+    threading.Thread(target=note, daemon=True).start()
+    return captured, done
+
+
+def _cores_and_fps(live: LiveService, seconds: float) -> dict[str, float]:
+    cpu0, f0, t0 = _cpu_s(), live.status()["frames_out"], time.monotonic()
+    time.sleep(seconds)
+    span = time.monotonic() - t0
+    return {
+        "cores": round((_cpu_s() - cpu0) / span, 3),
+        "fps": round((live.status()["frames_out"] - f0) / span, 2),
+        "seconds": round(span, 2),
+    }
+
+
+def ndi_out(config: str, state: Path, seconds: float) -> dict[str, Any]:
+    spawn = multiprocessing.get_context("spawn")
+    live = _service(state / "a")
+    without = _cores_and_fps(live, seconds)
+    live.stop()
+    prefix = f"village-{os.getpid()}"
+    live = _service(state / "b", ndi_out="aged,raw", ndi_name=prefix)
+    queues = {k: spawn.Queue() for k in ("aged", "raw")}
+    procs = [
+        spawn.Process(target=_receiver, args=(config, f"{prefix} cam1 {k}", seconds + 6, q))
+        for k, q in queues.items()
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(4.0)  # connected
+    captured, done = _noted(live)
+    time.sleep(0.5)
+    first = max(captured) if captured else 0
+    with_ndi = _cores_and_fps(live, seconds)
+    last = max(captured)
+    status = live.status()
+    got = {k: q.get(timeout=60) for k, q in queues.items()}
+    done.set()
+    for p in procs:
+        p.join(10)
+    live.stop()
+    sent = {round(wall / 1e9, 6): n for n, wall in captured.items() if first < n <= last}
+    outputs = {}
+    for kind, pictures in got.items():
+        received = {round(tc, 6): ms for tc, ms in pictures}
+        arrived = [received[tc] for tc in sent if tc in received]
+        outputs[kind] = {
+            "frames_put_out": len(sent),
+            "frames_received": len(arrived),
+            "capture_to_received_ms": percentiles(arrived),
+        }
+    return {
+        "without_ndi": without,
+        "with_ndi_aged_and_raw": {**with_ndi, "ndi_dropped": status["ndi"]["dropped"]},
+        "ndi_cost_cores": round(with_ndi["cores"] - without["cores"], 3),
+        "outputs": outputs,
+        "frames_with_one_timecode_on_both": len(
+            {round(tc, 6) for tc, _ in got["aged"]} & {round(tc, 6) for tc, _ in got["raw"]}
+        ),
+    }
+
+
+def ndi_in(config: str, cycles: int) -> dict[str, Any]:
+    spawn = multiprocessing.get_context("spawn")
+    name = f"village-cart-{os.getpid()}"
+    stop = spawn.Event()
+    sender = spawn.Process(target=_sender, args=(config, name, stop))
+    sender.start()
+    source = open_source(f"ndi://{name}", open_timeout_s=15, read_timeout_s=2.0)
+    source.open()
+    latency: list[float] = []
+    no_signal: list[float] = []
+    back: list[float] = []
+    try:
+        for _ in range(cycles):
+            t_end = time.monotonic() + 3
+            while time.monotonic() < t_end:
+                frame = source.read()
+                if frame is not None and frame.pts_s is not None:
+                    age = (seconds_of_day(time.time()) - frame.pts_s) % 86400
+                    latency.append(age * 1000)
+            stop.set()
+            sender.join(10)
+            t0 = time.monotonic()
+            while source.state is SourceState.LIVE and time.monotonic() - t0 < 10:
+                time.sleep(0.01)
+            no_signal.append(round(time.monotonic() - t0, 3))
+            stop = spawn.Event()
+            sender = spawn.Process(target=_sender, args=(config, name, stop))
+            t0 = time.monotonic()
+            sender.start()
+            while source.state is not SourceState.LIVE and time.monotonic() - t0 < 20:
+                source.read()
+            back.append(round(time.monotonic() - t0, 3))
+    finally:
+        stop.set()
+        sender.join(10)
+        source.close()
+    return {
+        "no_signal_after_stop_s": no_signal,
+        "live_after_restart_s": back,
+        "restart_includes": "the sender process starting (Python, numpy, the NDI runtime)",
+        "send_to_read_latency_ms": percentiles(latency),
+    }
+
+
+def program_out(state: Path, seconds: float) -> dict[str, Any]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    live = _service(state / "c", program_out=f"udp://127.0.0.1:{port}")
+    captured, done = _noted(live)
+    latency: list[float] = []
+    try:
+        with open_source(f"udp://127.0.0.1:{port}", open_timeout_s=10) as rx:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                frame = rx.read()
+                now = time.time_ns()
+                if frame is None:
+                    continue
+                wall = captured.get(read_counter(frame.image.numpy()))
+                if wall is not None:
+                    latency.append((now - wall) / 1e6)
+        status = live.status()["program"]
+    finally:
+        done.set()
+        live.stop()
+    return {
+        "capture_to_decoded_ms": percentiles(latency),
+        "decoded_frames_matched": len(latency),
+        "status": status,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        config = str(ndi.configure(["127.0.0.1"], folder / "ndi"))
+        report = {
+            "what": "video village I/O: NDI out and in, program out (issue 14's goals)",
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "load_before": os.getloadavg(),
+            "ndi_out": ndi_out(config, folder, args.seconds),
+            "ndi_in": ndi_in(config, args.cycles),
+            "program_out": program_out(folder, args.seconds),
+            "load_after": os.getloadavg(),
+        }
+    text = json.dumps(report, indent=2)
+    sys.stdout.write(text + "\n")
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
