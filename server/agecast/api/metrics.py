@@ -5,7 +5,7 @@ With several cameras every sample carries a ``camera`` label; one camera's are u
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 
@@ -75,49 +75,76 @@ def render_metrics(statuses: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> list[str]:
+    """One metric family: its HELP and TYPE lines, then its samples."""
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
+
+
 def _cast_metrics(cams: list[tuple[dict[str, str], dict[str, Any]]]) -> list[str]:
     """Faces by recognition (with a cast): now, since start, and what a recognition costs."""
     casts = [(cam, s["cast"]) for cam, s in cams if s.get("cast")]
     if not casts:
         return []
-    lines: list[str] = []
-    for name, key, help_text, kind in (
-        ("agecast_cast_faces", "faces", "Faces in the last picture by recognition.", "gauge"),
-        ("agecast_cast_faces_total", "faces_total", "Faces routed since start.", "counter"),
-    ):
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        lines += [
-            _line(name, n, **cam, recognition=state)
-            for cam, cast in casts
-            for state, n in cast[key].items()
-        ]
-    lines.append("# HELP agecast_recognise_face_ms Recognising one face (its own thread live).")
-    lines.append("# TYPE agecast_recognise_face_ms gauge")
-    lines += [
-        _line("agecast_recognise_face_ms", cast["recognise_face_ms"][q], **cam, quantile=q)
-        for cam, cast in casts
-        for q in ("p50", "p95")
+
+    def by_state(name: str, key: str) -> Iterator[str]:
+        for cam, cast in casts:
+            for state, n in cast[key].items():
+                yield _line(name, n, **cam, recognition=state)
+
+    return [
+        *_family(
+            "agecast_cast_faces",
+            "gauge",
+            "Faces in the last picture by recognition.",
+            by_state("agecast_cast_faces", "faces"),
+        ),
+        *_family(
+            "agecast_cast_faces_total",
+            "counter",
+            "Faces routed since start.",
+            by_state("agecast_cast_faces_total", "faces_total"),
+        ),
+        *_family(
+            "agecast_recognise_face_ms",
+            "gauge",
+            "Recognising one face (its own thread live).",
+            (
+                _line("agecast_recognise_face_ms", cast["recognise_face_ms"][q], **cam, quantile=q)
+                for cam, cast in casts
+                for q in ("p50", "p95")
+            ),
+        ),
     ]
-    return lines
 
 
 def _ndi_metrics(cams: list[tuple[dict[str, str], dict[str, Any]]]) -> list[str]:
     """Each NDI output: receivers connected, pictures sent; a camera's NDI drops."""
     ndis = [(cam, s["ndi"]) for cam, s in cams if s.get("ndi")]
+
+    def by_output(name: str, key: str) -> Iterator[str]:
+        for cam, ndi in ndis:
+            for out in ndi["outputs"]:
+                yield _line(name, out[key], **cam, output=out["kind"])
+
     if not ndis:
         return []
-    lines: list[str] = []
-    for name, key, help_text, kind in (
-        ("agecast_ndi_receivers", "receivers", "Receivers connected to an NDI output.", "gauge"),
-        ("agecast_ndi_sent_total", "sent", "Pictures an NDI output has sent.", "counter"),
-    ):
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        lines += [
-            _line(name, out[key], **cam, output=out["kind"])
-            for cam, ndi in ndis
-            for out in ndi["outputs"]
-        ]
-    lines.append("# HELP agecast_ndi_dropped_total Pictures replaced before NDI sent them.")
-    lines.append("# TYPE agecast_ndi_dropped_total counter")
-    lines += [_line("agecast_ndi_dropped_total", ndi["dropped"], **cam) for cam, ndi in ndis]
-    return lines
+    return [
+        *_family(
+            "agecast_ndi_receivers",
+            "gauge",
+            "Receivers connected to an NDI output.",
+            by_output("agecast_ndi_receivers", "receivers"),
+        ),
+        *_family(
+            "agecast_ndi_sent_total",
+            "counter",
+            "Pictures an NDI output has sent.",
+            by_output("agecast_ndi_sent_total", "sent"),
+        ),
+        *_family(
+            "agecast_ndi_dropped_total",
+            "counter",
+            "Pictures replaced before NDI sent them.",
+            (_line("agecast_ndi_dropped_total", ndi["dropped"], **cam) for cam, ndi in ndis),
+        ),
+    ]

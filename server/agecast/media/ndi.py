@@ -172,32 +172,32 @@ class NdiReceiver:
         self._receiver.disconnect()
 
 
-class _SendCreate(ctypes.Structure):  # NDIlib_send_create_t (Processing.NDI.Send.h)
-    _fields_ = [
-        ("p_ndi_name", ctypes.c_char_p),
-        ("p_groups", ctypes.c_char_p),
-        ("clock_video", ctypes.c_bool),
-        ("clock_audio", ctypes.c_bool),
-    ]
+_C_TYPES: dict[str, Any] = {
+    "int": ctypes.c_int,
+    "int64": ctypes.c_int64,
+    "float": ctypes.c_float,
+    "bool": ctypes.c_bool,
+    "ptr": ctypes.c_void_p,
+    "str": ctypes.c_char_p,
+}
 
 
-class _VideoFrame(ctypes.Structure):  # NDIlib_video_frame_v2_t (Processing.NDI.structs.h)
-    _fields_ = [
-        ("xres", ctypes.c_int),
-        ("yres", ctypes.c_int),
-        ("FourCC", ctypes.c_int),
-        ("frame_rate_N", ctypes.c_int),
-        ("frame_rate_D", ctypes.c_int),
-        ("picture_aspect_ratio", ctypes.c_float),
-        ("frame_format_type", ctypes.c_int),
-        ("timecode", ctypes.c_int64),
-        ("p_data", ctypes.c_void_p),
-        ("line_stride_in_bytes", ctypes.c_int),
-        ("p_metadata", ctypes.c_char_p),
-        ("timestamp", ctypes.c_int64),
-    ]
+def _c_struct(name: str, fields: str) -> type[ctypes.Structure]:
+    """A ctypes structure from ``"field:type …"`` in the C header's order."""
+    pairs = [field.split(":") for field in fields.split()]
+    return type(name, (ctypes.Structure,), {"_fields_": [(f, _C_TYPES[t]) for f, t in pairs]})
 
 
+# the NDI SDK's structures, as Processing.NDI.Send.h and Processing.NDI.structs.h declare them
+_SendCreate = _c_struct(
+    "NDIlib_send_create_t", "p_ndi_name:str p_groups:str clock_video:bool clock_audio:bool"
+)
+_VideoFrame = _c_struct(
+    "NDIlib_video_frame_v2_t",
+    "xres:int yres:int FourCC:int frame_rate_N:int frame_rate_D:int picture_aspect_ratio:float "
+    "frame_format_type:int timecode:int64 p_data:ptr line_stride_in_bytes:int p_metadata:str "
+    "timestamp:int64",
+)
 FOURCC_RGBA = int.from_bytes(b"RGBA", "little")  # NDI_LIB_FOURCC('R', 'G', 'B', 'A')
 PROGRESSIVE = 1  # NDIlib_frame_format_type_progressive
 
