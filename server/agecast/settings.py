@@ -73,7 +73,8 @@ class Settings(BaseSettings):
         description="folders searched for identity packages (a:b, a,b or a JSON list)",
     )
     backend: str = Field(
-        "auto", description="auto | onnxruntime | onnxruntime-cuda | tensorrt | torch"
+        "auto",
+        description="auto | onnxruntime | onnxruntime-cuda | tensorrt | torch | triton",
     )
     device: DeviceName = Field(
         "auto", description="where frames live: auto picks cuda when present"
@@ -84,6 +85,22 @@ class Settings(BaseSettings):
     )
     cuda_graphs: bool = Field(
         True, description="torch backend on CUDA: replay each model as a captured CUDA graph"
+    )
+    # Triton (--backend triton): the identity's model runs on a Triton Inference Server
+    triton_url: str = Field(
+        "", description="Triton's gRPC address for --backend triton: grpc://HOST:8001"
+    )
+    triton_timeout_ms: int = Field(
+        50, ge=1, le=10_000, description="longest wait for one Triton call; then the frame is raw"
+    )
+    triton_retry_ms: int = Field(
+        250, ge=10, le=60_000, description="after a failed Triton call, wait this long to retry"
+    )
+    triton_shm: Literal["auto", "on", "off"] = Field(
+        "auto", description="system shared memory with Triton: auto = when it is on this host"
+    )
+    triton_local: str = Field(
+        "auto", description="the in-process backend for the models Triton does not run"
     )
     engines_dir: Path | None = Field(
         None, description="TensorRT plan cache (default: the repository's engines/)"

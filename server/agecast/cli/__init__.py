@@ -82,6 +82,7 @@ GROUPS = (
     "bench",
     "serve",
     "engines",
+    "triton",
     "train",
     "takes",
     "quality",

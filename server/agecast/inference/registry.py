@@ -19,6 +19,7 @@ import torch
 
 from agecast.errors import BackendError, BackendUnavailable
 from agecast.inference.base import Backend, Model
+from agecast.inference.triton_naming import TritonConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,12 @@ def _torch() -> type[Backend]:
     return TorchBackend
 
 
+def _triton() -> type[Backend]:
+    from agecast.inference.triton_backend import TritonBackend
+
+    return TritonBackend
+
+
 def _tensorrt() -> type[Backend]:
     from agecast.inference.tensorrt_backend import TensorRTBackend
 
@@ -54,7 +61,9 @@ _LOADERS: dict[str, Callable[[], type[Backend]]] = {
     "torch": _torch,
     "onnxruntime": _onnxruntime,
 }
-BACKEND_NAMES: tuple[str, ...] = ("auto", *_LOADERS)
+# Named only, never taken by auto: it needs a server's address (the triton_url setting).
+_NAMED_ONLY: dict[str, Callable[[], type[Backend]]] = {"triton": _triton}
+BACKEND_NAMES: tuple[str, ...] = ("auto", *_LOADERS, *_NAMED_ONLY)
 # torch runs on the CPU too (for checks), but there onnxruntime is the CPU engine: auto takes
 # torch only where it has a GPU.
 _AUTO_NEEDS_CUDA = frozenset({"torch"})
@@ -63,7 +72,7 @@ WARMUP_RUNS = 3
 
 def _probe(name: str) -> tuple[type[Backend] | None, str | None]:
     try:
-        cls = _LOADERS[name]()
+        cls = {**_LOADERS, **_NAMED_ONLY}[name]()
     except BackendUnavailable as exc:
         return None, str(exc)
     except ImportError as exc:
@@ -76,7 +85,7 @@ def _probe(name: str) -> tuple[type[Backend] | None, str | None]:
 
 def available_backends() -> dict[str, str | None]:
     """Every backend name → None if usable here, else the reason it is not."""
-    return {name: _probe(name)[1] for name in _LOADERS}
+    return {name: _probe(name)[1] for name in (*_LOADERS, *_NAMED_ONLY)}
 
 
 def auto_note(name: str) -> str | None:
@@ -114,10 +123,14 @@ def get_backend(
     threads: int = 0,
     engines_dir: Path | None = None,
     torch_options: TorchOptions | None = None,
+    triton: TritonConfig | None = None,
 ) -> Backend:
     """Instantiate backend ``name``. ``auto``: the one usable backend, or when several can run
-    here, an :class:`AutoBackend` that measures them on each model it loads."""
+    here, an :class:`AutoBackend` that measures them on each model it loads. ``triton``: the
+    server of the ``triton`` backend (its other models run on ``triton.local``)."""
     opts = torch_options or TorchOptions()
+    if name == "triton":
+        return _make_triton(triton, threads, engines_dir, opts)
     if name == "auto":
         usable, reasons = _auto_candidates()
         if not usable:
@@ -147,6 +160,25 @@ def get_backend(
     if cls is None or why is not None:
         raise BackendUnavailable(f"backend {name} is not usable here: {why}")
     return _make(cls, threads, engines_dir, opts)
+
+
+def _make_triton(
+    config: TritonConfig | None, threads: int, engines_dir: Path | None, opts: TorchOptions
+) -> Backend:
+    if config is None or not config.url:
+        raise BackendUnavailable(
+            "backend triton needs the server's address: --triton-url grpc://HOST:8001 "
+            "(or triton_url in the settings)"
+        )
+    cls, why = _probe("triton")
+    if cls is None or why is not None:
+        raise BackendUnavailable(f"backend triton is not usable here: {why}")
+    from agecast.inference.triton_backend import TritonBackend
+
+    if config.local == "triton":
+        raise BackendUnavailable("triton_local must name an in-process backend, not triton")
+    local = get_backend(config.local, threads=threads, engines_dir=engines_dir, torch_options=opts)
+    return TritonBackend(config, local)
 
 
 def _make(

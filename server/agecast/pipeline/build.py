@@ -19,6 +19,7 @@ from agecast.identities.runtime import IdentityModel
 from agecast.identities.vouch import Vouches
 from agecast.inference.base import Backend
 from agecast.inference.registry import TorchOptions, get_backend
+from agecast.inference.triton_naming import TritonConfig
 from agecast.pipeline.controls import LOOK_KEYS
 from agecast.pipeline.fx import FaceFX, Look, MemberLook
 from agecast.pipeline.runner import Pipeline
@@ -152,8 +153,20 @@ def device_and_backend(settings: Settings) -> tuple[torch.device, Backend]:
         threads=settings.threads,
         engines_dir=settings.engines_dir,
         torch_options=TorchOptions(settings.precision, settings.cuda_graphs),
+        triton=triton_config(settings),
     )
     return device, backend
+
+
+def triton_config(settings: Settings) -> TritonConfig:
+    """The ``triton_*`` settings as the Triton backend takes them."""
+    return TritonConfig(
+        url=settings.triton_url,
+        timeout_ms=settings.triton_timeout_ms,
+        retry_ms=settings.triton_retry_ms,
+        shm=settings.triton_shm,
+        local=settings.triton_local,
+    )
 
 
 def assemble(

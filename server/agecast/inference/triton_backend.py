@@ -1,0 +1,387 @@
+"""Triton backend: the identity's model runs on an NVIDIA Triton Inference Server.
+
+agecast keeps capture, faces, paste-back, encode and the monitor; only the identity's network
+crosses to Triton (gRPC through ``tritonclient``, imported here and nowhere else). Every other
+model (detector, landmarks, recogniser) goes to the local backend named by ``triton_local``.
+
+- The model is found by name and version (:mod:`agecast.inference.triton_naming`): the version
+  is taken from the sha256 of the ONNX bytes agecast checked, so Triton runs exactly them.
+- On the same host (a loopback URL, or ``triton_shm = "on"``) tensors travel through system
+  shared memory (POSIX shm regions registered with the server); otherwise inside the gRPC
+  messages.
+- Each call has a timeout (``triton_timeout_ms``). A call that fails or times out raises
+  :class:`BackendError`: the FX fails open (the aged side shows the raw frame flagged, counted).
+  The link is then dropped; calls fail at once (no waiting on a dead server) until
+  ``triton_retry_ms`` has passed, then one call reconnects (new channel, model check, shared
+  memory registered again: a restarted server forgot it) — so agecast recovers by itself.
+- Tensor specs come from the ONNX file itself, so an identity loads (and its contract is
+  checked) while Triton is still down; it starts working when the server answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from agecast.errors import BackendError, BackendUnavailable
+from agecast.inference.base import Backend, Model, TensorSpec
+from agecast.inference.triton_naming import (
+    TRITON_DATATYPES,
+    TritonConfig,
+    file_version,
+    identity_of,
+    model_name,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _import_client() -> tuple[Any, Any]:
+    try:
+        import tritonclient.grpc as grpcclient
+        import tritonclient.utils.shared_memory as shm
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise BackendUnavailable(
+            f"tritonclient is not installed ({exc}): pip install 'tritonclient[grpc]'"
+        ) from exc
+    return grpcclient, shm
+
+
+def onnx_specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Inputs and outputs an ONNX file declares (its weights are not read)."""
+    import onnx
+    from onnx import helper
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as exc:  # onnx raises its own untyped errors
+        raise BackendError(f"{path}: not a readable ONNX model ({exc})") from exc
+    weights = {t.name for t in graph.initializer}
+
+    def spec(value: Any) -> TensorSpec:
+        kind = value.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in kind.shape.dim)
+        dtype = str(np.dtype(helper.tensor_dtype_to_np_dtype(kind.elem_type)))
+        return TensorSpec(value.name, dims, dtype)
+
+    inputs = [spec(v) for v in graph.input if v.name not in weights]
+    return inputs, [spec(v) for v in graph.output]
+
+
+@dataclass
+class TritonStats:
+    """What one model's link did: calls made, failed (timeouts among them), refused while the
+    link was down, and reconnects."""
+
+    calls: int = 0
+    failures: int = 0
+    timeouts: int = 0
+    skipped: int = 0
+    connects: int = 0
+    last_error: str = ""
+    seconds: list[float] = field(default_factory=list, repr=False)
+
+
+class _Regions:
+    """One input and one output system shared-memory region for a model, laid out per call."""
+
+    def __init__(self, shm: Any, tag: str) -> None:
+        self._shm = shm
+        self.tag = tag
+        self.handles: dict[str, Any] = {}
+        self.sizes: dict[str, int] = {}
+
+    def ensure(self, client: Any, kind: str, size: int) -> None:
+        """A region for ``kind`` (in/out) of at least ``size`` bytes, registered with ``client``."""
+        if self.sizes.get(kind, 0) >= size and kind in self.handles:
+            return
+        self.drop(client, kind)
+        name = f"{self.tag}-{kind}"
+        key = f"/{name}"
+        self.handles[kind] = self._shm.create_shared_memory_region(name, key, size)
+        self.sizes[kind] = size
+        client.register_system_shared_memory(name, key, size)
+
+    def register(self, client: Any) -> None:
+        """Register every region again (a restarted server has none)."""
+        for kind, size in self.sizes.items():
+            name = f"{self.tag}-{kind}"
+            client.register_system_shared_memory(name, f"/{name}", size)
+
+    def drop(self, client: Any | None, kind: str) -> None:
+        handle = self.handles.pop(kind, None)
+        self.sizes.pop(kind, None)
+        if handle is None:
+            return
+        if client is not None:
+            try:
+                client.unregister_system_shared_memory(f"{self.tag}-{kind}")
+            except Exception as exc:  # the server may be gone: its registrations went with it
+                log.debug("unregistering %s-%s: %s", self.tag, kind, exc)
+        self._shm.destroy_shared_memory_region(handle)
+
+    def close(self, client: Any | None) -> None:
+        for kind in list(self.handles):
+            self.drop(client, kind)
+
+
+class TritonModel(Model):
+    """A model served by Triton, called from the pipeline's device thread."""
+
+    def __init__(
+        self,
+        config: TritonConfig,
+        name: str,
+        version: int,
+        inputs: Sequence[TensorSpec],
+        outputs: Sequence[TensorSpec],
+        label: str,
+    ) -> None:
+        self.grpc, self._shm = _import_client()
+        self.config = config
+        self.name = name
+        self.version = version
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.label = label
+        self.stats = TritonStats()
+        self._lock = threading.Lock()
+        self._client: Any | None = None
+        self._retry_at = 0.0
+        # per-sample output shapes Triton declares (None: a variable dim, via the gRPC reply)
+        self._out_shapes: dict[str, tuple[int, ...] | None] = {}
+        tag = f"agecast-{os.getpid()}-{id(self):x}"
+        self._regions = _Regions(self._shm, tag) if config.use_shm else None
+        self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    def _run(self, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        with self._lock:
+            if self._closed:
+                raise BackendError(f"{self.label}: the Triton model was closed")
+            client = self._link()
+            start = time.perf_counter()
+            try:
+                result = self._infer(client, feeds)
+            except Exception as exc:
+                self._fail(exc)
+                raise BackendError(
+                    f"{self.label}: Triton at {self.config.url} failed ({_reason(exc)}); "
+                    f"showing raw, retrying in {self.config.retry_ms} ms"
+                ) from exc
+            self.stats.calls += 1
+            self.stats.seconds.append(time.perf_counter() - start)
+            del self.stats.seconds[:-1000]
+            return result
+
+    def _link(self) -> Any:
+        """The connected client, connecting when the retry time has come; else BackendError."""
+        if self._client is not None:
+            return self._client
+        now = time.monotonic()
+        if now < self._retry_at:
+            self.stats.skipped += 1
+            raise BackendError(
+                f"{self.label}: Triton at {self.config.url} is unreachable "
+                f"({self.stats.last_error}); retrying in {(self._retry_at - now) * 1e3:.0f} ms"
+            )
+        try:
+            self._client = self._connect()
+        except Exception as exc:
+            self._fail(exc)
+            raise BackendError(
+                f"{self.label}: cannot reach model {self.name} version {self.version} on "
+                f"Triton at {self.config.url} ({_reason(exc)}); showing raw, retrying in "
+                f"{self.config.retry_ms} ms"
+            ) from exc
+        return self._client
+
+    def _connect(self) -> Any:
+        timeout = self.config.timeout_ms / 1e3
+        client = self.grpc.InferenceServerClient(self.config.target)
+        try:
+            version = str(self.version)
+            if not client.is_model_ready(self.name, version, client_timeout=timeout):
+                raise BackendError(
+                    f"Triton serves no ready version {version} of {self.name} (this ONNX's "
+                    "sha256): write the repository again with `agecast triton repo` and let "
+                    "Triton load it"
+                )
+            meta = client.get_model_metadata(
+                self.name, version, as_json=True, client_timeout=timeout
+            )
+            self._out_shapes = {
+                o["name"]: _per_sample([int(d) for d in o["shape"]]) for o in meta["outputs"]
+            }
+            missing = [s.name for s in self.outputs if s.name not in self._out_shapes]
+            if missing:
+                raise BackendError(f"Triton's {self.name} lacks outputs {missing}")
+            if self._regions is not None:
+                self._regions.register(client)
+        except BaseException:
+            client.close()
+            raise
+        self.stats.connects += 1
+        log.info(
+            "%s runs on Triton %s as %s version %d (%s)",
+            self.label,
+            self.config.target,
+            self.name,
+            self.version,
+            "shared memory" if self._regions is not None else "tensors over gRPC",
+        )
+        return client
+
+    def _fail(self, exc: BaseException) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = _reason(exc)
+        if "Deadline" in self.stats.last_error or "timed out" in self.stats.last_error.lower():
+            self.stats.timeouts += 1
+        if self._client is not None:
+            client, self._client = self._client, None
+            try:
+                client.close()
+            except Exception as close_exc:  # a dead channel may complain on close
+                log.debug("closing the Triton client: %s", close_exc)
+        self._retry_at = time.monotonic() + self.config.retry_ms / 1e3
+
+    def _infer(self, client: Any, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        arrays = {k: t.detach().cpu().contiguous().numpy() for k, t in feeds.items()}
+        batch = next(iter(arrays.values())).shape[0] if arrays else 1
+        requests = []
+        offset = 0
+        if self._regions is not None:
+            self._regions.ensure(client, "in", sum(a.nbytes for a in arrays.values()))
+        for spec in self.inputs:
+            array = arrays[spec.name]
+            request = self.grpc.InferInput(spec.name, list(array.shape), _datatype(spec.dtype))
+            if self._regions is not None:
+                self._shm.set_shared_memory_region(self._regions.handles["in"], [array], offset)
+                request.set_shared_memory(f"{self._regions.tag}-in", array.nbytes, offset)
+                offset += array.nbytes
+            else:
+                request.set_data_from_numpy(array)
+            requests.append(request)
+        wanted, placed = self._outputs(client, batch)
+        result = client.infer(
+            self.name,
+            requests,
+            model_version=str(self.version),
+            outputs=wanted,
+            client_timeout=self.config.timeout_ms / 1e3,
+        )
+        outputs: dict[str, torch.Tensor] = {}
+        for spec in self.outputs:
+            if spec.name in placed:
+                shape, at = placed[spec.name]
+                view = self._shm.get_contents_as_numpy(
+                    self._regions.handles["out"] if self._regions else None,
+                    np.dtype(spec.dtype),
+                    shape,
+                    offset=at,
+                )
+                outputs[spec.name] = torch.from_numpy(np.array(view, copy=True))
+            else:
+                array = result.as_numpy(spec.name)
+                if array is None:
+                    raise BackendError(f"Triton's reply has no output {spec.name}")
+                outputs[spec.name] = torch.from_numpy(np.ascontiguousarray(array))
+        return outputs
+
+    def _outputs(
+        self, client: Any, batch: int
+    ) -> tuple[list[Any], dict[str, tuple[list[int], int]]]:
+        """Requested outputs; those of a known shape placed in the output region (shape, offset)."""
+        placed: dict[str, tuple[list[int], int]] = {}
+        wanted = []
+        offset = 0
+        for spec in self.outputs:
+            per_sample = self._out_shapes.get(spec.name)
+            request = self.grpc.InferRequestedOutput(spec.name)
+            if self._regions is not None and per_sample is not None:
+                shape = [batch, *per_sample]
+                placed[spec.name] = (shape, offset)
+                offset += int(np.prod(shape)) * np.dtype(spec.dtype).itemsize
+            wanted.append(request)
+        if placed and self._regions is not None:
+            self._regions.ensure(client, "out", offset)
+            for request, spec in zip(wanted, self.outputs, strict=True):
+                if spec.name in placed:
+                    shape, at = placed[spec.name]
+                    size = int(np.prod(shape)) * np.dtype(spec.dtype).itemsize
+                    request.set_shared_memory(f"{self._regions.tag}-out", size, at)
+        return wanted, placed
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._regions is not None:
+                self._regions.close(self._client)
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+def _per_sample(shape: list[int]) -> tuple[int, ...] | None:
+    """The shape after the batch axis, or None where a dimension is variable."""
+    rest = shape[1:]
+    return None if any(d < 0 for d in rest) else tuple(rest)
+
+
+def _datatype(dtype: str) -> str:
+    try:
+        return TRITON_DATATYPES[dtype]
+    except KeyError:
+        raise BackendError(f"Triton has no datatype for {dtype}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+class TritonBackend(Backend):
+    """Identities on a Triton server; every other model on a local backend (``config.local``)."""
+
+    name: ClassVar[str] = "triton"
+
+    def __init__(self, config: TritonConfig, local: Backend) -> None:
+        config.target  # noqa: B018 - a bad URL fails here, at startup, with what to give
+        self.config = config
+        self.local = local
+        self.models: list[TritonModel] = []
+        self.why = f"named by the backend setting (Triton at {config.url}; others on {local.name})"
+
+    @classmethod
+    def probe(cls) -> str | None:
+        try:
+            _import_client()
+        except BackendUnavailable as exc:
+            return str(exc)
+        return None
+
+    def load(self, model: Path | bytes, *, label: str) -> Model:
+        identity = identity_of(label)
+        if identity is None:
+            return self.local.load(model, label=label)
+        if not isinstance(model, Path):
+            raise BackendError(f"{label}: the Triton backend loads identities from their file")
+        if not model.is_file():
+            raise BackendError(f"{label}: model file {model} does not exist")
+        _, version = file_version(model)
+        inputs, outputs = onnx_specs(model)
+        loaded = TritonModel(self.config, model_name(identity), version, inputs, outputs, label)
+        self.models.append(loaded)
+        return loaded

@@ -1,0 +1,1 @@
+"""Triton Inference Server tooling: the model repository writer and a local server (tests)."""
