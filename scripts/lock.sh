@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Makes the locks: every direct and transitive dependency pinned with hashes (uv pip compile).
-#   requirements/cpu.txt   pyproject.toml + extras cpu,test,ndi + requirements/cpu.in (torch 2.13.0+cpu)
+#   requirements/cpu.txt   pyproject.toml + extras cpu,test,ndi,triton + requirements/cpu.in (torch 2.13.0+cpu)
 #                          for CPython 3.11 on Linux x86_64 (the development and CI machines)
-#   requirements/gpu.txt   pyproject.toml + extras gpu,test,ndi + requirements/gpu.in (torch 2.13.0, the
+#   requirements/gpu.txt   pyproject.toml + extras gpu,test,ndi,triton + requirements/gpu.in (torch 2.13.0, the
 #                          PyPI CUDA build) for every platform and Python >= 3.11 (the Docker image)
 #   requirements/tools.txt uv itself (requirements/tools.in)
+#   requirements/triton-server.txt  the tritonserver wheel for the Triton tests, without its
+#                          dependencies (requirements/triton-server.in)
 #
 #   bash scripts/lock.sh                  refresh after editing pyproject.toml or requirements/*.in:
 #                                         keeps every pin that still fits, resolves only the rest
@@ -77,13 +79,15 @@ compile() { # NAME OUTFILE
   local name=$1 target=$2 args
   case "$name" in
     cpu)
-      args=(pyproject.toml requirements/cpu.in --extra cpu --extra test --extra ndi
+      args=(pyproject.toml requirements/cpu.in --extra cpu --extra test --extra ndi --extra triton
         --python-version 3.11 --python-platform x86_64-manylinux_2_28
         --find-links "$torch_links")
       ;;
-    gpu) args=(pyproject.toml requirements/gpu.in --extra gpu --extra test --extra ndi --universal
+    gpu) args=(pyproject.toml requirements/gpu.in --extra gpu --extra test --extra ndi --extra triton --universal
       --python-version 3.11) ;;
     tools) args=(requirements/tools.in --universal --python-version 3.11) ;;
+    triton-server) args=(requirements/triton-server.in --no-deps --python-version 3.11
+      --python-platform x86_64-manylinux_2_35) ;;
   esac
   "$uv" pip compile -q "${args[@]}" "${upgrade[@]}" --generate-hashes \
     --custom-compile-command "bash scripts/lock.sh" -o "$target"
@@ -93,7 +97,7 @@ if [ "$mode" = check ]; then
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' EXIT
   bad=0
-  for name in cpu gpu tools; do
+  for name in cpu gpu tools triton-server; do
     lock=requirements/$name.txt
     [ -f "$lock" ] || agecast_die "$lock is missing: run 'bash scripts/lock.sh'"
     cp "$lock" "$scratch/$name.txt" # uv keeps the pins of the file it writes over
@@ -112,7 +116,7 @@ if [ "$mode" = check ]; then
 fi
 
 mkdir -p "$out"
-for name in tools cpu gpu; do
+for name in tools cpu gpu triton-server; do
   if [ "$out" != requirements ] && [ -f "requirements/$name.txt" ] && [ ${#upgrade[@]} = 0 ]; then
     cp "requirements/$name.txt" "$out/$name.txt"
   fi

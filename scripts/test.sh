@@ -53,6 +53,7 @@ fi
 
 agecast_make_venv "$venv"
 agecast_install_lock "$venv" "$lock"
+agecast_install_triton_server "$venv"
 agecast_fetch_samples "$venv"
 py=$venv/bin/python
 "$py" -m ruff check server tests bench

@@ -297,7 +297,8 @@ class TritonModel(Model):
                 array = result.as_numpy(spec.name)
                 if array is None:
                     raise BackendError(f"Triton's reply has no output {spec.name}")
-                outputs[spec.name] = torch.from_numpy(np.ascontiguousarray(array))
+                # the reply's buffer is read-only: torch gets its own copy
+                outputs[spec.name] = torch.from_numpy(np.array(array, copy=True))
         return outputs
 
     def _outputs(

@@ -1,0 +1,135 @@
+"""The identity's model on a real Triton server: same pixels, fail-open, recovery."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from agecast.errors import BackendUnavailable
+from agecast.faces.detector import make_detector
+from agecast.faces.tracker import FaceTracker
+from agecast.frames import Frame
+from agecast.identities import IdentityModel, resolve
+from agecast.inference import get_backend
+from agecast.inference.triton_backend import TritonModel
+from agecast.inference.triton_naming import TritonConfig
+from agecast.pipeline.fx import FaceFX, FxState
+from agecast.settings import REPO_MODELS_DIR
+from tests.pipeline.conftest import astronaut_frame
+from tests.triton.conftest import start_server
+
+pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed")
+
+
+def _fx(backend: Any, identity: str) -> FaceFX:
+    model = IdentityModel.load(resolve(identity, [REPO_MODELS_DIR]), backend)
+    detector = make_detector(get_backend("onnxruntime", threads=1))
+    return FaceFX(FaceTracker(detector, detect_every=1, background=False), model)
+
+
+def _frame(index: int) -> Frame:
+    """Frame ``index``, stamped 1/30 s apart (the tracker's smoothing reads the stamps)."""
+    ns = 1_000_000_000 + index * 33_333_333
+    return Frame(index, astronaut_frame(2 * index), ns, ns)
+
+
+def _triton_backend(url: str, **kw: Any) -> Any:
+    return get_backend("triton", triton=TritonConfig(url=url, local="onnxruntime", **kw))
+
+
+def test_aged_pixels_through_triton_equal_in_process(triton: Any) -> None:
+    """The demo re-ageing identity on Triton (shared memory) and in-process on the same frames:
+    the aged pictures are identical (tolerance 0: both run the same ONNX on the same
+    onnxruntime, one thread each, so the floats match bit for bit; Triton's ONNX Runtime or
+    TensorRT backend on a GPU would differ by float rounding, not checked here)."""
+    local = _fx(get_backend("onnxruntime", threads=1), "demo-aged")
+    remote = _fx(_triton_backend(triton.url, timeout_ms=5000), "demo-aged")
+    model = remote.identity.model
+    assert isinstance(model, TritonModel) and model.config.use_shm
+    for i in range(3):
+        a = local.process(_frame(i))
+        b = remote.process(_frame(i))
+        assert a.fx == b.fx == FxState.ON, (a.error, b.error)
+        assert torch.equal(a.aged, b.aged)
+        assert not torch.equal(b.aged, _frame(i).image)  # the face was replaced
+    assert model.stats.calls == 3 and model.stats.failures == 0
+    remote.identity.close()
+    local.identity.close()
+
+
+def test_tensors_over_grpc_without_shared_memory_match_too(triton: Any) -> None:
+    backend = _triton_backend(triton.url, timeout_ms=5000, shm="off")
+    local = IdentityModel.load(
+        resolve("testpattern", [REPO_MODELS_DIR]), get_backend("onnxruntime")
+    )
+    remote = IdentityModel.load(resolve("testpattern", [REPO_MODELS_DIR]), backend)
+    crops = torch.rand(3, 3, remote.crop_size, remote.crop_size)
+    got, want = remote.infer(crops), local.infer(crops)
+    assert torch.equal(got.faces, want.faces)
+    assert not remote.model.config.use_shm  # type: ignore[attr-defined]
+    remote.close()
+
+
+def test_killed_triton_shows_raw_flagged_then_recovers_after_restart(
+    triton_repo: Path, tmp_path: Path
+) -> None:
+    """Triton is killed (SIGKILL) mid-stream: the very next frame's aged side is the raw
+    frame, flagged FX ERROR and counted; the stream goes on raw; once Triton is back, the
+    first call after the retry interval (250 ms) is aged again, without any restart of agecast."""
+    server = start_server(triton_repo, tmp_path / "triton.log")
+    try:
+        fx = _fx(_triton_backend(server.url, timeout_ms=2000, retry_ms=250), "testpattern")
+        model = fx.identity.model
+        assert isinstance(model, TritonModel)
+        for i in range(3):
+            assert fx.process(_frame(i)).fx == FxState.ON
+        server.kill()
+        failed = fx.process(_frame(3))
+        assert failed.fx == FxState.ERROR
+        assert torch.equal(failed.aged, _frame(3).image)  # raw pixels on the aged side
+        assert "Triton" in (failed.error or "")
+        for i in range(4, 8):  # while it is down: raw at once, no waiting on a dead server
+            assert fx.process(_frame(i)).fx == FxState.ERROR
+        assert fx.errors == 5 and model.stats.failures >= 1 and model.stats.skipped >= 1
+        assert not model.connected
+        server.start()  # same port, a fresh server: it knows none of our shared memory
+        time.sleep(model.config.retry_ms / 1e3)
+        back = fx.process(_frame(8))
+        assert back.fx == FxState.ON, back.error
+        assert model.connected and model.stats.connects == 2
+        assert not torch.equal(back.aged, _frame(8).image)
+        fx.identity.close()
+    finally:
+        server.close()
+
+
+def test_identity_loads_while_triton_is_down_and_frames_go_raw() -> None:
+    """A node started before Triton: the identity loads (its tensors come from the ONNX file),
+    its frames are raw and flagged, nothing raises out of the FX."""
+    from agecast.triton.local import free_port
+
+    fx = _fx(_triton_backend(f"grpc://127.0.0.1:{free_port()}", timeout_ms=200), "testpattern")
+    result = fx.process(_frame(0))
+    assert result.fx == FxState.ERROR and "cannot reach model agecast_testpattern" in (
+        result.error or ""
+    )
+    assert torch.equal(result.aged, _frame(0).image)
+    fx.identity.close()
+
+
+def test_triton_needs_a_grpc_url() -> None:
+    with pytest.raises(BackendUnavailable, match="--triton-url"):
+        get_backend("triton", triton=TritonConfig(url=""))
+    with pytest.raises(BackendUnavailable, match="gRPC only"):
+        get_backend("triton", triton=TritonConfig(url="http://127.0.0.1:8000"))
+
+
+def test_auto_never_picks_triton() -> None:
+    from agecast.inference.registry import available_backends
+
+    assert "triton" in available_backends()
+    assert get_backend("auto").name != "triton"
