@@ -237,6 +237,47 @@ def batching(url: str, identity: str, cameras: int, frames: int) -> Any:
     }
 
 
+def nodes(
+    url: str,
+    identity: str,
+    count: int,
+    seconds: float,
+    workdir: Path,
+    *,
+    backend: str,
+    encode: bool,
+) -> Any:
+    """``count`` agecast nodes at once, each ``agecast bench --live`` on the bundled 720p30 demo
+    clip in its own process, with ``backend`` (triton: the one server; onnxruntime: each node
+    in-process, the baseline on the same cores)."""
+    import subprocess
+
+    agecast = Path(sys.executable).with_name("agecast")
+    procs = []
+    for k in range(count):
+        out = workdir / f"{backend}-node{k + 1}.json"
+        command = [
+            str(agecast), "bench", "--live", "--seconds", str(seconds), "--identity", identity,
+            "--backend", backend, "--triton-url", url, "--triton-timeout-ms", "200",
+            "--threads", "1", "--json", str(out), "--encode" if encode else "--no-encode",
+        ]  # fmt: skip
+        procs.append((out, subprocess.Popen(command, stdout=subprocess.DEVNULL)))
+    results = []
+    for out, proc in procs:
+        proc.wait()
+        got = json.loads(out.read_text()) if out.is_file() else {"exit": proc.returncode}
+        results.append(
+            {
+                key: got.get(key)
+                for key in (
+                    "fps_in", "fps_out", "dropped", "fx", "fx_errors", "seconds",
+                    "frame_to_packet_ms", "frame_to_output_ms", "exit",
+                )
+            }
+        )  # fmt: skip
+    return {"backend": backend, "encode": encode, "per_node": results}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=300)
@@ -244,6 +285,14 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--delay-us", type=int, default=500)
+    parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--node-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--node-encode",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="nodes encode their outputs (two 720p encodes do not fit 2 cores)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
@@ -262,11 +311,20 @@ def main() -> None:
                 server.url, args.identity, astronaut_frames(args.frames), args.threads
             )
             batched = batching(server.url, args.identity, args.cameras, args.frames)
+            fleet: Any = None
+            if args.nodes:
+                fleet = {"identity": args.identity, "nodes": args.nodes}
+                for backend in ("onnxruntime", "triton"):
+                    fleet[backend] = nodes(
+                        server.url, args.identity, args.nodes, args.node_seconds, Path(tmp),
+                        backend=backend, encode=args.node_encode,
+                    )  # fmt: skip
     load_after = os.getloadavg()
     result = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "added_latency_720p30_one_face_shm": added,
         "batching": batched,
+        "nodes_on_one_triton": fleet,
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in load_after],
         "quiet": max(load_before[0], load_after[0]) < 1.5,
