@@ -72,12 +72,46 @@ def render_metrics(statuses: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
     lines += each("agecast_source_live", lambda s: 1 if s["source"]["state"] == "live" else 0)
     lines += _cast_metrics(cams)
     lines += _ndi_metrics(cams)
+    lines += _triton_metrics(cams)
     return "\n".join(lines) + "\n"
 
 
 def _family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> list[str]:
     """One metric family: its HELP and TYPE lines, then its samples."""
     return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
+
+
+def _triton_metrics(cams: list[tuple[dict[str, str], dict[str, Any]]]) -> list[str]:
+    """The identity's Triton link per camera (``--backend triton``): up or not, its calls by
+    result (ok; failed — each a raw flagged frame —; skipped while Triton was down), timeouts."""
+    links = [(cam, s["triton"]) for cam, s in cams if s.get("triton")]
+    if not links:
+        return []
+    results = (("ok", "calls"), ("failed", "failures"), ("skipped", "skipped"))
+    return [
+        *_family(
+            "agecast_triton_connected",
+            "gauge",
+            "1 while the identity's link to Triton is up.",
+            (_line("agecast_triton_connected", int(t["connected"]), **cam) for cam, t in links),
+        ),
+        *_family(
+            "agecast_triton_calls_total",
+            "counter",
+            "Identity calls to Triton by result.",
+            (
+                _line("agecast_triton_calls_total", t[key], **cam, result=result)
+                for cam, t in links
+                for result, key in results
+            ),
+        ),
+        *_family(
+            "agecast_triton_timeouts_total",
+            "counter",
+            "Identity calls to Triton that took longer than triton_timeout_ms.",
+            (_line("agecast_triton_timeouts_total", t["timeouts"], **cam) for cam, t in links),
+        ),
+    ]
 
 
 def _cast_metrics(cams: list[tuple[dict[str, str], dict[str, Any]]]) -> list[str]:

@@ -325,6 +325,22 @@ class TritonModel(Model):
                     request.set_shared_memory(f"{self._regions.tag}-out", size, at)
         return wanted, placed
 
+    def status(self) -> dict[str, Any]:
+        """The link's state and counts (live/status.py's TritonStatus)."""
+        s = self.stats
+        return {
+            "url": self.config.url,
+            "model": self.name,
+            "version": self.version,
+            "connected": self.connected,
+            "calls": s.calls,
+            "failures": s.failures,
+            "timeouts": s.timeouts,
+            "skipped": s.skipped,
+            "connects": s.connects,
+            "last_error": s.last_error,
+        }
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

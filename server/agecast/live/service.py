@@ -23,6 +23,7 @@ from agecast.cast.router import tag_of
 from agecast.compose.marks import Marker
 from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
 from agecast.frames import FxState
+from agecast.inference.triton_backend import TritonModel
 from agecast.live.ndi_out import NdiOutputs
 from agecast.live.program_out import ProgramOut, camera_url
 from agecast.live.status import CameraStatus
@@ -376,6 +377,7 @@ class LiveService:
             "ndi": self.ndi.status() if self.ndi is not None else None,
             "ndi_error": self.ndi_error,
             "program": self.program.status() if self.program is not None else None,
+            "triton": _triton_status(self.built.fx.identity.model),
         }
         return CameraStatus.model_validate(status).model_dump(mode="json")
 
@@ -438,3 +440,8 @@ class LiveService:
                 }
             )  # fmt: skip
         return {"type": "faces", "i": last.index, "layout": last.layout, "faces": faces}
+
+
+def _triton_status(model: object) -> dict[str, Any] | None:
+    """The identity's Triton link (``--backend triton``), or None when it runs in-process."""
+    return model.status() if isinstance(model, TritonModel) else None

@@ -83,6 +83,21 @@ class ProgramStatus(_Model):
     encoder: str  # libx264 or h264_nvenc
 
 
+class TritonStatus(_Model):
+    """The camera's identity on Triton (``--backend triton``): what its link did."""
+
+    url: str
+    model: str
+    version: int
+    connected: bool
+    calls: int
+    failures: int  # failed or timed-out calls (each one a raw, flagged frame)
+    timeouts: int
+    skipped: int  # frames sent raw at once while Triton was down
+    connects: int
+    last_error: str
+
+
 class CameraStatus(_Model):
     camera: str
     source: SourceStatus
@@ -115,6 +130,7 @@ class CameraStatus(_Model):
     ndi: NdiStatus | None = None  # None: no NDI outputs
     ndi_error: str | None = None  # NDI outputs were asked for but cannot run (and why)
     program: ProgramStatus | None = None  # None: no program_out
+    triton: TritonStatus | None = None  # None: the identity runs in-process
 
 
 class CameraSummary(_Model):
