@@ -90,6 +90,8 @@ def available_backends() -> dict[str, str | None]:
 
 def auto_note(name: str) -> str | None:
     """Why ``auto`` passes over a backend that is usable here by name, or None."""
+    if name in _NAMED_ONLY:
+        return "auto never takes it: it needs a server (--triton-url)"
     if name in _AUTO_NEEDS_CUDA and not torch.cuda.is_available():
         return "no CUDA here: auto takes it on a GPU only"
     return None
