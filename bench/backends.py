@@ -15,7 +15,6 @@ GPU machine for numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from report import write_report
 
 from agecast.identities import IdentityModel, resolve
 from agecast.inference.registry import available_backends, get_backend
@@ -99,11 +99,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     names = args.backends or [n for n, why in available_backends().items() if why is None]
     result = run(args.identity, names, args.batches, args.runs)
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+    write_report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ next to one Chromium page, which is what the fan-out costs the server.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from report import write_report
 
 log = logging.getLogger("bench.monitor")
 CHROMIUM = "/usr/bin/chromium"
@@ -189,11 +189,7 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
         "runs": runs,
     }
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+    write_report(result, args.json)
 
 
 if __name__ == "__main__":

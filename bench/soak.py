@@ -34,6 +34,7 @@ import httpx
 
 # bench/monitor.py's browser setup and /proc helpers (this folder is on sys.path when run).
 from monitor import ARGS, CHROMIUM, _cpu_seconds, _free_port
+from report import write_report
 
 log = logging.getLogger("bench.soak")
 REPO = Path(__file__).resolve().parents[1]
@@ -382,11 +383,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per status poll otherwise
     report = soak(args)
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+    write_report(report, args.json, ensure_ascii=False)
 
 
 if __name__ == "__main__":

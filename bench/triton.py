@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from report import write_report
 from skimage import data
 
 from agecast.faces.detector import make_detector
@@ -336,11 +337,7 @@ def main() -> None:
             "triton": "tritonserver 2.51 (nvidia-pytriton 0.7.0), Python backend, CPU",
         },
     }
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+    write_report(result, args.json)
 
 
 if __name__ == "__main__":
