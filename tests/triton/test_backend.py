@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,26 @@ def test_killed_triton_shows_raw_flagged_then_recovers_after_restart(
         fx.identity.close()
     finally:
         server.close()
+
+
+def test_a_call_over_the_timeout_is_a_raw_frame_and_the_link_comes_back(triton: Any) -> None:
+    """Triton too slow for ``triton_timeout_ms`` (here 1 ms, less than any call takes): that
+    frame is raw, flagged and counted as a timeout; with time enough again the next call after
+    the retry interval reconnects to the same, still running server and the face is aged."""
+    fx = _fx(_triton_backend(triton.url, timeout_ms=5000, retry_ms=50), "testpattern")
+    model = fx.identity.model
+    assert isinstance(model, TritonModel)
+    assert fx.process(_frame(0)).fx == FxState.ON
+    model.config = replace(model.config, timeout_ms=1)
+    slow = fx.process(_frame(1))
+    assert slow.fx == FxState.ERROR and torch.equal(slow.aged, _frame(1).image)
+    assert model.stats.timeouts == 1 and not model.connected
+    model.config = replace(model.config, timeout_ms=5000)
+    time.sleep(model.config.retry_ms / 1e3)
+    back = fx.process(_frame(2))
+    assert back.fx == FxState.ON, back.error
+    assert model.stats.connects == 2
+    fx.identity.close()
 
 
 def test_identity_loads_while_triton_is_down_and_frames_go_raw() -> None:

@@ -112,9 +112,14 @@ class _Regions:
         client.register_system_shared_memory(name, key, size)
 
     def register(self, client: Any) -> None:
-        """Register every region again (a restarted server has none)."""
+        """Register every region again: a restarted server has none, and one that only timed
+        out still has them (registering a name twice is an error)."""
         for kind, size in self.sizes.items():
             name = f"{self.tag}-{kind}"
+            try:
+                client.unregister_system_shared_memory(name)
+            except Exception as exc:  # not registered there: nothing to undo
+                log.debug("unregistering %s before registering it: %s", name, exc)
             client.register_system_shared_memory(name, f"/{name}", size)
 
     def drop(self, client: Any | None, kind: str) -> None:
