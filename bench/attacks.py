@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from report import write_report
 from soak import Server
 from websockets.asyncio.client import connect
 
@@ -253,10 +254,7 @@ def main() -> None:
         "attacker": "its own process at nice 19 (standing for another machine on the LAN)",
         "server_stop": stopped,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    write_report(report, args.json)
 
 
 if __name__ == "__main__":

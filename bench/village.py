@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import platform
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from report import write_report
 
 from agecast.live.service import LiveService
 from agecast.media import ndi
@@ -253,10 +253,7 @@ def main() -> None:
             "program_out": program_out(folder, args.seconds),
             "load_after": os.getloadavg(),
         }
-    text = json.dumps(report, indent=2)
-    sys.stdout.write(text + "\n")
-    if args.json:
-        args.json.write_text(text + "\n")
+    write_report(report, args.json)
 
 
 if __name__ == "__main__":
