@@ -153,3 +153,36 @@ def test_errors_do_not_map_the_servers_disk(server: Running) -> None:
     assert "not found" in error
     for folder in server.service.settings.identities_dir:
         assert str(folder) not in error
+
+
+def test_a_reconnect_flood_is_closed_as_it_is_accepted(
+    server: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client opening connections as fast as it can (reconnect loops, refused bodies) is cut
+    off at accept, before any of it is parsed; the others, and it a moment later, get in."""
+    budget = serve.ConnectionBudget(rate=5.0, burst=20.0)
+    monkeypatch.setattr(serve, "BUDGET", budget)
+    host, port = server.base.removeprefix("http://").split(":")
+    answered = cut = 0
+    for _ in range(60):
+        with socket.create_connection((host, int(port)), timeout=10) as flood:
+            try:
+                flood.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                reply = flood.recv(64)
+            except OSError:  # reset as it was accepted
+                reply = b""
+            if reply.startswith(b"HTTP/1.1 200"):
+                answered += 1
+            else:
+                cut += 1
+    assert 20 <= answered <= 30 and cut >= 30 and budget.refused >= 30
+    time.sleep(0.5)  # a moment later it gets in again (5 a second)
+    assert httpx.get(server.base + "/api/health").status_code == 200
+
+
+def test_the_connection_budget_refills() -> None:
+    budget = serve.ConnectionBudget(rate=10.0, burst=3.0)
+    assert [budget.allow("10.0.0.9", now=100.0) for _ in range(4)] == [True, True, True, False]
+    assert budget.allow("10.0.0.7", now=100.0)  # another address has its own
+    assert not budget.allow("10.0.0.9", now=100.05)
+    assert budget.allow("10.0.0.9", now=100.2)  # 0.1 s brings one back
