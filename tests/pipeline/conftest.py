@@ -14,8 +14,10 @@ from agecast.faces.detector import make_detector
 from agecast.faces.tracker import FaceTracker
 from agecast.identities import IdentityModel, resolve
 from agecast.inference import get_backend
+from agecast.pipeline.build import Built, build
 from agecast.pipeline.fx import FaceFX
-from agecast.settings import REPO_MODELS_DIR
+from agecast.pipeline.runner import Output
+from agecast.settings import REPO_MODELS_DIR, Settings
 
 
 def astronaut_frame(dx: int = 0) -> torch.Tensor:
@@ -52,3 +54,16 @@ def face_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
+
+
+def render_outputs(settings: Settings, limit: int | None = None) -> tuple[Built, list[Output]]:
+    """Run ``settings``' pipeline in render mode (``limit`` frames, or to the source's end)
+    and return it, closed, with every output."""
+    built = build(settings, mode="render")
+    built.pipeline.limit = limit
+    built.pipeline.start()
+    try:
+        outputs = [o for o in built.pipeline.outputs() if o is not None]
+    finally:
+        built.close()
+    return built, outputs

@@ -15,6 +15,8 @@ from agecast.settings import Settings
 from agecast.sources import open_source
 from tests.compose.test_lut import write_cube
 
+from .conftest import render_outputs
+
 SOURCE = "testpattern:160x120@30"
 
 
@@ -23,13 +25,7 @@ def test_the_pipeline_sees_the_transformed_picture(tmp_path: Path) -> None:
     settings = Settings.load(
         source=SOURCE, identity="testpattern", loop=False, input_transform=str(cube)
     )
-    built = build(settings, mode="render")
-    built.pipeline.limit = 3
-    built.pipeline.start()
-    try:
-        outputs = [o for o in built.pipeline.outputs() if o is not None]
-    finally:
-        built.close()
+    built, outputs = render_outputs(settings, limit=3)
     assert len(outputs) == 3
     with open_source(SOURCE, live=False) as source:
         for output in outputs:
@@ -80,12 +76,7 @@ def test_a_logc3_clip_is_worked_on_as_rec709(tmp_path: Path) -> None:
         settings = Settings.load(
             source=str(clip), identity="demo-aged", loop=False, input_transform=transform
         )
-        built = build(settings, mode="render")
-        built.pipeline.start()
-        try:
-            return [o for o in built.pipeline.outputs() if o is not None]
-        finally:
-            built.close()
+        return render_outputs(settings)[1]
 
     seen_log, seen_709 = run(None), run("logc3")
     for log_out, out, original in zip(seen_log, seen_709, originals, strict=True):

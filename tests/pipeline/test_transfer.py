@@ -5,20 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agecast.pipeline.build import build
 from agecast.pipeline.transfer import Copies, Uploader, same_device, to_host
 from agecast.settings import Settings
+
+from .conftest import render_outputs
 
 
 def test_a_cpu_pipeline_copies_nothing() -> None:
     settings = Settings.load(source="testpattern:160x120@30", identity="testpattern", loop=False)
-    built = build(settings, mode="render")
-    built.pipeline.limit = 5
-    built.pipeline.start()
-    try:
-        outputs = [o for o in built.pipeline.outputs() if o is not None]
-    finally:
-        built.close()
+    built, outputs = render_outputs(settings, limit=5)
     assert len(outputs) == 5
     copies = built.pipeline.stats()["copies"]
     assert copies["frames"] == 5
