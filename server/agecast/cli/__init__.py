@@ -76,7 +76,8 @@ def run() -> None:
 
 
 # The command groups, in the order `agecast --help` lists them: a new group is a module here
-# with `register(app: typer.Typer) -> None`, and its name in this tuple.
+# with a `group = command_group(help)` (or `register(app: typer.Typer) -> None`), and its name
+# in this tuple.
 GROUPS = (
     "render",
     "bench",
@@ -94,4 +95,8 @@ GROUPS = (
     "sources",
 )
 for _group in GROUPS:
-    importlib.import_module(f"{__name__}.{_group}").register(app)
+    _module = importlib.import_module(f"{__name__}.{_group}")
+    if hasattr(_module, "register"):  # commands of its own, or a group added its own way
+        _module.register(app)
+    else:  # a command group, `agecast <module name> …`
+        app.add_typer(_module.group, name=_group)

@@ -11,20 +11,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agecast.cli.options import settings_flags
+from agecast.cli.options import command_group, settings_flags
 from agecast.cli.output import console, fail
 from agecast.errors import AgecastError
 from agecast.settings import Settings
 
-cast_app = typer.Typer(
-    help="The cast: enrol actors from reference photos so each gets their own identity and age; "
-    "faces of anyone else are left as the plate.",
-    no_args_is_help=True,
+group = cast_app = command_group(
+    "The cast: enrol actors from reference photos so each gets their own identity and age; "
+    "faces of anyone else are left as the plate."
 )
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(cast_app, name="cast")
 
 
 def cast_add(

@@ -7,20 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from agecast.cli.options import command_group
 from agecast.cli.output import console, fail
 from agecast.errors import AgecastError
 
 if TYPE_CHECKING:
     from agecast.training.faceset import ExtractReport
 
-faceset_app = typer.Typer(
-    help="Facesets: aligned face crops from footage, the training data of an identity.",
-    no_args_is_help=True,
+group = faceset_app = command_group(
+    "Facesets: aligned face crops from footage, the training data of an identity."
 )
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(faceset_app, name="faceset")
 
 
 @faceset_app.command("extract")

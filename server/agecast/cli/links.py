@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agecast.cli.options import ConfigOpt, load_settings
+from agecast.cli.options import ConfigOpt, command_group, load_settings
 from agecast.cli.output import console, fail
 
 if TYPE_CHECKING:
@@ -21,11 +21,7 @@ if TYPE_CHECKING:
 # checks that these are roles it takes.
 LinkRole = Literal["viewer", "operator"]
 
-links_app = typer.Typer(help="Sign-in links for viewers and operators.", no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(links_app, name="links")
+group = links_app = command_group("Sign-in links for viewers and operators.")
 
 
 def _auth(config: Path | None) -> Auth:

@@ -34,6 +34,12 @@ BackendOpt = Annotated[str | None, typer.Option(help="auto | onnxruntime | onnxr
 ForceOpt = Annotated[bool, typer.Option("--force", help="replace a package already in --out")]
 
 
+def command_group(help: str) -> typer.Typer:
+    """A command group (``agecast NAME …``): a module of ``cli/`` that holds one as ``group``
+    is added under its module's name (``cli/__init__.py``)."""
+    return typer.Typer(help=help, no_args_is_help=True)
+
+
 def load_settings(config: Path | None, **flags: Any) -> Settings:
     """The settings (flags over ``AGECAST_*`` over ``config`` over defaults), or exit 2 saying
     which setting is wrong."""

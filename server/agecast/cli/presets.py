@@ -11,20 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agecast.cli.options import ConfigOpt, load_settings
+from agecast.cli.options import ConfigOpt, command_group, load_settings
 from agecast.cli.output import console, fail
 from agecast.errors import AgecastError
 
 if TYPE_CHECKING:
     from agecast.takes.presets import PresetStore
 
-presets_app = typer.Typer(
-    help="Named presets (identity × age × look), switchable live.", no_args_is_help=True
-)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(presets_app, name="presets")
+group = presets_app = command_group("Named presets (identity × age × look), switchable live.")
 
 
 def _presets(config: Path | None) -> PresetStore:

@@ -7,15 +7,11 @@ from typing import Annotated
 
 import typer
 
-from agecast.cli.options import ConfigOpt, load_settings
+from agecast.cli.options import ConfigOpt, command_group, load_settings
 from agecast.cli.output import fail
 from agecast.errors import AgecastError
 
-sources_app = typer.Typer(help="Sources this machine can see.", no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(sources_app, name="sources")
+group = sources_app = command_group("Sources this machine can see.")
 
 
 @sources_app.command("ndi")

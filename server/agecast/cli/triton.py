@@ -7,18 +7,13 @@ from typing import Annotated
 
 import typer
 
-from agecast.cli.options import ConfigOpt, load_settings
+from agecast.cli.options import ConfigOpt, command_group, load_settings
 from agecast.cli.output import console, fail
 from agecast.errors import AgecastError
 
-triton_app = typer.Typer(
-    help="NVIDIA Triton Inference Server: the model repository that --backend triton calls.",
-    no_args_is_help=True,
+group = triton_app = command_group(
+    "NVIDIA Triton Inference Server: the model repository that --backend triton calls."
 )
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(triton_app, name="triton")
 
 
 @triton_app.command("repo")
