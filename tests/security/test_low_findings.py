@@ -159,13 +159,17 @@ def test_a_reconnect_flood_is_closed_as_it_is_accepted(
     server: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A client opening connections as fast as it can (reconnect loops, refused bodies) is cut
-    off at accept, before any of it is parsed; the others, and it a moment later, get in."""
+    off at accept, before any of it is parsed; the others, and it a moment later, get in. It
+    connects from 127.0.0.2, another machine's address (the server's own machine has no
+    budget)."""
     budget = serve.ConnectionBudget(rate=5.0, burst=20.0)
     monkeypatch.setattr(serve, "BUDGET", budget)
     host, port = server.base.removeprefix("http://").split(":")
     answered = cut = 0
     for _ in range(60):
-        with socket.create_connection((host, int(port)), timeout=10) as flood:
+        with socket.create_connection(
+            (host, int(port)), timeout=10, source_address=("127.0.0.2", 0)
+        ) as flood:
             try:
                 flood.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 reply = flood.recv(64)
@@ -186,3 +190,4 @@ def test_the_connection_budget_refills() -> None:
     assert budget.allow("10.0.0.7", now=100.0)  # another address has its own
     assert not budget.allow("10.0.0.9", now=100.05)
     assert budget.allow("10.0.0.9", now=100.2)  # 0.1 s brings one back
+    assert all(budget.allow("127.0.0.1", now=100.0) for _ in range(10))  # this machine

@@ -11,7 +11,9 @@ refused) made ~900 of them a second on loopback and raised another viewer's late
 So each address has a budget of new connections (:class:`ConnectionBudget`: a burst of
 :data:`CONNECT_BURST`, then :data:`CONNECT_RATE` a second); past it a connection is closed as
 it is accepted, before any of it is read. A page load, a monitor's sockets and viewers
-reconnecting after a network blip fit well inside it.
+reconnecting after a network blip fit well inside it. The server's own machine (127.0.0.1,
+::1) has no budget: a process there can take the CPU without a socket, and the machine's own
+tools (a local compose health check, a bench, the tests' clients) connect from there.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 HEAD_TIMEOUT_S = 10.0  # a request line and headers take milliseconds on a LAN
 CONNECT_BURST = 200.0  # new connections one address may open at once …
 CONNECT_RATE = 50.0  # … and a second after that, on average
+THIS_MACHINE = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 KEEP_ALIVE_S = 5
 WS_MAX_BYTES = 256 * 1024  # a viewer's message; the server's own limits are lower
 MAX_HEAD_BYTES = 32 * 1024  # request line and headers together
@@ -44,6 +47,8 @@ class ConnectionBudget:
         self.refused = 0
 
     def allow(self, address: str, now: float | None = None) -> bool:
+        if address in THIS_MACHINE:
+            return True
         now = time.monotonic() if now is None else now
         tokens, then = self._buckets.get(address, (self.burst, now))
         tokens = min(self.burst, tokens + (now - then) * self.rate)
@@ -75,17 +80,19 @@ class GuardedH11(H11Protocol):
     each request's head."""
 
     _head_timer: asyncio.TimerHandle | None = None
+    _refused = False  # closed as it was accepted: uvicorn never saw it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and not BUDGET.allow(str(peer[0])):
+            self._refused = True
             transport.abort()  # closed unread: it costs the others nothing more
             return
         super().connection_made(transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        if not hasattr(self, "transport"):  # refused as it was accepted
+        if self._refused:
             return
         super().data_received(data)
         if self.conn.their_state is h11.IDLE:  # still waiting for (the rest of) a head
@@ -96,7 +103,7 @@ class GuardedH11(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        if hasattr(self, "transport"):
+        if not self._refused:
             super().connection_lost(exc)
 
     def _arm(self) -> None:
