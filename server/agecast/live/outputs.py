@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 
 import torch
 
@@ -31,7 +32,7 @@ def picture_of(output: Output, kind: str) -> torch.Tensor:
     return torch.cat([output.raw, output.aged], dim=1)
 
 
-class OutputFeed:
+class OutputFeed(ABC):
     """A one-picture slot and the thread that sends what lands in it (module docstring)."""
 
     def __init__(self, label: str) -> None:
@@ -53,9 +54,9 @@ class OutputFeed:
             self._waiting = output
             self._cond.notify()
 
+    @abstractmethod
     def send(self, output: Output) -> None:
         """Send one picture (on the feed's own thread)."""
-        raise NotImplementedError
 
     def _run(self) -> None:
         while True:
@@ -77,5 +78,6 @@ class OutputFeed:
         self._thread.join(timeout=2)
         self.release()
 
+    @abstractmethod
     def release(self) -> None:
         """Free what the feed holds (after its thread has stopped)."""
