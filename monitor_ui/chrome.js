@@ -2,6 +2,8 @@
 // window) the panels, dual screen and review transport.
 
 import { VIEWS } from "./display.js";
+import { lutList } from "./lut.js";
+import { loadPref, savePref } from "./prefs.js";
 
 /**
  * @param {Document} doc
@@ -23,7 +25,9 @@ export function bindChrome(doc, { display, openSecond, toggleBypass, takes = nul
     guidesButton.setAttribute("aria-pressed", String(display.guides.on));
     fillButton.setAttribute("aria-pressed", String(display.fill));
     for (const box of menu.querySelectorAll("[data-guide]")) box.checked = display.guides[box.dataset.guide];
+    luts.sync();
   };
+  const luts = bindLuts(doc, display);
   display.onChange(syncButtons);
   syncButtons();
 
@@ -34,6 +38,7 @@ export function bindChrome(doc, { display, openSecond, toggleBypass, takes = nul
   const toggleMenu = (open = menu.hidden) => {
     menu.hidden = !open;
     menuButton.setAttribute("aria-expanded", String(open));
+    if (open) luts.toggleMenu(false);
   };
   const toggleFullscreen = () => {
     if (doc.fullscreenElement) doc.exitFullscreen().catch(() => {});
@@ -50,6 +55,11 @@ export function bindChrome(doc, { display, openSecond, toggleBypass, takes = nul
     guides: toggleGuides,
     fill: () => display.setFill(!display.fill),
     "guide-menu": () => toggleMenu(),
+    lut: () => luts.toggle(),
+    "lut-menu": () => {
+      toggleMenu(false);
+      luts.toggleMenu();
+    },
     dual: () => openSecond?.(),
     fullscreen: toggleFullscreen,
     panel: () => togglePanel(),
@@ -78,6 +88,7 @@ export function bindChrome(doc, { display, openSecond, toggleBypass, takes = nul
     t: () => display.toggleAB(),
     g: toggleGuides,
     z: () => display.setFill(!display.fill),
+    l: () => luts.toggle(),
     f: toggleFullscreen,
     b: () => toggleBypass?.(),
     h: toggleChrome,
@@ -91,6 +102,7 @@ export function bindChrome(doc, { display, openSecond, toggleBypass, takes = nul
     "]": () => takes?.reviewing && takes.mark("out"),
     Escape: () => {
       toggleMenu(false);
+      luts.toggleMenu(false);
       togglePanel(false);
       takes?.toggle(false);
       onEscape?.();
@@ -115,4 +127,55 @@ export function bindChrome(doc, { display, openSecond, toggleBypass, takes = nul
     }
   });
   return { togglePanel };
+}
+
+/** The display LUT button (L), its menu (which LUT, which side) and this window's choice,
+ * remembered per window role (the second screen keeps its own). */
+function bindLuts(doc, display) {
+  const menu = doc.getElementById("lut-menu");
+  const button = doc.querySelector('[data-action="lut"]');
+  const menuButton = doc.querySelector('[data-action="lut-menu"]');
+  const select = doc.getElementById("lut-name");
+  const note = doc.getElementById("lut-note");
+  const pref = `lut.${display.role}`;
+  const saved = loadPref(pref, { name: null, sides: "both", last: null });
+  let last = saved.last ?? saved.name; // what L turns back on
+  let offered = [];
+  const plainNote = note.textContent;
+
+  const sync = () => {
+    button.setAttribute("aria-pressed", String(display.lutOn()));
+    select.value = display.lut.name ?? "";
+    for (const r of menu.querySelectorAll('input[name="lut-side"]')) r.checked = r.value === display.lut.sides;
+    const error = display.lut.error;
+    note.textContent = error ? `Plain picture: ${error}` : offered.length ? plainNote : "The server offers no display LUT (setting display_luts).";
+    note.classList.toggle("alert", Boolean(error));
+  };
+  const choose = async (name, sides = display.lut.sides) => {
+    if (name) last = name;
+    await display.setLut(name, sides);
+    savePref(pref, { name: display.lut.name, sides: display.lut.sides, last });
+  };
+  lutList().then((list) => {
+    offered = list.map((l) => l.name);
+    for (const name of offered) select.append(new Option(name, name));
+    button.disabled = !offered.length;
+    if (saved.name && offered.includes(saved.name)) choose(saved.name, saved.sides);
+    else sync();
+  });
+  select.addEventListener("change", () => choose(select.value || null));
+  menu.addEventListener("change", (event) => {
+    if (event.target.name === "lut-side") choose(display.lut.name ?? (offered.includes(last) ? last : offered[0]), event.target.value);
+  });
+  return {
+    sync,
+    toggle: () => {
+      if (display.lut.name) choose(null);
+      else if (offered.length) choose(offered.includes(last) ? last : offered[0]);
+    },
+    toggleMenu: (open = menu.hidden) => {
+      menu.hidden = !open;
+      menuButton.setAttribute("aria-expanded", String(open));
+    },
+  };
 }

@@ -2,6 +2,7 @@
 // the frame guides and the labels; its overlay (overlay.js) shows the status bars. Every window (main and second screen) has one; the
 // main window paints decoded pictures into all of them in the same task.
 
+import { LUT_SIDES, LutPainter, lutTexture } from "./lut.js";
 import { Overlay } from "./overlay.js";
 import { halves } from "./protocol.js";
 
@@ -60,22 +61,23 @@ export function planView(view, layout, width, height, split, fillAspect = null) 
   let ht = c0.h;
   let parts;
   let regions;
+  const [s0, s1] = pics.map(([name]) => name);
   if (arrange === "row") {
     w = c0.w + c1.w;
-    parts = [{ src: c0, dx: 0, dy: 0 }, { src: c1, dx: c0.w, dy: 0 }];
+    parts = [{ src: c0, dx: 0, dy: 0, side: s0 }, { src: c1, dx: c0.w, dy: 0, side: s1 }];
     regions = [{ x: 0, y: 0, w: c0.w, h: c0.h }, { x: c0.w, y: 0, w: c1.w, h: c1.h }];
   } else if (arrange === "column") {
     ht = c0.h + c1.h;
-    parts = [{ src: c0, dx: 0, dy: 0 }, { src: c1, dx: 0, dy: c0.h }];
+    parts = [{ src: c0, dx: 0, dy: 0, side: s0 }, { src: c1, dx: 0, dy: c0.h, side: s1 }];
     regions = [{ x: 0, y: 0, w: c0.w, h: c0.h }, { x: 0, y: c0.h, w: c1.w, h: c1.h }];
   } else if (arrange === "wipe") {
     const cut = Math.round(Math.min(1, Math.max(0, split)) * c0.w);
     parts = [];
-    if (cut > 0) parts.push({ src: { ...c0, w: cut }, dx: 0, dy: 0 });
-    if (cut < c1.w) parts.push({ src: { ...c1, x: c1.x + cut, w: c1.w - cut }, dx: cut, dy: 0 });
+    if (cut > 0) parts.push({ src: { ...c0, w: cut }, dx: 0, dy: 0, side: s0 });
+    if (cut < c1.w) parts.push({ src: { ...c1, x: c1.x + cut, w: c1.w - cut }, dx: cut, dy: 0, side: s1 });
     regions = [{ x: 0, y: 0, w: c0.w, h: c0.h }];
   } else {
-    parts = [{ src: c0, dx: 0, dy: 0 }];
+    parts = [{ src: c0, dx: 0, dy: 0, side: s0 }];
     regions = [{ x: 0, y: 0, w: c0.w, h: c0.h }];
   }
   const frames = regions.map((r, i) => {
@@ -114,6 +116,9 @@ export class Display {
     this.picture = $(d, "#picture");
     this.canvas = $(d, "#video");
     this.ctx = this.canvas.getContext("2d", { alpha: false, desynchronized: true });
+    this.glCanvas = $(d, "#video-gl"); // the picture through a display LUT (lut.js), when on
+    this.lut = { name: null, sides: "both", error: null };
+    this.lutPainter = null;
     this.guideCanvas = $(d, "#guides");
     this.labels = [$(d, "#label-a"), $(d, "#label-b")];
     this.aiMark = $(d, "#ai-mark");
@@ -211,14 +216,56 @@ export class Display {
     const resized = !this.plan || plan.w !== this.plan.w || plan.h !== this.plan.h;
     this.plan = plan;
     if (resized) {
-      this.canvas.width = plan.w;
-      this.canvas.height = plan.h;
+      this.canvas.width = this.glCanvas.width = plan.w;
+      this.canvas.height = this.glCanvas.height = plan.h;
       this.fit();
       this.placeLabels();
       for (const fn of this.resizeListeners) fn(this);
       if (this.kept) this.draw(this.kept, this.keptMeta); // a resized canvas is blank
     }
     return resized;
+  }
+
+  // --- display LUT ------------------------------------------------------------------------
+
+  /** View `sides` ("both", "raw" or "aged") through the server's display LUT `name` (null:
+   * none). Only this window changes; a LUT that cannot load leaves the picture plain and says
+   * why in `lut.error`. */
+  async setLut(name, sides = this.lut.sides) {
+    const side = LUT_SIDES.includes(sides) ? sides : "both";
+    this.lut = { name: name || null, sides: side, error: null };
+    if (this.lut.name) {
+      try {
+        const texels = await lutTexture(this.lut.name);
+        if (this.lut.name !== name) return; // another choice came meanwhile
+        this.lutPainter ??= new LutPainter(this.glCanvas);
+        if (this.lutPainter.loaded !== name) this.lutPainter.load(name, texels);
+      } catch (err) {
+        console.warn("agecast: display LUT", err);
+        this.lut = { name: null, sides: side, error: String(err?.message ?? err) };
+      }
+    }
+    this.picture.dataset.lut = this.lutOn() ? "on" : "off";
+    this.placeLabels();
+    if (this.kept) this.draw(this.kept, this.keptMeta);
+    this.changed();
+  }
+
+  lutOn() {
+    return Boolean(this.lut.name && this.lutPainter?.loaded === this.lut.name);
+  }
+
+  /** The sides the LUT is on now ([] when off). */
+  lutSides() {
+    if (!this.lutOn()) return [];
+    return this.lut.sides === "both" ? ["raw", "aged"] : [this.lut.sides];
+  }
+
+  /** The halves' names as labelled: a side seen through a LUT says which. */
+  shownNames() {
+    const names = { ...this.names };
+    for (const side of this.lutSides()) names[side] = `${names[side]} · ${this.lut.name}`;
+    return names;
   }
 
   // --- painting ---------------------------------------------------------------------------
@@ -249,6 +296,10 @@ export class Display {
 
   draw(source, meta) {
     if (!this.plan || meta.layout !== this.layout) return;
+    if (this.lutOn()) {
+      this.lutPainter.draw(source, this.source.w, this.source.h, this.plan.parts, this.lutSides());
+      return;
+    }
     const ctx = this.ctx;
     for (const { src, dx, dy } of this.plan.parts) {
       ctx.drawImage(source, src.x, src.y, src.w, src.h, dx, dy, src.w, src.h);
@@ -289,7 +340,7 @@ export class Display {
     const plan = this.plan;
     const twoUp = plan && plan.regions.length === 2;
     const missing = plan?.missing;
-    const names = this.names;
+    const names = this.shownNames();
     const layoutName = this.layout === "raw" ? names.raw : names.aged;
     const at = (el, where) => Object.assign(el.style, { left: "auto", right: "auto", top: "auto", bottom: "auto", ...where });
     a.hidden = b.hidden = false;
@@ -458,7 +509,7 @@ export class Display {
       this.placeLabels();
     }
     // A revoked viewer keeps nothing on screen: not even the last frame.
-    this.canvas.style.visibility = model.state === "signed out" ? "hidden" : "";
+    this.picture.classList.toggle("withheld", model.state === "signed out");
   }
 
   /** Call `fn` whenever the canvas changes size (the dock picks its side from the picture). */

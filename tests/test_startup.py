@@ -146,3 +146,15 @@ def test_a_traceback_only_with_debug_logging(tmp_path: Path) -> None:
     assert_one_clear_error(quiet, "gone.mp4")
     loud = agecast("--log-level", "debug", *args)
     assert loud.returncode != 0 and "Traceback" in loud.stderr and "gone.mp4" in loud.stderr
+
+
+def test_serve_with_a_bad_display_lut_names_the_file_and_line(
+    tmp_path: Path, state: dict[str, str]
+) -> None:
+    bad = tmp_path / "show.cube"
+    bad.write_text("LUT_3D_SIZE 2\n0 0 0\n1 0 zero\n")
+    result = agecast(
+        "serve", "--source", "testpattern:64x64@30", *FAST, "--port", str(_free_port()),
+        "--display-luts", f"show={bad}", env=state,
+    )  # fmt: skip
+    assert_one_clear_error(result, "display_luts", str(bad), "line 3")

@@ -167,6 +167,11 @@ class Settings(BaseSettings):
         description="log camera → Rec.709 before faces and the model: a .cube 3D LUT or logc3; "
         "per camera as A=logc3,B=show.cube",
     )
+    display_luts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="LUTs the monitor can view a side through (the picture is unchanged): "
+        "NAME=FILE.cube, FILE.cube or logc3 (a,b or JSON)",
+    )
     # Video village outputs
     ndi_out: Annotated[list[Literal["aged", "raw", "side-by-side"]], NoDecode] = Field(
         default_factory=list,
@@ -226,7 +231,7 @@ class Settings(BaseSettings):
         """``a:b``, ``a,b`` (or one folder) as well as a JSON list, from flags, env or TOML."""
         return split_list(value, separators=(os.pathsep, ","))
 
-    @field_validator("ndi_out", "ndi_extra_ips", mode="before")
+    @field_validator("ndi_out", "ndi_extra_ips", "display_luts", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         """``a,b`` (or one) as well as a JSON list."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from agecast.compose.lut import camera_transform, load_transform
+from agecast.compose.lut import camera_transform, display_luts, load_transform, texture_bytes
 from agecast.errors import SettingsError
 
 
@@ -89,3 +89,40 @@ def test_each_camera_gets_its_own() -> None:
     assert camera_transform("A=logc3,B=/luts/show.cube", "B") == "/luts/show.cube"
     assert camera_transform("A=logc3,B=/luts/show.cube", "C") is None
     assert camera_transform(None, "A") is None
+
+
+# --- display LUTs (the monitor's own view) -------------------------------------------------
+
+
+def test_display_luts_are_named_after_the_entry_or_the_file(tmp_path: Path) -> None:
+    show = write_cube(tmp_path / "show_v3.cube", 5, lambda rgb: rgb)
+    luts = display_luts([f"Day look={show}", str(show), "logc3"])
+    assert list(luts) == ["Day look", "show_v3", "logc3"]
+    assert luts["logc3"].shape == (33, 33, 33, 3)
+
+
+@pytest.mark.parametrize(
+    ("entries", "needle"),
+    [
+        (["a=x.cube", "a=y.cube"], "no such file"),
+        (["twice={cube}", "twice={cube}"], "used twice"),
+        (["bad/name={cube}"], "must be 1–40 letters"),
+        (["{cube}x"], ".cube 3D LUT file or one of logc3"),
+    ],
+)
+def test_bad_display_luts_say_which_entry(tmp_path: Path, entries: list[str], needle: str) -> None:
+    cube = write_cube(tmp_path / "c.cube", 3, lambda rgb: rgb)
+    with pytest.raises(SettingsError, match="display_luts") as caught:
+        display_luts([e.format(cube=cube) for e in entries])
+    assert needle in str(caught.value)
+
+
+def test_a_display_lut_goes_to_the_page_red_fastest(tmp_path: Path) -> None:
+    # out = (1 - b, g, r): where each input channel lands shows the texel order the page uploads
+    cube = write_cube(tmp_path / "t.cube", 3, lambda rgb: np.array([1 - rgb[2], rgb[1], rgb[0]]))
+    data = np.frombuffer(texture_bytes(display_luts([str(cube)])["t"]), np.uint8)
+    texels = data.reshape(3, 3, 3, 4)  # [b, g, r] as WebGL's depth, height, width
+    assert (texels[..., 3] == 255).all()
+    assert texels[0, 0, 2].tolist() == [255, 0, 255, 255]  # r=1, g=0, b=0 → (1, 0, 1)
+    assert texels[2, 0, 0].tolist() == [0, 0, 0, 255]  # b=1 → (0, 0, 0)
+    assert texels[0, 1, 0].tolist() == [255, 128, 0, 255]  # g=½ → (1, ½, 0)

@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agecast import __version__
-from agecast.api import identities, live, review, session, takes
+from agecast.api import identities, live, luts, review, session, takes
 from agecast.api.auth import Auth
 from agecast.api.deps import AppState
 from agecast.api.guard import Guard, public
@@ -64,7 +64,7 @@ def create_app(
     app.add_middleware(Guard, auth=auth)
     app.add_exception_handler(RequestValidationError, _unprocessable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for module in (live, session, takes, review, identities):
+    for module in (live, session, takes, review, identities, luts):
         app.include_router(module.router)
     if ui_dir.is_dir():
         app.mount("/ui", StaticFiles(directory=ui_dir), name="ui")

@@ -75,11 +75,13 @@ def serve(
 def _open(settings: Settings, host: str, port: int) -> tuple[list[LiveService], socket.socket]:
     """Check everything before a sign-in URL is printed: the identity and models (one service
     per camera, one shared backend), every source opened, the port bound."""
+    from agecast.api.luts import textures
     from agecast.live.service import live_services
     from agecast.serving import listen
 
     services: list[LiveService] = []
     try:
+        textures(settings.display_luts)  # a bad display LUT fails here, naming file and line
         services = live_services(settings)
         for service in services:
             service.open_source()

@@ -16,10 +16,16 @@ sides of the monitor, NDI and the program stream carry the same transformed pict
 side cannot go back to log exactly (a 3D LUT has no inverse in general, and what the model
 paints was never in the log signal), so the DIT sees raw and aged through the same transform
 and they always match. Takes keep the camera's own log picture on the raw side.
+
+**Display LUTs** (``display_luts``) are the monitor's alone: the page views the raw side, the
+aged side or both through one (a show LUT, or ``logc3`` for a log feed left as it is), on the
+viewer's GPU; the picture, the takes and every output are unchanged. The server reads them here
+and hands them to the page as 3D textures (:func:`texture_bytes`).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -66,13 +72,14 @@ def logc3_lattice(n: int = LATTICE) -> torch.Tensor:
     return _bt709_oetf(rgb @ matrix.T).float()
 
 
-def read_cube(path: Path) -> torch.Tensor:
+def read_cube(path: Path, setting: str = "input_transform") -> torch.Tensor:
     """A ``.cube`` file's 3D LUT as (n, n, n, 3) outputs indexed [b, g, r], scaled so that the
-    inputs run over 0–1; :class:`SettingsError` naming the file and the line otherwise."""
+    inputs run over 0–1; :class:`SettingsError` naming the ``setting``, the file and the line
+    otherwise."""
     try:
         lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"input_transform {path}: cannot read it ({exc})") from exc
+        raise SettingsError(f"{setting} {path}: cannot read it ({exc})") from exc
     size = 0
     low, high = [0.0] * 3, [1.0] * 3
     rows: list[list[float]] = []
@@ -86,7 +93,7 @@ def read_cube(path: Path) -> torch.Tensor:
                 size = int(rest[0])
             elif word == "LUT_1D_SIZE":
                 raise SettingsError(
-                    f"input_transform {path}: line {number} is a 1D LUT; give a 3D LUT "
+                    f"{setting} {path}: line {number} is a 1D LUT; give a 3D LUT "
                     "(LUT_3D_SIZE), as log→Rec.709 and show LUTs are"
                 )
             elif word == "DOMAIN_MIN":
@@ -98,21 +105,19 @@ def read_cube(path: Path) -> torch.Tensor:
             else:
                 rows.append([float(v) for v in (word, *rest)][:3])
         except (ValueError, IndexError) as exc:
-            raise SettingsError(f"input_transform {path}: line {number} {raw!r}: {exc}") from exc
+            raise SettingsError(f"{setting} {path}: line {number} {raw!r}: {exc}") from exc
     if not 2 <= size <= MAX_CUBE:
         raise SettingsError(
-            f"input_transform {path}: LUT_3D_SIZE {size or 'missing'} (a .cube 3D LUT has "
+            f"{setting} {path}: LUT_3D_SIZE {size or 'missing'} (a .cube 3D LUT has "
             f"LUT_3D_SIZE 2–{MAX_CUBE})"
         )
     if len(rows) != size**3 or any(len(r) != 3 for r in rows):
         raise SettingsError(
-            f"input_transform {path}: {len(rows)} entries for LUT_3D_SIZE {size} "
+            f"{setting} {path}: {len(rows)} entries for LUT_3D_SIZE {size} "
             f"(needs {size**3} lines of three numbers)"
         )
     if low != [0.0] * 3 or high != [1.0] * 3:
-        raise SettingsError(
-            f"input_transform {path}: DOMAIN {low}–{high}: only LUTs over 0–1 are taken"
-        )
+        raise SettingsError(f"{setting} {path}: DOMAIN {low}–{high}: only LUTs over 0–1 are taken")
     return torch.tensor(rows, dtype=torch.float32).reshape(size, size, size, 3)
 
 
@@ -136,18 +141,23 @@ class InputTransform:
         return picture.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).contiguous()
 
 
-def load_transform(spec: str) -> InputTransform:
-    """``logc3`` or a ``.cube`` file."""
+def load_lattice(spec: str, setting: str = "input_transform") -> tuple[str, torch.Tensor]:
+    """(name, lattice) of ``logc3`` or a ``.cube`` file; SettingsError naming ``setting``."""
     if spec.lower() in NAMED:
-        return InputTransform(spec.lower(), logc3_lattice())
+        return spec.lower(), logc3_lattice()
     path = Path(spec).expanduser()
     if path.suffix.lower() != ".cube":
         raise SettingsError(
-            f"input_transform {spec!r}: give a .cube 3D LUT file or one of {', '.join(NAMED)}"
+            f"{setting} {spec!r}: give a .cube 3D LUT file or one of {', '.join(NAMED)}"
         )
     if not path.is_file():
-        raise SettingsError(f"input_transform {path}: no such file")
-    return InputTransform(path.name, read_cube(path))
+        raise SettingsError(f"{setting} {path}: no such file")
+    return path.name, read_cube(path, setting)
+
+
+def load_transform(spec: str) -> InputTransform:
+    """``logc3`` or a ``.cube`` file."""
+    return InputTransform(*load_lattice(spec))
 
 
 def camera_transform(setting: str | None, camera: str) -> str | None:
@@ -160,3 +170,42 @@ def camera_transform(setting: str | None, camera: str) -> str | None:
         return setting.strip()
     named = dict(e.split("=", 1) for e in entries if "=" in e)
     return named.get(camera)
+
+
+# --- display LUTs: the monitor's own view, not the picture ---------------------------------
+
+_LUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,39}$")
+
+
+def display_luts(entries: list[str]) -> dict[str, torch.Tensor]:
+    """The ``display_luts`` setting read: ``NAME=FILE.cube``, ``FILE.cube`` (named after the
+    file) or ``logc3``, each a lattice the monitor may view a side through. SettingsError
+    naming the entry (a bad name, a name used twice) or the file and line."""
+    luts: dict[str, torch.Tensor] = {}
+    for entry in entries:
+        name, sep, spec = entry.partition("=")
+        if not sep:
+            name, spec = "", entry
+        spec = spec.strip()
+        default, lattice = load_lattice(spec, "display_luts")
+        name = name.strip() or default.removesuffix(".cube").removesuffix(".CUBE")
+        if not _LUT_NAME.fullmatch(name):
+            raise SettingsError(
+                f"display_luts {entry!r}: name {name!r} must be 1–40 letters, digits, spaces "
+                "or _.+- (NAME=FILE.cube)"
+            )
+        if name in luts:
+            raise SettingsError(
+                f"display_luts {entry!r}: the name {name!r} is used twice; give each its own "
+                "(NAME=FILE.cube)"
+            )
+        luts[name] = lattice
+    return luts
+
+
+def texture_bytes(lattice: torch.Tensor) -> bytes:
+    """A lattice as the page's 3D texture: n³ RGBA8 texels, red fastest, then green, then blue
+    (the .cube order; WebGL's width, height and depth)."""
+    rgb = lattice.clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    alpha = torch.full((*rgb.shape[:3], 1), 255, dtype=torch.uint8)
+    return torch.cat([rgb, alpha], dim=-1).contiguous().numpy().tobytes()
