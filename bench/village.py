@@ -1,11 +1,13 @@
 """Video village I/O benchmark (not run in CI): issue 14's goals, on this machine.
 
 1. NDI out at 720p30: the live service (testpattern 1280×720@30, the testpattern identity)
-   runs without NDI, then publishing ``aged`` and ``raw`` with a receiver on each in another
-   process (a cart elsewhere). Per phase: the service process's CPU (cores), its frame rate;
-   with NDI, per output: frames received against frames the service put out (every frame
-   arrives?), whether raw and aged of a frame share a timecode, and capture → received latency
-   p50/p95 (NDI's timecode is the frame's capture time, on the same clock).
+   runs without NDI; then publishing ``aged`` and ``raw`` with nobody receiving; then with a
+   receiver on each in another process (a cart elsewhere), each receiving until told to stop.
+   Per phase: the service process's CPU (cores), its frame rate; with receivers, per output:
+   frames received against frames the service put out while they were connected (every frame
+   arrives?), NDI's own receive statistics (frames, dropped), whether raw and aged of a frame
+   share a timecode, and capture → received latency p50/p95 (NDI's timecode is the frame's
+   capture time, on the same clock).
 2. NDI in: a sender in another process at 720p30; ``ndi://`` read as a live source; the sender
    stops and starts ``--cycles`` times: seconds until the source says NO_SIGNAL and until it is
    LIVE again, and send → read latency.
@@ -50,19 +52,20 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _receiver(config: str, name: str, seconds: float, out: Any) -> None:
-    """In its own process, as a cart's receiver: every picture of ``name`` it gets for
-    ``seconds`` (timecode, capture → received ms), through agecast's own receiver (NDI's frame
-    sync, polled). NDI's queued receive was tried too: on these two cores it got fewer."""
+def _receiver(config: str, name: str, ready: Any, stop: Any, out: Any) -> None:
+    """In its own process, as a cart's receiver: every picture of ``name`` it gets until
+    ``stop`` is set (timecode, capture → received ms), through agecast's own receiver (NDI's
+    frame sync, polled), and NDI's own count of what it received and dropped. ``ready`` is set
+    at its first picture."""
     os.environ[ndi.CONFIG_ENV] = config
     rx = ndi.NdiReceiver(name, open_timeout_s=15, read_timeout_s=5)
     got: list[tuple[float, float]] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while not stop.is_set():
         picture = rx.next()
         got.append((picture.timecode_s, (time.time() - picture.timecode_s) * 1000))
+        ready.set()
+    out.put({"pictures": got, "ndi": rx.performance()})
     rx.close()
-    out.put(got)
 
 
 def _sender(config: str, name: str, stop: Any, sending: Any) -> None:
@@ -124,14 +127,19 @@ def ndi_out(config: str, state: Path, seconds: float) -> dict[str, Any]:
     live.stop()
     prefix = f"village-{os.getpid()}"
     live = _service(state / "b", ndi_out="aged,raw", ndi_name=prefix)
+    unwatched = _cores_and_fps(live, seconds)  # published, nobody receiving
     queues = {k: spawn.Queue() for k in ("aged", "raw")}
+    ready = {k: spawn.Event() for k in queues}
+    stop = spawn.Event()
     procs = [
-        spawn.Process(target=_receiver, args=(config, f"{prefix} cam1 {k}", seconds + 6, q))
+        spawn.Process(target=_receiver, args=(config, f"{prefix} cam1 {k}", ready[k], stop, q))
         for k, q in queues.items()
     ]
     for p in procs:
         p.start()
-    time.sleep(4.0)  # connected
+    for event in ready.values():
+        event.wait(30)  # each receiver has its first picture
+    time.sleep(1.0)
     captured, done = _noted(live)
     time.sleep(0.5)
     first = max(captured) if captured else 0
@@ -140,7 +148,10 @@ def ndi_out(config: str, state: Path, seconds: float) -> dict[str, Any]:
     last = max(captured)
     status = live.status()
     sent = {o["kind"]: o["sent"] - sent0[o["kind"]] for o in status["ndi"]["outputs"]}
-    got = {k: q.get(timeout=60) for k, q in queues.items()}
+    time.sleep(1.0)  # the last pictures in flight arrive
+    stop.set()
+    results = {k: q.get(timeout=60) for k, q in queues.items()}
+    got = {k: r["pictures"] for k, r in results.items()}
     done.set()
     for p in procs:
         p.join(10)
@@ -154,10 +165,13 @@ def ndi_out(config: str, state: Path, seconds: float) -> dict[str, Any]:
             "frames_put_out": len(put_out),
             "frames_sent_over_ndi": sent[kind],
             "frames_received": len(arrived),
+            "ndi_receiver": results[kind]["ndi"],
             "capture_to_received_ms": percentiles(arrived),
         }
     return {
         "without_ndi": without,
+        "aged_and_raw_published_nobody_receiving": unwatched,
+        "ndi_cost_nobody_receiving_cores": round(unwatched["cores"] - without["cores"], 3),
         "with_ndi_aged_and_raw": {
             **with_ndi,
             "frames_out": round(with_ndi["fps"] * with_ndi["seconds"]),

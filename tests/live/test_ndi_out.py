@@ -121,6 +121,18 @@ def test_status_counts_receivers_pictures_and_drops(service: LiveService) -> Non
     assert re.search(r"^agecast_ndi_dropped_total \d+$", metrics, re.M)
 
 
+def test_an_output_nobody_receives_costs_nothing(service: LiveService) -> None:
+    """NDI compresses whatever it is given: a frame goes out only to an output with a
+    receiver; the others count it as unwatched."""
+    time.sleep(1.0)
+    before = {o["kind"]: o for o in service.status()["ndi"]["outputs"]}
+    assert all(o["sent"] == 0 and o["unwatched"] > 0 for o in before.values()), before
+    _receive(f"{service.settings.ndi_name} cam1 aged", 10)
+    after = {o["kind"]: o for o in service.status()["ndi"]["outputs"]}
+    assert after["aged"]["sent"] >= 10
+    assert after["raw"]["sent"] == 0 and after["raw"]["unwatched"] > before["raw"]["unwatched"]
+
+
 def test_the_outputs_are_settings_like_any_other() -> None:
     from agecast.errors import SettingsError
 

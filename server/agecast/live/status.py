@@ -67,6 +67,7 @@ class NdiOutputStatus(_Model):
     name: str  # the NDI source name receivers pick
     receivers: int  # connected now
     sent: int
+    unwatched: int  # frames not sent: no receiver was connected (NDI would compress them)
 
 
 class NdiStatus(_Model):

@@ -30,6 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from agecast.errors import SourceError, SourceLost
@@ -168,6 +169,11 @@ class NdiReceiver:
             return Received(np.ascontiguousarray(rgb), stamp[1])
         raise SourceLost(f"NDI source {self.name!r} sent no picture for {self._read_timeout_s:g} s")
 
+    def performance(self) -> dict[str, int]:
+        """NDI's own count of the video frames this connection received and dropped."""
+        video = self._receiver.get_performance_data()["video"]
+        return {"frames": int(video["frames_total"]), "dropped": int(video["frames_dropped"])}
+
     def close(self) -> None:
         self._receiver.disconnect()
 
@@ -251,8 +257,10 @@ class NdiSender:
         """Send one picture (``timecode_100ns`` None: NDI makes one up from its clock)."""
         height, width = rgb.shape[0], rgb.shape[1]
         if self._rgba is None or self._rgba.shape[:2] != (height, width):
-            self._rgba = np.full((height, width, 4), 255, np.uint8)
-        self._rgba[:, :, :3] = rgb
+            self._rgba = np.empty((height, width, 4), np.uint8)
+        # OpenCV's vectorised RGB → RGBA (alpha 255): 0.13 ms at 720p, where numpy's strided
+        # copy took 2.7 ms, more than NDI's own work on the picture
+        cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA, dst=self._rgba)
         frame = _VideoFrame(
             xres=width,
             yres=height,
