@@ -130,6 +130,7 @@ def test_an_output_nobody_receives_costs_nothing(service: LiveService) -> None:
     _receive(f"{service.settings.ndi_name} cam1 aged", 10)
     after = {o["kind"]: o for o in service.status()["ndi"]["outputs"]}
     assert after["aged"]["sent"] >= 10
+    assert service.status()["ndi"]["fps"] > 0  # sent in the last second
     assert after["raw"]["sent"] == 0 and after["raw"]["unwatched"] > before["raw"]["unwatched"]
 
 

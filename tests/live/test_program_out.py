@@ -74,6 +74,7 @@ def test_the_aged_picture_reaches_a_decoder(aged_service: LiveService, port: int
             assert np.median(diff[band:]) <= 8  # H.264 at ultrafast: the rest as it was
     status = aged_service.status()["program"]
     assert status["kind"] == "aged" and status["sent"] > 20 and status["bytes"] > 0
+    assert 0 < status["fps"] <= 31  # pictures sent in the last second
     assert status["url"] == f"udp://127.0.0.1:{port}" and isinstance(status["dropped"], int)
 
 

@@ -63,11 +63,12 @@ class NdiOutputs(OutputFeed):
         self.start()
         log.info("NDI out: %s", ", ".join(c.name for c in self.counts.values()))
 
-    def send(self, output: Output) -> None:
+    def send(self, output: Output) -> bool:
         timecode = self._timecoder(output.wall_ns, output.pts_s)
         ndi_time = output.wall_ns // 100  # the same for every output of this frame
         camera = escape(self.camera, {'"': "&quot;"})
         metadata = f'<agecast camera="{camera}" frame="{output.index}" timecode="{timecode}"/>'
+        sent = False
         for kind, sender in self._senders.items():
             count = self.counts[kind]
             count.receivers = sender.connections()
@@ -80,6 +81,8 @@ class NdiOutputs(OutputFeed):
                 self._marker.burn(picture, self.burn, "bottom-left")
             sender.send(to_host(picture).numpy(), timecode_100ns=ndi_time, metadata=metadata)
             count.sent += 1
+            sent = True
+        return sent
 
     def status(self) -> dict[str, object]:
         """Each output's NDI name, receivers connected, pictures sent and frames not sent for
@@ -95,7 +98,7 @@ class NdiOutputs(OutputFeed):
             }
             for kind, c in self.counts.items()
         ]
-        return {"outputs": outputs, "dropped": self.dropped}
+        return {"outputs": outputs, "fps": self.fps(), "dropped": self.dropped}
 
     def release(self) -> None:
         for sender in self._senders.values():

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
+from collections import deque
 
 import torch
 
@@ -38,6 +40,7 @@ class OutputFeed(ABC):
     def __init__(self, label: str) -> None:
         self.label = label
         self.dropped = 0
+        self._sent_at: deque[float] = deque()  # when pictures went out in the last second
         self._cond = threading.Condition()
         self._waiting: Output | None = None
         self._closing = False
@@ -55,8 +58,18 @@ class OutputFeed(ABC):
             self._cond.notify()
 
     @abstractmethod
-    def send(self, output: Output) -> None:
-        """Send one picture (on the feed's own thread)."""
+    def send(self, output: Output) -> bool:
+        """Send one picture (on the feed's own thread); False when it was not sent (an NDI
+        output nobody receives)."""
+
+    def fps(self) -> float:
+        """Pictures sent in the last second."""
+        self._trim(time.monotonic())
+        return float(len(self._sent_at))
+
+    def _trim(self, now: float) -> None:
+        while self._sent_at and self._sent_at[0] < now - 1.0:
+            self._sent_at.popleft()
 
     def _run(self) -> None:
         while True:
@@ -67,7 +80,10 @@ class OutputFeed(ABC):
                 if self._closing or output is None:
                     return
             try:
-                self.send(output)
+                if self.send(output):
+                    now = time.monotonic()
+                    self._sent_at.append(now)
+                    self._trim(now)
             except Exception:  # a failing output must not end the others or the monitor
                 log.exception("%s: frame %d failed", self.label, output.index)
 

@@ -36,19 +36,21 @@ class ProgramOut(OutputFeed):
         self.sent = 0
         self.start()
 
-    def send(self, output: Output) -> None:
+    def send(self, output: Output) -> bool:
         picture = picture_of(output, self.kind)
         if self.burn:
             picture = picture.clone()
             self._marker.burn(picture, self.burn, "bottom-left")
         self._ts.send(picture)
         self.sent += 1
+        return True
 
     def status(self) -> dict[str, object]:
         return {
             "url": str(SourceURI(self._ts.url)),
             "kind": self.kind,
             "sent": self.sent,
+            "fps": self.fps(),
             "bytes": self._ts.sent_bytes,
             "dropped": self.dropped,
             "encoder": self._ts.encoder.encoder_name,

@@ -72,6 +72,7 @@ class NdiOutputStatus(_Model):
 
 class NdiStatus(_Model):
     outputs: list[NdiOutputStatus]
+    fps: float  # frames sent in the last second (to the outputs with a receiver)
     dropped: int  # pictures replaced before they were sent (NDI's own; never the live path's)
 
 
@@ -79,6 +80,7 @@ class ProgramStatus(_Model):
     url: str  # where it goes (a password hidden)
     kind: str  # aged | side-by-side
     sent: int
+    fps: float  # pictures sent in the last second
     bytes: int
     dropped: int  # pictures replaced before they were sent (its own; never the live path's)
     encoder: str  # libx264 or h264_nvenc
