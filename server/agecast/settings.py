@@ -189,7 +189,12 @@ class Settings(BaseSettings):
         "multicast group (camera N: port + N)",
     )
     program_kind: Literal["aged", "side-by-side"] = Field(
-        "aged", description="the picture program_out carries"
+        "aged", description="the picture program_out and rtsp_out carry"
+    )
+    rtsp_out: str | None = Field(
+        None,
+        description="serve the program picture over RTSP on HOST:PORT (camera N: port + N) at "
+        "rtsp://HOST:PORT/<camera>?token=<a viewer link's token>",
     )
     ndi_extra_ips: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -236,6 +241,13 @@ class Settings(BaseSettings):
     def _split_names(cls, value: Any) -> Any:
         """``a,b`` (or one) as well as a JSON list."""
         return split_list(value, separators=(",",))
+
+    @field_validator("rtsp_out")
+    @classmethod
+    def _listen_address(cls, value: str | None) -> str | None:
+        if value is not None and not _LISTEN.fullmatch(value.strip()):
+            raise ValueError(f"{value!r} is not HOST:PORT to listen on (e.g. 0.0.0.0:8554)")
+        return value.strip() if value is not None else None
 
     @field_validator("cameras", mode="before")
     @classmethod
@@ -308,6 +320,8 @@ def split_list(value: Any, *, separators: tuple[str, ...]) -> Any:
             return [part.strip() for part in text.split(sep) if part.strip()]
     return [text] if text else []
 
+
+_LISTEN = re.compile(r"^((\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?\d{1,5}$")  # HOST:PORT or PORT
 
 # "A=rtsp://…" names a camera; a URI's own "=" (a query string) comes after a ":" and does not.
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")  # also a take label

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agecast import __version__
 from agecast.api import identities, live, luts, review, session, takes
-from agecast.api.auth import Auth
+from agecast.api.auth import Auth, LinkGate
 from agecast.api.deps import AppState
 from agecast.api.guard import Guard, public
 from agecast.live.service import LiveService
@@ -44,7 +44,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await _start(service_factory)
+        services = await _start(service_factory, auth)
         state.cameras.set(services)
         for service in services:
             manifest = service.built.fx.identity.manifest
@@ -72,15 +72,17 @@ def create_app(
 
 
 async def _start(
-    service_factory: Callable[[], LiveService | Sequence[LiveService]],
+    service_factory: Callable[[], LiveService | Sequence[LiveService]], auth: Auth
 ) -> list[LiveService]:
-    """Make and start every camera's service; if one fails, stop them all and raise."""
+    """Make and start every camera's service (its RTSP stream, if any, admits the server's
+    links); if one fails, stop them all and raise."""
     made = await asyncio.to_thread(service_factory)
     services = [made] if isinstance(made, LiveService) else list(made)
     loop = asyncio.get_running_loop()
     try:
         for service in services:
             service.fanout.loop = loop
+            service.gate = LinkGate(auth, service.name)
             service.start()
     except BaseException:
         for service in services:  # the cameras already running, and every built one

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from agecast.errors import SettingsError
+from agecast.media.rtsp import Admission
 from agecast.outfiles import file_lock, private_dir, write_private
 
 Role = Literal["operator", "viewer"]
@@ -364,3 +365,30 @@ class Auth:
             candidate = self.links.lookup(authorization[7:].strip())
             link = candidate if candidate is not None and not candidate.one_time else None
         return link
+
+
+class LinkGate:
+    """Who may pull a camera's RTSP stream (:mod:`agecast.media.rtsp`): the holder of a usable
+    link's token, viewer or operator; each one let in is audited, and asked about again while
+    it watches (a revoked or expired link stops the stream)."""
+
+    def __init__(self, auth: Auth, camera: str) -> None:
+        self.auth = auth
+        self.camera = camera
+
+    def admit(self, token: str | None) -> Admission | str:
+        link = self.auth.links.lookup(token) if token else None
+        if link is None or link.one_time:
+            return (
+                "not a usable link token: make one with `agecast links create --role viewer` "
+                "and put it in the URL (?token=…) or give it as the password"
+            )
+        if link.burn_label:
+            return (
+                f"link {link.label!r} burns its label into what it shows, and the RTSP stream "
+                "is one picture for every client: give a link made without --burn-label "
+                "(or set ndi_label to burn one label into the stream)"
+            )
+        self.auth.audit.write("rtsp_play", camera=self.camera, by=link.label, link=link.id)
+        links, link_id = self.auth.links, link.id
+        return Admission(who=link.label, still_valid=lambda: links.still_usable(link_id))

@@ -73,12 +73,52 @@ def render_metrics(statuses: dict[str, Any] | Sequence[dict[str, Any]]) -> str:
     lines += _cast_metrics(cams)
     lines += _ndi_metrics(cams)
     lines += _triton_metrics(cams)
+    lines += _stream_metrics(cams)
     return "\n".join(lines) + "\n"
 
 
 def _family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> list[str]:
     """One metric family: its HELP and TYPE lines, then its samples."""
     return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
+
+
+def _stream_metrics(cams: list[tuple[dict[str, str], dict[str, Any]]]) -> list[str]:
+    """The program (UDP MPEG-TS) and RTSP streams: pictures sent and dropped; RTSP clients."""
+    streams = [
+        (cam, kind, s[kind]) for cam, s in cams for kind in ("program", "rtsp") if s.get(kind)
+    ]
+    if not streams:
+        return []
+    return [
+        *_family(
+            "agecast_stream_sent_total",
+            "counter",
+            "Pictures a program or RTSP stream has sent.",
+            (
+                _line("agecast_stream_sent_total", st["sent"], **cam, stream=k)
+                for cam, k, st in streams
+            ),
+        ),
+        *_family(
+            "agecast_stream_dropped_total",
+            "counter",
+            "Pictures replaced before a program or RTSP stream sent them.",
+            (
+                _line("agecast_stream_dropped_total", st["dropped"], **cam, stream=k)
+                for cam, k, st in streams
+            ),
+        ),
+        *_family(
+            "agecast_rtsp_clients",
+            "gauge",
+            "Clients playing a camera's RTSP stream.",
+            (
+                _line("agecast_rtsp_clients", len(st["clients"]), **cam)
+                for cam, k, st in streams
+                if k == "rtsp"
+            ),
+        ),
+    ]
 
 
 def _triton_metrics(cams: list[tuple[dict[str, str], dict[str, Any]]]) -> list[str]:

@@ -25,11 +25,14 @@ from agecast.errors import AgecastError, SettingsError, SourceError, TakeError
 from agecast.frames import FxState
 from agecast.inference.triton_backend import TritonModel
 from agecast.live.ndi_out import NdiOutputs
+from agecast.live.outputs import OutputFeed
 from agecast.live.program_out import ProgramOut, camera_url
+from agecast.live.rtsp_out import RtspOut, listen_address
 from agecast.live.status import CameraStatus
 from agecast.media.encoder import H264Encoder, encode_jpeg
 from agecast.media.fanout import Fanout, Message
 from agecast.media.protocol import LAYOUT_CODES, Flags, PictureHeader
+from agecast.media.rtsp import Gate
 from agecast.pipeline.build import Built, build, load_identity
 from agecast.pipeline.cameras import build_cameras
 from agecast.pipeline.controls import CONTROL_KEYS, LOOK_KEYS, MEMBER_KEYS
@@ -90,6 +93,8 @@ class LiveService:
         self.preset: str | None = None  # the preset last applied
         self.ndi: NdiOutputs | None = None  # this camera's NDI sources (ndi_out), once started
         self.program: ProgramOut | None = None  # its MPEG-TS program stream (program_out)
+        self.rtsp: RtspOut | None = None  # its RTSP stream (rtsp_out)
+        self.gate: Gate | None = None  # who may pull the RTSP stream (set by the server)
         self.ndi_error: str | None = None  # why the NDI outputs asked for are not running
 
     # lifecycle -------------------------------------------------------------------------------
@@ -131,14 +136,28 @@ class LiveService:
                 camera_url(settings.program_out, self.index), settings.program_kind, fps,
                 camera=self.name, label=settings.ndi_label,
             )  # fmt: skip
+        if settings.rtsp_out:
+            if self.gate is None:
+                raise SettingsError(
+                    "rtsp_out needs the server's links to let viewers in: run it with "
+                    "`agecast serve`"
+                )
+            self.rtsp = RtspOut(
+                listen_address(settings.rtsp_out, self.index), settings.program_kind, fps,
+                camera=self.name, gate=self.gate, label=settings.ndi_label,
+            )  # fmt: skip
+
+    @property
+    def feeds(self) -> list[OutputFeed]:
+        """The video village outputs running: NDI, program stream, RTSP."""
+        return [f for f in (self.ndi, self.program, self.rtsp) if f is not None]
 
     def stop(self) -> None:
         if self.recorder is not None and self.recorder.active:
             self.recorder.stop("the monitor was shut down")
         self.fanout.close()
-        for feed in (self.ndi, self.program):
-            if feed is not None:
-                feed.close()
+        for feed in self.feeds:
+            feed.close()
         self.built.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -153,9 +172,8 @@ class LiveService:
             recorder = self.recorder
             if recorder is not None and not recorder.finished:  # also the last, after a stop
                 recorder.offer(output)  # a reference on a queue: never blocks the live path
-            for feed in (self.ndi, self.program):  # the same: a slot each, their own drops
-                if feed is not None:
-                    feed.offer(output)
+            for feed in self.feeds:  # the same: a slot each, their own drops
+                feed.offer(output)
             for mark in self.fanout.marks():  # nobody watching: no encode at all
                 try:
                     self.fanout.publish_threadsafe(self._encode(output, mark))
@@ -377,6 +395,7 @@ class LiveService:
             "ndi": self.ndi.status() if self.ndi is not None else None,
             "ndi_error": self.ndi_error,
             "program": self.program.status() if self.program is not None else None,
+            "rtsp": self.rtsp.status() if self.rtsp is not None else None,
             "triton": _triton_status(self.built.fx.identity.model),
         }
         return CameraStatus.model_validate(status).model_dump(mode="json")

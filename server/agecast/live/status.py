@@ -86,6 +86,23 @@ class ProgramStatus(_Model):
     encoder: str  # libx264 or h264_nvenc
 
 
+class RtspClientStatus(_Model):
+    who: str  # the label of the link it came in with
+    sent: int
+    lost: int  # pictures it read too slowly for (it resumed at the next key frame)
+
+
+class RtspStatus(_Model):
+    url: str  # where it listens (rtsp://HOST:PORT/<camera>, a viewer link's token added)
+    kind: str  # aged | side-by-side
+    clients: list[RtspClientStatus]
+    sent: int
+    fps: float  # pictures sent in the last second
+    bytes: int
+    dropped: int  # pictures replaced before they were encoded (its own; never the live path's)
+    encoder: str
+
+
 class TritonStatus(_Model):
     """The camera's identity on Triton (``--backend triton``): what its link did."""
 
@@ -133,6 +150,7 @@ class CameraStatus(_Model):
     ndi: NdiStatus | None = None  # None: no NDI outputs
     ndi_error: str | None = None  # NDI outputs were asked for but cannot run (and why)
     program: ProgramStatus | None = None  # None: no program_out
+    rtsp: RtspStatus | None = None  # None: no rtsp_out
     triton: TritonStatus | None = None  # None: the identity runs in-process
 
 
