@@ -155,3 +155,22 @@ def test_a_bad_address_or_a_missing_gate_says_so(tmp_path: Path) -> None:
             live.start()
     finally:
         live.stop()
+
+
+def test_serve_lets_its_links_pull_the_stream(tmp_path: Path) -> None:
+    """`agecast serve --rtsp-out`: the server's own links open its RTSP stream."""
+    from agecast.api.auth import LinkStore
+    from tests.e2e.conftest import AgecastServer, free_port
+
+    port = _free_port()
+    srv = AgecastServer(
+        free_port(), tmp_path / "serve.log", tmp_path / "state", source=SOURCE,
+        args=["--rtsp-out", f"127.0.0.1:{port}"],
+    )  # fmt: skip
+    srv.start()
+    try:
+        _, token = LinkStore(srv.state_dir).create("viewer", label="decoder")
+        pictures = _pictures(f"rtsp://127.0.0.1:{port}/cam1?token={token}", 5)
+        _is_the_aged_picture(pictures[-1])
+    finally:
+        srv.stop()
