@@ -13,6 +13,8 @@
    LIVE again, and send → read latency.
 3. Program out: the aged picture as MPEG-TS over UDP read back by the udp:// source: capture →
    decoded latency p50/p95.
+4. RTSP out: the aged picture pulled over RTSP (RTP over TCP) by the rtsp:// source with a
+   viewer link's token: capture → decoded latency p50/p95.
 
     python bench/village.py --seconds 10 --json bench/results/village-cpu-2core.json
 """
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 from report import write_report
 
+from agecast.api.auth import Auth, LinkGate
 from agecast.live.service import LiveService
 from agecast.media import ndi
 from agecast.pipeline.metrics import percentiles
@@ -84,9 +87,10 @@ def _sender(config: str, name: str, stop: Any, sending: Any) -> None:
     sender.close()
 
 
-def _service(state: Path, **flags: Any) -> LiveService:
+def _service(state: Path, gate: LinkGate | None = None, **flags: Any) -> LiveService:
     settings = Settings.load(source=SOURCE, identity="testpattern", state_dir=state, **flags)
     live = LiveService(settings)
+    live.gate = gate
     live.start()
     time.sleep(3.0)  # warmed up
     return live
@@ -232,15 +236,32 @@ def ndi_in(config: str, cycles: int) -> dict[str, Any]:
     }
 
 
-def program_out(state: Path, seconds: float) -> dict[str, Any]:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+def _free_port(kind: socket.SocketKind) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return int(probe.getsockname()[1])
+
+
+def program_out(state: Path, seconds: float) -> dict[str, Any]:
+    port = _free_port(socket.SOCK_DGRAM)
     live = _service(state / "c", program_out=f"udp://127.0.0.1:{port}")
+    return _pulled(live, f"udp://127.0.0.1:{port}", "program", seconds)
+
+
+def rtsp_out(state: Path, seconds: float) -> dict[str, Any]:
+    auth = Auth.at(state / "d")
+    _, token = auth.links.create("viewer", label="bench")
+    port = _free_port(socket.SOCK_STREAM)
+    live = _service(state / "d", rtsp_out=f"127.0.0.1:{port}", gate=LinkGate(auth, "cam1"))
+    return _pulled(live, f"rtsp://127.0.0.1:{port}/cam1?token={token}", "rtsp", seconds)
+
+
+def _pulled(live: LiveService, url: str, key: str, seconds: float) -> dict[str, Any]:
+    """Capture → decoded latency of ``live``'s stream read back from ``url``."""
     captured, done = _noted(live)
     latency: list[float] = []
     try:
-        with open_source(f"udp://127.0.0.1:{port}", open_timeout_s=10) as rx:
+        with open_source(url, open_timeout_s=10) as rx:
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 frame = rx.read()
@@ -250,7 +271,7 @@ def program_out(state: Path, seconds: float) -> dict[str, Any]:
                 wall = captured.get(read_counter(frame.image.numpy()))
                 if wall is not None:
                     latency.append((now - wall) / 1e6)
-        status = live.status()["program"]
+        status = live.status()[key]
     finally:
         done.set()
         live.stop()
@@ -271,7 +292,7 @@ def main() -> None:
         folder = Path(tmp)
         config = str(ndi.configure(["127.0.0.1"], folder / "ndi"))
         report = {
-            "what": "video village I/O: NDI out and in, program out (issue 14's goals)",
+            "what": "video village I/O: NDI out and in, program and RTSP out (issue 14's goals)",
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -279,6 +300,7 @@ def main() -> None:
             "ndi_out": ndi_out(config, folder, args.seconds),
             "ndi_in": ndi_in(config, args.cycles),
             "program_out": program_out(folder, args.seconds),
+            "rtsp_out": rtsp_out(folder, args.seconds),
             "load_after": os.getloadavg(),
         }
     write_report(report, args.json)
