@@ -366,6 +366,8 @@ class RtspServer:
         state: dict[str, object],
     ) -> bytes:
         method = request.method
+        if isinstance(state["session"], _Session):
+            state["session"].last_seen = time.monotonic()  # any request keeps it alive (UDP)
         if method == "OPTIONS":
             return _reply(request, 200, {"Public": METHODS})
         if method in ("DESCRIBE", "SETUP", "PLAY") and state["admission"] is None:
@@ -389,8 +391,6 @@ class RtspServer:
                 return _reply(request, 455, {}, "SETUP first")
             return self._play(request, session)
         if method in ("GET_PARAMETER", "SET_PARAMETER"):
-            if isinstance(session, _Session):
-                session.last_seen = time.monotonic()
             return _reply(request, 200, {})
         if method == "TEARDOWN":
             if isinstance(session, _Session):
