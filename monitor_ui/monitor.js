@@ -19,6 +19,7 @@ import { bindChrome } from "./chrome.js";
 import { ControlPanel } from "./controls.js";
 import { Display } from "./display.js";
 import { Dock } from "./dock.js";
+import { FleetHops } from "./fleet.js";
 import { LiveFeed } from "./live.js";
 import { Painter } from "./painter.js";
 import { IdentityPicker, PresetPicker } from "./pickers.js";
@@ -137,7 +138,7 @@ function startMain() {
 
   const feed = new LiveFeed({
     codec,
-    camera: params.get("camera") || null,
+    camera: (!params.get("node") && params.get("camera")) || null, // node: another node's camera
     onPicture: (source, meta) => {
       if (takes.reviewing) return;
       painter.paint(source, meta, { offsetMs: feed.clock.offsetMs });
@@ -155,6 +156,7 @@ function startMain() {
       identities.reflect(status);
       presets.reflect(status);
       picker.reflect(status.cameras);
+      picker.reflectFleet(status.fleet);
       pushModel();
     },
     onChange: () => pushModel(),
@@ -166,7 +168,13 @@ function startMain() {
     onTake: (msg) => record.taken(msg),
     onUnknownCamera: () => showCamera(null),
   });
-  const picker = new CameraPicker(document, { current: feed.camera, onPick: (name) => showCamera(name) });
+  const hops = new FleetHops(window, { status: () => feed.status, say: (text) => panel.showError(text) });
+  const picker = new CameraPicker(document, {
+    current: feed.camera,
+    onPick: (name) => showCamera(name),
+    onPickNode: (node, camera) => hops.go(node, camera),
+    onBack: () => hops.back(),
+  });
   const panel = new ControlPanel(document, feed.channel);
   const say = (text) => panel.showError(text);
   const identities = new IdentityPicker(document, { channel: feed.channel, say });
@@ -273,6 +281,7 @@ function startMain() {
   presets.load();
   feed.start();
   pushModel();
+  hops.follow(params); // /?node=NAME: on to that node of the fleet
 }
 
 window.addEventListener("error", (event) => console.warn("agecast: uncaught", event.message));

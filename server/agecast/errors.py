@@ -77,6 +77,11 @@ class ServeError(AgecastError):
     """The monitor cannot start serving: its port is taken or its address is not this host's."""
 
 
+class FleetError(AgecastError):
+    """Another node of the fleet cannot be reached or trusted, or a fleet ticket or request is
+    refused (expired, replayed, tampered with, from a node this one does not know)."""
+
+
 def check_literal(name: str, value: object, kind: object) -> None:
     """ValueError unless ``value`` is one of the ``Literal`` type ``kind``'s values: an
     argument's choice, checked at run time (a typo in a caller mypy did not see)."""

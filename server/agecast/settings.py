@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -200,6 +202,35 @@ class Settings(BaseSettings):
         default_factory=list,
         description="machines to ask for NDI sources where mDNS does not reach (a,b or JSON)",
     )
+    # Fleet: other agecast servers this monitor shows (docs/fleet.md)
+    fleet: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="other agecast nodes whose cameras the monitor lists: NAME=URL, e.g. "
+        "B=https://10.0.0.12:8443 (a self-signed peer pinned with #sha256=FINGERPRINT)",
+    )
+    node_name: str = Field(
+        default_factory=lambda: default_node_name(),
+        description="this node's name in the fleet (default: the host name); the name the "
+        "other nodes' fleet entries give it",
+    )
+    fleet_secret: Path | None = Field(
+        None,
+        description="the key the fleet's nodes share (default: <state_dir>/fleet_secret, made "
+        "by `agecast fleet init`)",
+    )
+    fleet_ca: Path | None = Field(
+        None, description="CA certificates (PEM) that https peers without a pin must chain to"
+    )
+    fleet_poll_s: float = Field(
+        1.0, ge=0.1, le=30.0, description="ask each peer for its cameras every this many seconds"
+    )
+    fleet_recheck_s: float = Field(
+        30.0,
+        ge=0.5,
+        le=300.0,
+        description="re-ask the issuing node whether a fleet sign-in's link still holds this "
+        "often (a link revoked there ends the session here within it)",
+    )
     # Takes
     takes_dir: Path | None = Field(
         None, description="where takes are recorded (default: <state_dir>/takes)"
@@ -260,6 +291,43 @@ class Settings(BaseSettings):
     def _camera_names_unique(cls, value: list[str]) -> list[str]:
         camera_entries(value)  # raises ValueError naming a name used twice
         return value
+
+    @field_validator("fleet", mode="before")
+    @classmethod
+    def _split_fleet(cls, value: Any) -> Any:
+        """``B=https://…,C=https://…`` as well as a JSON list."""
+        return split_list(value, separators=(",",))
+
+    @field_validator("fleet")
+    @classmethod
+    def _fleet_entries_valid(cls, value: list[str]) -> list[str]:
+        fleet_entries(value)  # raises ValueError naming the bad entry and the fix
+        return value
+
+    @field_validator("node_name")
+    @classmethod
+    def _node_name_valid(cls, value: str) -> str:
+        if not _NODE_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} cannot name a node: use letters, digits, - and _ (up to 32, "
+                "starting with a letter or digit), e.g. cart-a"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _not_in_own_fleet(self) -> Settings:
+        if any(entry.name == self.node_name for entry in fleet_entries(self.fleet)):
+            raise ValueError(
+                f"fleet lists {self.node_name!r}, this node's own name (node_name): list only "
+                "the other nodes, or give this one another node_name"
+            )
+        return self
+
+    @property
+    def resolved_fleet_secret(self) -> Path:
+        """The fleet's shared key file: ``fleet_secret`` or ``<state_dir>/fleet_secret``."""
+        named = self.fleet_secret
+        return named if named is not None else self.state_dir / "fleet_secret"
 
     @property
     def resolved_cast_file(self) -> Path:
@@ -345,6 +413,69 @@ def camera_entries(cameras: list[str]) -> list[tuple[str, str]]:
                 'give each camera its own name, e.g. ["A=rtsp://…", "B=rtsp://…"]'
             )
         seen[name] = text
+    return entries
+
+
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+_PIN = re.compile(r"^sha256=((?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2})$")
+_EXAMPLE = '"B=https://10.0.0.12:8443" or "B=https://cart-b:8443#sha256=<64 hex digits>"'
+
+
+def default_node_name() -> str:
+    """The host name's first label, cut to a valid node name (``node`` if nothing is left)."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:32].strip("-_")
+    return name if name and _NODE_NAME.fullmatch(name) else "node"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetEntry:
+    """One other node of the fleet: its name, its address (``scheme://host:port``, what a
+    browser opens too) and, for a self-signed https peer, its certificate's sha256."""
+
+    name: str
+    url: str
+    pin: str | None  # lower-case hex, no colons
+
+
+def fleet_entries(fleet: list[str]) -> list[FleetEntry]:
+    """Each ``fleet`` entry as a :class:`FleetEntry`; ValueError naming the bad entry and what
+    to write instead."""
+    from urllib.parse import urlsplit
+
+    entries: list[FleetEntry] = []
+    for entry in fleet:
+        name, sep, url = entry.partition("=")
+        name, url = name.strip(), url.strip()
+
+        def bad(why: str, entry: str = entry) -> ValueError:
+            return ValueError(f"fleet entry {entry!r}: {why}; write NAME=URL, e.g. {_EXAMPLE}")
+
+        if not sep or not url:
+            raise bad("no NAME= before the address")
+        if not _NODE_NAME.fullmatch(name):
+            raise bad(f"{name!r} cannot name a node (letters, digits, - and _, up to 32)")
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise bad(f"the address is not a URL ({exc})") from exc
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise bad("the address must be http://HOST:PORT or https://HOST:PORT")
+        if parts.username or parts.password or parts.query or parts.path not in ("", "/"):
+            raise bad("give only the node's address (no user, path or query)")
+        pin = None
+        if parts.fragment:
+            match = _PIN.fullmatch(parts.fragment)
+            if match is None:
+                raise bad("after # only sha256=<the peer certificate's 64 hex digits>")
+            if parts.scheme != "https":
+                raise bad("a certificate pin needs an https address")
+            pin = match.group(1).replace(":", "").lower()
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        base = f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+        if any(e.name == name for e in entries):
+            raise bad(f"the name {name!r} is used twice: give each node its own name")
+        entries.append(FleetEntry(name, base, pin))
     return entries
 
 

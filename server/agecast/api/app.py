@@ -23,10 +23,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agecast import __version__
+from agecast.api import fleet as fleet_routes
 from agecast.api import identities, live, luts, review, session, takes
 from agecast.api.auth import Auth, LinkGate
 from agecast.api.deps import AppState
 from agecast.api.guard import Guard, public
+from agecast.fleet.peers import Fleet
 from agecast.live.service import LiveService
 
 UI_DIR = Path(__file__).resolve().parents[3] / "monitor_ui"
@@ -37,10 +39,14 @@ def create_app(
     *,
     auth: Auth,
     ui_dir: Path = UI_DIR,
+    fleet: Fleet | None = None,
 ) -> FastAPI:
     """Build the app; ``service_factory`` makes the live service(s), one per camera, when the
-    app starts."""
-    state = AppState(auth=auth, ui_dir=ui_dir)
+    app starts. With a ``fleet`` its peers are asked for their cameras while the app runs."""
+    state = AppState(auth=auth, ui_dir=ui_dir, fleet=fleet)
+    if fleet is not None:
+        state.fleet_sessions = fleet_routes.FleetSessions(fleet, auth)
+        auth.fleet_check = state.fleet_sessions.check
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,9 +56,15 @@ def create_app(
             manifest = service.built.fx.identity.manifest
             where = {"camera": service.name} if len(services) > 1 else {}
             auth.audit.write("identity_loaded", identity=manifest.id, actor=manifest.actor, **where)
+        if fleet is not None and state.fleet_sessions is not None:
+            fleet.start()
+            state.fleet_sessions.start()
         try:
             yield
         finally:
+            if fleet is not None and state.fleet_sessions is not None:
+                await state.fleet_sessions.stop()
+                await fleet.stop()
             for service in services:
                 await asyncio.to_thread(service.stop)
 
@@ -64,7 +76,7 @@ def create_app(
     app.add_middleware(Guard, auth=auth)
     app.add_exception_handler(RequestValidationError, _unprocessable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for module in (live, session, takes, review, identities, luts):
+    for module in (live, session, takes, review, identities, luts, fleet_routes):
         app.include_router(module.router)
     if ui_dir.is_dir():
         app.mount("/ui", StaticFiles(directory=ui_dir), name="ui")

@@ -27,7 +27,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -59,6 +59,8 @@ class Link:
     used: bool = False
     revoked: bool = False
     burn_label: bool = False  # burn the label into every picture this link's viewers get
+    fleet: str = ""  # a fleet sign-in: the node whose link this one stands for (api.fleet) …
+    fleet_link: str = ""  # … and that link's id there
 
     def usable(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now
@@ -193,6 +195,28 @@ class LinkStore:
         for link in hits:
             self._audit("link_revoked", link=link.id, role=link.role, label=link.label)
         return hits
+
+    def mirror(
+        self, node: str, link_id: str, role: Role, *, label: str, burn_label: bool,
+        expires: float | None,
+    ) -> Link:  # fmt: skip
+        """The link here that stands for link ``link_id`` of fleet node ``node`` with ``role``
+        (made on first use; no token opens it: only a fleet ticket's session)."""
+        with self._changing() as links:
+            for link in links.values():
+                if (link.fleet, link.fleet_link, link.role) == (node, link_id, role) and (
+                    link.usable()
+                ):
+                    return link
+            link = Link(
+                id=secrets.token_hex(4), role=role, label=label,
+                token_sha256=_hash(secrets.token_urlsafe(24)), created=time.time(),
+                expires=expires, burn_label=burn_label, fleet=node, fleet_link=link_id,
+            )  # fmt: skip
+            links[link.id] = link
+        self._audit("fleet_link_created", link=link.id, role=role, label=label, node=node,
+                    node_link=link_id)  # fmt: skip
+        return link
 
     def lookup(self, token: str) -> Link | None:
         """The usable link this token opens, without using up a one-time link."""
@@ -351,6 +375,8 @@ class Auth:
     audit: Audit
     secure_cookies: bool = False  # set when serving over TLS
     socket_opens: OpenRate = field(default_factory=OpenRate)
+    # a fleet sign-in's link asked again of its node (api.fleet) as a socket opens
+    fleet_check: Callable[[Link], Awaitable[bool]] | None = None
 
     @classmethod
     def at(cls, state_dir: Path, *, secure_cookies: bool = False) -> Auth:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from starlette.requests import HTTPConnection
@@ -22,6 +22,10 @@ from agecast.errors import UnknownCamera
 from agecast.live.service import LiveService
 from agecast.takes.rerender import RenderJobs
 
+if TYPE_CHECKING:
+    from agecast.api.fleet import FleetSessions
+    from agecast.fleet.peers import Fleet
+
 
 @dataclass
 class AppState:
@@ -30,6 +34,8 @@ class AppState:
     cameras: LiveCameras = field(default_factory=LiveCameras)
     jobs: RenderJobs = field(default_factory=RenderJobs)  # re-renders started over the API
     reviews_open: int = 0
+    fleet: Fleet | None = None  # the other nodes (docs/fleet.md); None: no fleet setting
+    fleet_sessions: FleetSessions | None = None  # sign-ins carried here from them
 
     def audit(self, link: Link, event: str, **fields: Any) -> None:
         """``event`` into the audit log, by whom (``link``'s label) and through which link."""

@@ -45,7 +45,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_BODY = 64 * 1024  # bytes: every request body agecast takes is a few hundred
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/api/health"})
-SIGN_OUT = "/api/signout"  # a viewer may sign itself out
+PEER_PATHS = "/api/peer/"  # other fleet nodes: signed with the fleet key instead (api.fleet)
+SIGN_OUT = "/api/signout"  # a viewer may sign itself out …
+FLEET_TICKET = "/api/fleet/ticket"  # … and ask for a ticket to another node (its own role)
+VIEWER_CHANGES = frozenset({SIGN_OUT, FLEET_TICKET})
 RECHECK_S = 1.0  # how often an open socket's session is checked again
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-frame-options", b"DENY"),
@@ -125,12 +128,12 @@ class Guard:
             log.warning("refused %s %s: %s", method, path, why)
             await _reply(send, 403, f"refused: {why}; use the monitor's own page")
             return
-        if path not in OPEN_PATHS and not _signing_in(scope):
+        if path not in OPEN_PATHS and not path.startswith(PEER_PATHS) and not _signing_in(scope):
             link = self.auth.identify(session_cookie(headers), headers.get("authorization"))
             if link is None:
                 await _not_signed_in(send, path)
                 return
-            if changes and path != SIGN_OUT and not link.allows("operator"):
+            if changes and path not in VIEWER_CHANGES and not link.allows("operator"):
                 await _reply(send, 403, "operators only: this link is view-only")
                 return
             scope.setdefault("state", {})["link"] = link
@@ -146,7 +149,8 @@ class Guard:
 
 
 def _signing_in(scope: Scope) -> bool:
-    return bool(scope["path"] == "/" and b"token=" in scope.get("query_string", b""))
+    query = scope.get("query_string", b"")
+    return bool(scope["path"] == "/" and (b"token=" in query or b"fleet_ticket=" in query))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -265,6 +269,11 @@ async def socket_session(
         return
     if not auth.socket_opens.allow(link.id):  # a reconnect loop costs others CPU
         await ws.close(code=1013, reason="too many connections from this link: wait a moment")
+        yield None
+        return
+    if link.fleet and auth.fleet_check is not None and not await auth.fleet_check(link):
+        why = f"the link behind this sign-in no longer holds on {link.fleet}"
+        await ws.close(code=4401, reason=why)
         yield None
         return
     await ws.accept()

@@ -21,8 +21,10 @@ from agecast import __version__
 from agecast.api.auth import Link
 from agecast.api.cameras import LiveCameras
 from agecast.api.deps import AppState, Operator, State, app_state
+from agecast.api.deps import Viewer as SignedIn
+from agecast.api.fleet import fleet_view, with_fleet
 from agecast.api.guard import socket_session
-from agecast.api.metrics import render_metrics
+from agecast.api.metrics import fleet_metrics, render_metrics
 from agecast.api.sockets import (
     error_reply,
     parse,
@@ -53,17 +55,21 @@ def health() -> dict[str, Any]:
 
 
 @router.get("/api/status", response_model=Status)
-def status(state: State, camera: str | None = None) -> dict[str, Any]:
-    """The camera's status (default: the first) and ``cameras``, one entry per camera."""
+def status(state: State, link: SignedIn, camera: str | None = None) -> dict[str, Any]:
+    """The camera's status (default: the first) and ``cameras``, one entry per camera; with a
+    fleet, ``fleet``: every node's cameras."""
     try:
-        return state.cameras.status(camera)
+        return with_fleet(state, state.cameras.status(camera), link)
     except UnknownCamera as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(state: State) -> str:
-    return render_metrics(state.cameras.statuses())
+    text = render_metrics(state.cameras.statuses())
+    if state.fleet is None:
+        return text
+    return text + fleet_metrics(fleet_view(state, state.cameras.status()["cameras"], None))
 
 
 @router.post("/api/control")
@@ -116,7 +122,9 @@ async def _monitor(
     audit.write("viewer_joined", viewer=viewer.id, label=link.label, link=link.id, **where)
     tasks = [
         asyncio.create_task(send_pictures(ws, viewer)),
-        asyncio.create_task(send_status(ws, viewer, lambda: cameras.status(service.name))),
+        asyncio.create_task(
+            send_status(ws, viewer, lambda: with_fleet(state, cameras.status(service.name), link))
+        ),
         asyncio.create_task(_send_face_tags(ws, service)),
     ]
     try:

@@ -8,6 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from agecast.frames import FxState
+from agecast.live.status import FleetStatus
+
 
 def _line(name: str, value: float, **labels: str) -> str:
     label = ",".join(f'{k}="{v}"' for k, v in labels.items())
@@ -222,3 +225,73 @@ def _ndi_metrics(cams: list[tuple[dict[str, str], dict[str, Any]]]) -> list[str]
             (_line("agecast_ndi_dropped_total", ndi["dropped"], **cam) for cam, ndi in ndis),
         ),
     ]
+
+
+def fleet_metrics(fleet: FleetStatus) -> str:
+    """The other nodes as this one sees them (this node's own cameras are above, unlabelled
+    by node): up or not, seconds since each last answered, and each of their cameras' frame
+    rates, source and FX state as it last said."""
+    peers = [node for node in fleet.nodes if not node.here]
+    cams = [(node.name, cam) for node in peers for cam in node.cameras]
+    lines = [
+        *_family(
+            "agecast_fleet_node_up",
+            "gauge",
+            "1 while a fleet node answers this one.",
+            (_line("agecast_fleet_node_up", int(n.reachable), node=n.name) for n in peers),
+        ),
+        *_family(
+            "agecast_fleet_node_last_seen_seconds",
+            "gauge",
+            "Seconds since a fleet node last answered (-1: never).",
+            (
+                _line(
+                    "agecast_fleet_node_last_seen_seconds",
+                    -1 if n.last_seen_s is None else n.last_seen_s,
+                    node=n.name,
+                )
+                for n in peers
+            ),
+        ),
+        *_family(
+            "agecast_fleet_camera_fps",
+            "gauge",
+            "A fleet node's camera's frame rate, as the node last said.",
+            (
+                _line("agecast_fleet_camera_fps", fps, node=node, camera=cam.name, side=side)
+                for node, cam in cams
+                for side, fps in (("in", cam.fps_in), ("out", cam.fps_out))
+            ),
+        ),
+        *_family(
+            "agecast_fleet_camera_live",
+            "gauge",
+            "1 while a fleet node's camera has a live source.",
+            (
+                _line(
+                    "agecast_fleet_camera_live",
+                    int(cam.state == "live"),
+                    node=node,
+                    camera=cam.name,
+                )
+                for node, cam in cams
+            ),
+        ),
+        *_family(
+            "agecast_fleet_camera_fx",
+            "gauge",
+            "1 for the FX state a fleet node's camera is in, 0 for the others.",
+            (
+                _line(
+                    "agecast_fleet_camera_fx",
+                    int(cam.fx == fx),
+                    node=node,
+                    camera=cam.name,
+                    state=fx.value,
+                )
+                for node, cam in cams
+                for fx in FxState
+            ),
+        ),
+    ]
+    return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 
 from agecast.api.auth import COOKIE, Auth
 from agecast.api.deps import State, Viewer
+from agecast.api.fleet import fleet_sign_in
 from agecast.api.guard import SIGN_OUT, session_cookie, sign_in_page
 
 router = APIRouter()
@@ -32,11 +33,15 @@ def sign_out(request: Request, link: Viewer, state: State) -> Response:
 
 
 @router.get("/", include_in_schema=False)
-def index(request: Request, state: State, token: str | None = None) -> Response:
+def index(
+    request: Request, state: State, token: str | None = None, fleet_ticket: str | None = None
+) -> Response:
     if not (state.ui_dir / "index.html").is_file():
         raise HTTPException(status_code=404, detail="this server has no monitor page")
     if token is not None:
         return _sign_in(state.auth, request, token)
+    if fleet_ticket is not None:  # signed in on another node of the fleet (api.fleet)
+        return fleet_sign_in(state, request, fleet_ticket)
     return FileResponse(state.ui_dir / "index.html", headers={"Cache-Control": "no-store"})
 
 

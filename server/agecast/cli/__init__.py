@@ -93,6 +93,7 @@ GROUPS = (
     "presets",
     "cast",
     "sources",
+    "fleet",
 )
 for _group in GROUPS:
     _module = importlib.import_module(f"{__name__}.{_group}")

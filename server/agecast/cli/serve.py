@@ -49,14 +49,19 @@ def serve(
     signal.signal(signal.SIGTERM, _sigterm)
     from agecast.api.app import create_app
     from agecast.api.auth import Auth
+    from agecast.fleet.peers import Fleet
     from agecast.serving import record_address
 
     if (tls_cert is None) != (tls_key is None):
         raise fail(ValueError("give both --tls-cert and --tls-key, or neither"))
+    try:
+        fleet = Fleet.from_settings(settings)  # its key checked before the models load
+    except AgecastError as exc:
+        raise fail(exc) from exc
     services, listener = _open(settings, host, port)
     auth = Auth.at(settings.state_dir, secure_cookies=tls_cert is not None)
     _, token = auth.links.create("operator", label="serve", expires_s=12 * 3600, one_time=True)
-    app = create_app(lambda: services, auth=auth)
+    app = create_app(lambda: services, auth=auth, fleet=fleet)
     scheme = "https" if tls_cert else "http"
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     record_address(settings.state_dir, f"{scheme}://{shown}:{port}", host, port)
@@ -69,6 +74,8 @@ def serve(
     if len(services) > 1:
         named = ", ".join(f"{s.name} ({s.built.pipeline.source.uri})" for s in services)
         console.print(f"cameras: {named}; the monitor has a picker, URLs take ?camera=NAME")
+    if fleet is not None:
+        console.print(f"fleet: this node is {fleet.me}; peers {', '.join(sorted(fleet.names))}")
     _run_server(app, listener, host, port, (tls_cert, tls_key))
 
 

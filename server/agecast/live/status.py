@@ -175,7 +175,37 @@ class CameraSummary(_Model):
     error: str | None
 
 
+class FleetNode(_Model):
+    """One node of the fleet as this one sees it (``agecast.fleet``)."""
+
+    name: str
+    url: str  # where a browser opens it ("" for this node: the page's own address)
+    here: bool  # this node
+    reachable: bool
+    last_seen_s: float | None  # since its last answer (None: never answered)
+    error: str | None  # why it is not reachable (or not trusted)
+    version: str | None
+    cameras: list[CameraSummary]  # its cameras as it last said (kept while unreachable)
+
+
+class FleetStatus(_Model):
+    """``fleet`` in ``/api/status``: every node's cameras, this node first."""
+
+    node: str  # this node's name
+    via: str | None  # the node this session was signed in on (a fleet ticket), else None
+    nodes: list[FleetNode]
+
+
+class PeerReply(_Model):
+    """What a node answers another's ``/api/peer/status``."""
+
+    node: str
+    version: str
+    cameras: list[CameraSummary]
+
+
 class Status(CameraStatus):
     """``/api/status``: the chosen camera's status and every camera's summary."""
 
     cameras: list[CameraSummary]
+    fleet: FleetStatus | None = None  # None: no fleet setting
