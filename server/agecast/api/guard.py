@@ -131,7 +131,7 @@ class Guard:
         if path not in OPEN_PATHS and not path.startswith(PEER_PATHS) and not _signing_in(scope):
             link = self.auth.identify(session_cookie(headers), headers.get("authorization"))
             if link is None:
-                await _not_signed_in(send, path)
+                await _not_signed_in(send, path, headers)
                 return
             if changes and path not in VIEWER_CHANGES and not link.allows("operator"):
                 await _reply(send, 403, "operators only: this link is view-only")
@@ -207,7 +207,15 @@ def sign_in_page(message: str) -> str:
     return _SIGN_IN_PAGE.format(message=message)
 
 
-async def _not_signed_in(send: Send, path: str) -> None:
+# The page again, from itself: a SameSite=Strict cookie is not sent with a navigation another
+# site started (a fleet node's page going back to this one), but is with this page's own.
+_FROM_HERE = b'<!doctype html><meta http-equiv="refresh" content="0"><link rel="icon" href="data:,">'
+
+
+async def _not_signed_in(send: Send, path: str, headers: Headers) -> None:
+    if path == "/" and headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        await _respond(send, 200, _FROM_HERE, b"text/html; charset=utf-8")
+        return
     if path == "/":
         page = sign_in_page("Not signed in: open the link your video-assist operator gave you.")
         await _respond(send, 401, page.encode(), b"text/html; charset=utf-8")
