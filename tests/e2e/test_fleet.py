@@ -49,10 +49,7 @@ def test_picking_b_camera_on_a_paints_b_picture_without_a_second_sign_in(
     assert hello_size(page) == [640 * 2, 360]  # A's camera, side by side
     picker = page.locator("#camera-picker")
     b_cam = picker.locator('button[data-node="B"][data-camera="cam1"]')
-    b_cam.wait_for()
-    page.wait_for_function(
-        "document.querySelector('#camera-picker button[data-node=\"B\"]').dataset.state === 'on air'"
-    )
+    page.wait_for_selector('#camera-picker button[data-node="B"][data-state="on air"]')
     assert picker.is_visible()
     assert picker.locator('.fleet-node[data-fleet-node="B"] .cameras-head').inner_text() == "B"
 

@@ -29,10 +29,11 @@ SOURCE_B = "testpattern:320x180@15"  # not A's: a test can tell the two nodes' p
 @dataclass
 class Node(AgecastServer):
     host: str = "127.0.0.1"
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def token(self, role: Role = "operator", label: str = "fleet-test") -> tuple[str, str]:
         """(link id, token) of a fresh link of ``role`` on this node."""

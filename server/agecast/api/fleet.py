@@ -257,7 +257,8 @@ def fleet_sign_in(state: AppState, request: Request, text: str) -> Response:
     target = html.escape("/?camera=" + quote(camera, safe=""), quote=True) if camera else "/"
     page = (
         f'<!doctype html><meta charset=utf-8><meta http-equiv="refresh" content="0;url={target}">'
-        f'<link rel="icon" href="data:,"><title>agecast</title><a href="{target}">Open the monitor</a>'
+        f'<link rel="icon" href="data:,"><title>agecast</title>'
+        f'<a href="{target}">Open the monitor</a>'
     )
     response = HTMLResponse(page, headers={"cache-control": "no-store"})
     response.set_cookie(

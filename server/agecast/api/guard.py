@@ -209,7 +209,9 @@ def sign_in_page(message: str) -> str:
 
 # The page again, from itself: a SameSite=Strict cookie is not sent with a navigation another
 # site started (a fleet node's page going back to this one), but is with this page's own.
-_FROM_HERE = b'<!doctype html><meta http-equiv="refresh" content="0"><link rel="icon" href="data:,">'
+_FROM_HERE = (
+    b'<!doctype html><meta http-equiv="refresh" content="0"><link rel="icon" href="data:,">'
+)
 
 
 async def _not_signed_in(send: Send, path: str, headers: Headers) -> None:

@@ -1,0 +1,86 @@
+"""The fleet setting, the key file and signed requests, as an operator setting up carts meets
+them: entries read the way they are written, and every mistake says what to write instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agecast.errors import FleetError, SettingsError
+from agecast.fleet.signing import FleetKey, Replays, check_request, init_key, request_header
+from agecast.settings import FleetEntry, Settings, fleet_entries
+
+PIN = "AB:" * 31 + "CD"
+
+
+def test_entries_read_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AGECAST_FLEET", f"B=https://10.0.0.12:8443/,C=https://cart-c:8443#sha256={PIN}"
+    )
+    monkeypatch.setenv("AGECAST_NODE_NAME", "A")
+    settings = Settings.load()
+    assert fleet_entries(settings.fleet) == [
+        FleetEntry("B", "https://10.0.0.12:8443", None),
+        FleetEntry("C", "https://cart-c:8443", "ab" * 31 + "cd"),
+    ]
+    assert settings.resolved_fleet_secret == settings.state_dir / "fleet_secret"
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ("https://cart-b:8443", "no NAME= before the address"),
+        ("B=ftp://cart-b", "must be http://HOST:PORT or https://HOST:PORT"),
+        ("B=https://cart-b:8443/monitor", "no user, path or query"),
+        ("B=https://cart-b:8443#ab12", "after # only sha256="),
+        (f"B=http://cart-b:8000#sha256={PIN}", "a certificate pin needs an https address"),
+        ("cart b=https://cart-b:8443", "cannot name a node"),
+        ("B=https://cart-b:99999", "not a URL"),
+    ],
+)
+def test_a_bad_entry_names_itself_and_the_fix(entry: str, why: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        Settings.load(fleet=[entry], node_name="A")
+    message = str(err.value)
+    assert f"fleet entry {entry!r}" in message and why in message
+    assert 'e.g. "B=https://10.0.0.12:8443"' in message
+
+
+def test_a_name_twice_or_this_node_itself_is_refused() -> None:
+    with pytest.raises(SettingsError, match="'B' is used twice"):
+        Settings.load(fleet=["B=http://x:1", "B=http://y:1"], node_name="A")
+    with pytest.raises(SettingsError, match="this node's own name"):
+        Settings.load(fleet=["A=http://x:1"], node_name="A")
+    with pytest.raises(SettingsError, match="cannot name a node"):
+        Settings.load(node_name="cart a")
+
+
+def test_the_key_file_is_made_once_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "fleet_secret"
+    with pytest.raises(SettingsError, match="agecast fleet init"):
+        FleetKey.load(path)
+    assert init_key(path) and not init_key(path)  # a second init keeps the first key
+    assert path.stat().st_mode & 0o777 == 0o600
+    FleetKey.load(path)
+    path.write_text("not hex")
+    with pytest.raises(SettingsError, match="copy it again"):
+        FleetKey.load(path)
+
+
+def test_a_signed_request_works_once_for_the_node_it_names() -> None:
+    key, replays = FleetKey(b"k" * 32), Replays()
+    header = request_header(key, "A", "B", "GET", "/api/peer/status")
+    assert check_request(key, replays, "B", header, "GET", "/api/peer/status")[0] == "A"
+    with pytest.raises(FleetError, match="replay"):
+        check_request(key, replays, "B", header, "GET", "/api/peer/status")
+    with pytest.raises(FleetError, match="do not share one fleet key"):
+        check_request(key, replays, "B", header, "GET", "/api/peer/links?ids=x")
+    other = request_header(key, "A", "C", "GET", "/api/peer/status")
+    with pytest.raises(FleetError, match="this node is 'B', not 'C'"):
+        check_request(key, replays, "B", other, "GET", "/api/peer/status")
+    old = header.split(" ")
+    old[3] = str(int(old[3]) - 120)
+    old[5] = key.sign("v1", "A", "B", old[3], old[4], "GET", "/api/peer/status")
+    with pytest.raises(FleetError, match="off this node's clock"):
+        check_request(key, Replays(), "B", " ".join(old), "GET", "/api/peer/status")
