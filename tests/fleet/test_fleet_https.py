@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,7 +55,12 @@ def client(b: Node, key: FleetKey, *, pin: str | None, ca: Path | None = None,
 
 def test_a_pinned_self_signed_node_answers(https_node: tuple[Node, Path, FleetKey]) -> None:
     b, cert, key = https_node
+    printed = subprocess.run(
+        [sys.executable, "-m", "agecast.cli", "fleet", "pin", str(cert)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
     pin = certificate_pin(ssl.PEM_cert_to_DER_cert(cert.read_text()))
+    assert printed == f"sha256={pin}"  # what the fleet entry takes after #
     reply = client(b, key, pin=pin).get(PEER_STATUS)
     assert reply["node"] == "B" and [c["name"] for c in reply["cameras"]] == ["cam1"]
 

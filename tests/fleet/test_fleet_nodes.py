@@ -196,6 +196,24 @@ def test_peer_routes_need_the_fleet_key(nodes: tuple[Node, Node]) -> None:
         assert refused.value.code == 401
 
 
+def test_fleet_status_prints_each_node_as_this_one_sees_it(nodes: tuple[Node, Node]) -> None:
+    import os
+
+    a, b = nodes
+    env = {**os.environ, "AGECAST_STATE_DIR": str(a.state_dir), "AGECAST_NODE_NAME": "A",
+           "AGECAST_FLEET": f"B={b.url},C=http://127.0.0.1:9", "COLUMNS": "200"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "agecast.cli", "fleet", "status"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # C is down
+    lines = done.stdout.splitlines()
+    b_line = next(line for line in lines if " B " in line)
+    assert "up" in b_line and "cam1 (live, fx on" in b_line
+    c_line = next(line for line in lines if " C " in line)
+    assert "down: node C" in c_line and "connection refused" in done.stdout
+
+
 def _serve(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     import os
 

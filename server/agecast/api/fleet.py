@@ -98,13 +98,10 @@ class FleetSessions:
             if link.fleet and link.usable():
                 by_node.setdefault(link.fleet, []).append(link)
         for node, links in by_node.items():
-            answers = await self._ask(node, links)
-            for link in links:
-                if answers is None:
+            if await self._ask(node, links) is None:  # (answered: _ask ended what it must)
+                for link in links:
                     if not self._within_grace(link):
                         self._end(link, f"node {node} could not be asked")
-                elif answers.get(link.fleet_link) is not True:
-                    self._end(link, f"its link on {node} was revoked or has expired")
 
     async def _ask(self, node: str, links: list[Link]) -> dict[str, bool] | None:
         """``{node's link id: usable}``, or None when ``node`` cannot be asked; usable stand-ins
