@@ -155,8 +155,8 @@ function startMain() {
       record.reflect(status);
       identities.reflect(status);
       presets.reflect(status);
+      picker.reflectFleet(status.fleet); // first: a changed fleet rebuilds the buttons
       picker.reflect(status.cameras);
-      picker.reflectFleet(status.fleet);
       pushModel();
     },
     onChange: () => pushModel(),
