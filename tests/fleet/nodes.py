@@ -76,14 +76,12 @@ def fleet_nodes(tmp: Path, *, source_b: str = SOURCE_B) -> Iterator[tuple[Node, 
     common = ["--fleet-poll-s", POLL_S, "--fleet-recheck-s", RECHECK_S]
     a.args = ["--node-name", "A", "--fleet", f"B={b.url}", *common]
     b.args = ["--node-name", "B", "--fleet", f"A={a.url}", *common]
-    a.start()
-    try:
+    try:  # stop() also ends a node whose start timed out
+        a.start()
         b.start()
-        try:
-            yield a, b
-        finally:
-            b.stop()
+        yield a, b
     finally:
+        b.stop()
         a.stop()
 
 

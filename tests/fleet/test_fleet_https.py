@@ -37,14 +37,16 @@ def https_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node,
     before = os.environ.get("SSL_CERT_FILE")
     os.environ["SSL_CERT_FILE"] = str(cert)  # so the start-up health check trusts it
     try:
-        b.start()
+        try:
+            b.start()
+        finally:  # only the health check trusts it: the tests' clients must not
+            if before is None:
+                os.environ.pop("SSL_CERT_FILE", None)
+            else:
+                os.environ["SSL_CERT_FILE"] = before
+        yield b, cert, FleetKey.load(b.state_dir / "fleet_secret")
     finally:
-        if before is None:
-            del os.environ["SSL_CERT_FILE"]
-        else:
-            os.environ["SSL_CERT_FILE"] = before
-    yield b, cert, FleetKey.load(b.state_dir / "fleet_secret")
-    b.stop()
+        b.stop()  # also a node whose start timed out
 
 
 def client(b: Node, key: FleetKey, *, pin: str | None, ca: Path | None = None,
