@@ -91,8 +91,20 @@ class TritonStats:
     seconds: list[float] = field(default_factory=list, repr=False)
 
 
+@dataclass
+class _ShmPlan:
+    """A shared-memory call of one set of input shapes, built once: the gRPC request's inputs
+    and requested outputs (their places in the regions set) and tensors viewing those places
+    (an output of a variable shape has none: it comes in the gRPC reply)."""
+
+    requests: list[Any] = field(default_factory=list)
+    wanted: list[Any] = field(default_factory=list)
+    inputs: list[torch.Tensor] = field(default_factory=list)
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
 class _Regions:
-    """One input and one output system shared-memory region for a model, laid out per call."""
+    """One input and one output system shared-memory region for a model."""
 
     def __init__(self, shm: Any, tag: str) -> None:
         self._shm = shm
@@ -100,9 +112,13 @@ class _Regions:
         self.handles: dict[str, Any] = {}
         self.sizes: dict[str, int] = {}
 
+    def fits(self, kind: str, size: int) -> bool:
+        return kind in self.handles and self.sizes.get(kind, 0) >= size
+
     def ensure(self, client: Any, kind: str, size: int) -> None:
-        """A region for ``kind`` (in/out) of at least ``size`` bytes, registered with ``client``."""
-        if self.sizes.get(kind, 0) >= size and kind in self.handles:
+        """A region for ``kind`` (in/out) of at least ``size`` bytes, registered with ``client``
+        (a bigger one replaces it: no view of the old one may be left, or it cannot close)."""
+        if self.fits(kind, size):
             return
         self.drop(client, kind)
         name = f"{self.tag}-{kind}"
@@ -110,6 +126,11 @@ class _Regions:
         self.handles[kind] = self._shm.create_shared_memory_region(name, key, size)
         self.sizes[kind] = size
         client.register_system_shared_memory(name, key, size)
+
+    def view(self, kind: str, dtype: str, shape: list[int], offset: int) -> torch.Tensor:
+        """A tensor over ``shape`` × ``dtype`` at ``offset`` in region ``kind`` (no copy)."""
+        array = self._shm.get_contents_as_numpy(self.handles[kind], np.dtype(dtype), shape, offset)
+        return torch.from_numpy(array)
 
     def register(self, client: Any) -> None:
         """Register every region again: a restarted server has none, and one that only timed
@@ -166,6 +187,8 @@ class TritonModel(Model):
         self._out_shapes: dict[str, tuple[int, ...] | None] = {}
         tag = f"agecast-{os.getpid()}-{id(self):x}"
         self._regions = _Regions(self._shm, tag) if config.use_shm else None
+        self._plans: dict[tuple[tuple[int, ...], ...], _ShmPlan] = {}
+        self._version_text = str(version)
         self._closed = False
 
     @property
@@ -263,72 +286,84 @@ class TritonModel(Model):
         self._retry_at = time.monotonic() + self.config.retry_ms / 1e3
 
     def _infer(self, client: Any, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        arrays = {k: t.detach().cpu().contiguous().numpy() for k, t in feeds.items()}
-        batch = next(iter(arrays.values())).shape[0] if arrays else 1
-        requests = []
+        if self._regions is None:
+            return self._infer_grpc(client, feeds)
+        key = tuple(tuple(feeds[s.name].shape) for s in self.inputs)
+        plan = self._plans.get(key) or self._plan(client, self._regions, key)
+        for view, spec in zip(plan.inputs, self.inputs, strict=True):
+            view.copy_(feeds[spec.name])  # straight into the shared memory Triton reads
+        result = client.infer(
+            self.name,
+            plan.requests,
+            model_version=self._version_text,
+            outputs=plan.wanted,
+            client_timeout=self.config.timeout_ms / 1e3,
+        )
+        return {
+            spec.name: plan.outputs[spec.name].clone()
+            if spec.name in plan.outputs
+            else _from_reply(result, spec.name)
+            for spec in self.outputs
+        }
+
+    def _plan(
+        self, client: Any, regions: _Regions, shapes: tuple[tuple[int, ...], ...]
+    ) -> _ShmPlan:
+        """The requests of a call with these input shapes, placed in the shared-memory regions,
+        and tensors viewing where each input and output lies there. Built on the first call
+        of each shape and kept: a call then only copies its inputs in and its outputs out."""
+        batch = shapes[0][0] if shapes and shapes[0] else 1
+        ins = [(spec, list(shape)) for spec, shape in zip(self.inputs, shapes, strict=True)]
+        outs: list[tuple[TensorSpec, list[int] | None]] = []
+        for spec in self.outputs:
+            per_sample = self._out_shapes.get(spec.name)
+            outs.append((spec, None if per_sample is None else [batch, *per_sample]))
+        in_size = sum(_nbytes(spec, shape) for spec, shape in ins)
+        out_size = sum(_nbytes(spec, shape) for spec, shape in outs if shape is not None)
+        if not regions.fits("in", in_size) or (out_size and not regions.fits("out", out_size)):
+            self._plans.clear()  # the views of every plan go with the regions they view
+            regions.ensure(client, "in", in_size)
+            if out_size:
+                regions.ensure(client, "out", out_size)
+        plan = _ShmPlan()
         offset = 0
-        if self._regions is not None:
-            self._regions.ensure(client, "in", sum(a.nbytes for a in arrays.values()))
+        for spec, shape in ins:
+            size = _nbytes(spec, shape)
+            request = self.grpc.InferInput(spec.name, shape, _datatype(spec.dtype))
+            request.set_shared_memory(f"{regions.tag}-in", size, offset)
+            plan.requests.append(request)
+            plan.inputs.append(regions.view("in", spec.dtype, shape, offset))
+            offset += size
+        offset = 0
+        for spec, out_shape in outs:
+            wanted = self.grpc.InferRequestedOutput(spec.name)
+            if out_shape is not None:  # else a variable dimension: it comes in the gRPC reply
+                size = _nbytes(spec, out_shape)
+                wanted.set_shared_memory(f"{regions.tag}-out", size, offset)
+                plan.outputs[spec.name] = regions.view("out", spec.dtype, out_shape, offset)
+                offset += size
+            plan.wanted.append(wanted)
+        self._plans[shapes] = plan
+        return plan
+
+    def _infer_grpc(
+        self, client: Any, feeds: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Tensors inside the gRPC messages (no shared memory: Triton on another host)."""
+        requests = []
         for spec in self.inputs:
-            array = arrays[spec.name]
+            array = feeds[spec.name].detach().cpu().contiguous().numpy()
             request = self.grpc.InferInput(spec.name, list(array.shape), _datatype(spec.dtype))
-            if self._regions is not None:
-                self._shm.set_shared_memory_region(self._regions.handles["in"], [array], offset)
-                request.set_shared_memory(f"{self._regions.tag}-in", array.nbytes, offset)
-                offset += array.nbytes
-            else:
-                request.set_data_from_numpy(array)
+            request.set_data_from_numpy(array)
             requests.append(request)
-        wanted, placed = self._outputs(client, batch)
         result = client.infer(
             self.name,
             requests,
-            model_version=str(self.version),
-            outputs=wanted,
+            model_version=self._version_text,
+            outputs=[self.grpc.InferRequestedOutput(spec.name) for spec in self.outputs],
             client_timeout=self.config.timeout_ms / 1e3,
         )
-        outputs: dict[str, torch.Tensor] = {}
-        for spec in self.outputs:
-            if spec.name in placed:
-                shape, at = placed[spec.name]
-                view = self._shm.get_contents_as_numpy(
-                    self._regions.handles["out"] if self._regions else None,
-                    np.dtype(spec.dtype),
-                    shape,
-                    offset=at,
-                )
-                outputs[spec.name] = torch.from_numpy(np.array(view, copy=True))
-            else:
-                array = result.as_numpy(spec.name)
-                if array is None:
-                    raise BackendError(f"Triton's reply has no output {spec.name}")
-                # the reply's buffer is read-only: torch gets its own copy
-                outputs[spec.name] = torch.from_numpy(np.array(array, copy=True))
-        return outputs
-
-    def _outputs(
-        self, client: Any, batch: int
-    ) -> tuple[list[Any], dict[str, tuple[list[int], int]]]:
-        """Requested outputs; those of a known shape placed in the output region (shape, offset)."""
-        placed: dict[str, tuple[list[int], int]] = {}
-        wanted = []
-        offset = 0
-        for spec in self.outputs:
-            per_sample = self._out_shapes.get(spec.name)
-            request = self.grpc.InferRequestedOutput(spec.name)
-            if self._regions is not None and per_sample is not None:
-                shape = [batch, *per_sample]
-                placed[spec.name] = (shape, offset)
-                offset += int(np.prod(shape)) * np.dtype(spec.dtype).itemsize
-            wanted.append(request)
-        if placed and self._regions is not None:
-            self._regions.ensure(client, "out", offset)
-            for request, spec in zip(wanted, self.outputs, strict=True):
-                if spec.name in placed:
-                    shape, at = placed[spec.name]
-                    size = int(np.prod(shape)) * np.dtype(spec.dtype).itemsize
-                    request.set_shared_memory(f"{self._regions.tag}-out", size, at)
-        return wanted, placed
+        return {spec.name: _from_reply(result, spec.name) for spec in self.outputs}
 
     def status(self) -> dict[str, Any]:
         """The link's state and counts (live/status.py's TritonStatus)."""
@@ -349,6 +384,7 @@ class TritonModel(Model):
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            self._plans.clear()  # drop the views before the regions they view
             if self._regions is not None:
                 self._regions.close(self._client)
             if self._client is not None:
@@ -360,6 +396,18 @@ def _per_sample(shape: list[int]) -> tuple[int, ...] | None:
     """The shape after the batch axis, or None where a dimension is variable."""
     rest = shape[1:]
     return None if any(d < 0 for d in rest) else tuple(rest)
+
+
+def _nbytes(spec: TensorSpec, shape: list[int] | None) -> int:
+    return 0 if shape is None else int(np.prod(shape)) * np.dtype(spec.dtype).itemsize
+
+
+def _from_reply(result: Any, name: str) -> torch.Tensor:
+    array = result.as_numpy(name)
+    if array is None:
+        raise BackendError(f"Triton's reply has no output {name}")
+    # the reply's buffer is read-only: torch gets its own copy
+    return torch.from_numpy(np.array(array, copy=True))
 
 
 def _datatype(dtype: str) -> str:
