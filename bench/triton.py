@@ -94,10 +94,13 @@ def added_latency(url: str, identity: str, frames: list[torch.Tensor], threads: 
     errors = 0
     name = model_name(identity)
     phases: dict[str, tuple[int, int]] = {}
+    model = remote.identity.model
+    rpc: list[float] = []  # each frame's gRPC infer call (tritonclient's infer, whole)
     start = time.perf_counter()
     for i, image in enumerate(frames):
         if i == 10:
             phases = _phase_ns(url, name)
+            _time_rpc(model, rpc)
         _pace(start, i)
         ns = time.monotonic_ns()
         for key, fx in (("in_process", local), ("triton", remote)):
@@ -114,7 +117,9 @@ def added_latency(url: str, identity: str, frames: list[torch.Tensor], threads: 
         b - a for a, b in zip(times["in_process"]["infer"], times["triton"]["infer"], strict=False)
     ]
     breakdown = server_breakdown(phases, _phase_ns(url, name))
-    stats = remote.identity.model.stats  # type: ignore[attr-defined]
+    stats = model.stats  # type: ignore[attr-defined]
+    n = min(len(rpc), len(stats.seconds))  # the model keeps its last 1,000 calls' times
+    client = [c * 1e3 - r for c, r in zip(stats.seconds[-n:], rpc[-n:], strict=True)] if n else []
     local.identity.close()
     remote.identity.close()
     return {
@@ -130,8 +135,54 @@ def added_latency(url: str, identity: str, frames: list[torch.Tensor], threads: 
             3,
         ),
         "triton_server_mean_ms_per_request": breakdown,
+        # the model's call split: tritonclient's gRPC infer (the request out, Triton, the reply
+        # back) and the rest of the call (inputs into shared memory, outputs out of it)
+        "triton_call_ms": {
+            "grpc_infer": percentiles(rpc),
+            "client_outside_grpc": percentiles(client),
+        },
+        "grpc_round_trip_no_model_ms": rpc_floor(url, name, len(frames)),
         "triton_failures": stats.failures,
     }
+
+
+def _time_rpc(model: Any, out: list[float]) -> None:
+    """Record how long each of ``model``'s gRPC infer calls takes (its connected client's)."""
+    client = model._link()  # the bench looks inside the call
+    infer = client.infer
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return infer(*args, **kwargs)
+        finally:
+            out.append((time.perf_counter() - t) * 1e3)
+
+    client.infer = timed
+
+
+def rpc_floor(url: str, name: str, frames: int) -> Any:
+    """A gRPC call to the same server that runs no model (``is_model_ready``), paced one a
+    frame as the infer calls are and back to back: what the loopback round trip alone costs,
+    and how much of it is waking idle threads (the box idles between frames)."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url.removeprefix("grpc://"))
+    try:
+        out = {}
+        for label, fps in (("paced_30fps", FPS), ("back_to_back", 0.0)):
+            times = []
+            start = time.perf_counter()
+            for i in range(frames):
+                if fps:
+                    _pace(start, i)
+                t = time.perf_counter()
+                client.is_model_ready(name)
+                times.append((time.perf_counter() - t) * 1e3)
+            out[label] = percentiles(times[10:])
+        return out
+    finally:
+        client.close()
 
 
 def _camera(
@@ -286,7 +337,7 @@ def main() -> None:
     parser.add_argument("--identity", default="testpattern")
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--delay-us", type=int, default=500)
+    parser.add_argument("--delay-us", type=int, default=RepoOptions().delay_us)
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--node-seconds", type=float, default=20.0)
     parser.add_argument(

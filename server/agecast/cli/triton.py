@@ -40,8 +40,13 @@ def repo(
     kind: Annotated[str, typer.Option("--kind", help="instances on the gpu | cpu")] = "gpu",
     delay_us: Annotated[
         int,
-        typer.Option("--delay-us", min=0, max=100_000, help="dynamic batching's queue delay"),
-    ] = 500,
+        typer.Option(
+            "--delay-us",
+            min=0,
+            max=100_000,
+            help="dynamic batching's queue delay (0: none; what queued while busy still batches)",
+        ),
+    ] = 0,
     python_env: Annotated[
         Path | None,
         typer.Option(help="--platform python: the Python environment with onnxruntime"),
