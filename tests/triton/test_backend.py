@@ -75,6 +75,28 @@ def test_tensors_over_grpc_without_shared_memory_match_too(triton: Any) -> None:
     remote.close()
 
 
+def test_shared_memory_calls_follow_the_number_of_faces(triton: Any) -> None:
+    """Faces come and go: calls of 1, 3, 1 and 2 faces through shared memory (the regions grow
+    for 3 faces and the calls laid out for 1 face are laid out again) each equal in-process, and
+    each call's outputs stay as they were while later calls reuse the regions."""
+    path = resolve("testpattern", [REPO_MODELS_DIR])
+    local = IdentityModel.load(path, get_backend("onnxruntime"))
+    remote = IdentityModel.load(path, _triton_backend(triton.url, timeout_ms=5000))
+    assert isinstance(remote.model, TritonModel) and remote.model.config.use_shm
+    kept = []
+    for n in (1, 3, 1, 2):
+        feeds = {"face": torch.rand(n, 3, remote.crop_size, remote.crop_size)}
+        got, want = remote.model.run(feeds), local.model.run(feeds)
+        assert set(got) == set(want) == {"aged", "mask"}
+        for name in want:
+            assert got[name].shape[0] == n and torch.equal(got[name], want[name])
+        kept.append((got, want))
+    for got, want in kept:
+        assert all(torch.equal(got[name], want[name]) for name in want)
+    remote.close()
+    local.close()
+
+
 def test_killed_triton_shows_raw_flagged_then_recovers_after_restart(
     triton_repo: Path, tmp_path: Path
 ) -> None:

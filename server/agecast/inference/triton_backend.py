@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,28 +105,33 @@ class _ShmPlan:
 
 
 class _Regions:
-    """One input and one output system shared-memory region for a model."""
+    """One input and one output system shared-memory region for a model. A region that must
+    grow is replaced by one of a new name (a mapping still viewed somewhere cannot close: it is
+    never reused under the old name at the wrong size)."""
 
     def __init__(self, shm: Any, tag: str) -> None:
         self._shm = shm
         self.tag = tag
         self.handles: dict[str, Any] = {}
         self.sizes: dict[str, int] = {}
+        self.names: dict[str, str] = {}
+        self._made = 0
 
     def fits(self, kind: str, size: int) -> bool:
         return kind in self.handles and self.sizes.get(kind, 0) >= size
 
     def ensure(self, client: Any, kind: str, size: int) -> None:
         """A region for ``kind`` (in/out) of at least ``size`` bytes, registered with ``client``
-        (a bigger one replaces it: no view of the old one may be left, or it cannot close)."""
+        (a bigger one replaces it: drop every view of the old one first)."""
         if self.fits(kind, size):
             return
         self.drop(client, kind)
-        name = f"{self.tag}-{kind}"
-        key = f"/{name}"
-        self.handles[kind] = self._shm.create_shared_memory_region(name, key, size)
+        self._made += 1
+        name = f"{self.tag}-{kind}{self._made}"
+        self.handles[kind] = self._shm.create_shared_memory_region(name, f"/{name}", size)
         self.sizes[kind] = size
-        client.register_system_shared_memory(name, key, size)
+        self.names[kind] = name
+        client.register_system_shared_memory(name, f"/{name}", size)
 
     def view(self, kind: str, dtype: str, shape: list[int], offset: int) -> torch.Tensor:
         """A tensor over ``shape`` × ``dtype`` at ``offset`` in region ``kind`` (no copy)."""
@@ -136,7 +142,7 @@ class _Regions:
         """Register every region again: a restarted server has none, and one that only timed
         out still has them (registering a name twice is an error)."""
         for kind, size in self.sizes.items():
-            name = f"{self.tag}-{kind}"
+            name = self.names[kind]
             try:
                 client.unregister_system_shared_memory(name)
             except Exception as exc:  # not registered there: nothing to undo
@@ -146,13 +152,14 @@ class _Regions:
     def drop(self, client: Any | None, kind: str) -> None:
         handle = self.handles.pop(kind, None)
         self.sizes.pop(kind, None)
+        name = self.names.pop(kind, None)
         if handle is None:
             return
         if client is not None:
             try:
-                client.unregister_system_shared_memory(f"{self.tag}-{kind}")
+                client.unregister_system_shared_memory(name)
             except Exception as exc:  # the server may be gone: its registrations went with it
-                log.debug("unregistering %s-%s: %s", self.tag, kind, exc)
+                log.debug("unregistering %s: %s", name, exc)
         self._shm.destroy_shared_memory_region(handle)
 
     def close(self, client: Any | None) -> None:
@@ -204,6 +211,9 @@ class TritonModel(Model):
             try:
                 result = self._infer(client, feeds)
             except Exception as exc:
+                # the failed call's frames hold tensors viewing the shared memory: a kept
+                # error must not keep them (a region that grows later is unmapped)
+                traceback.clear_frames(exc.__traceback__)
                 self._fail(exc)
                 raise BackendError(
                     f"{self.label}: Triton at {self.config.url} failed ({_reason(exc)}); "
@@ -330,7 +340,7 @@ class TritonModel(Model):
         for spec, shape in ins:
             size = _nbytes(spec, shape)
             request = self.grpc.InferInput(spec.name, shape, _datatype(spec.dtype))
-            request.set_shared_memory(f"{regions.tag}-in", size, offset)
+            request.set_shared_memory(regions.names["in"], size, offset)
             plan.requests.append(request)
             plan.inputs.append(regions.view("in", spec.dtype, shape, offset))
             offset += size
@@ -339,7 +349,7 @@ class TritonModel(Model):
             wanted = self.grpc.InferRequestedOutput(spec.name)
             if out_shape is not None:  # else a variable dimension: it comes in the gRPC reply
                 size = _nbytes(spec, out_shape)
-                wanted.set_shared_memory(f"{regions.tag}-out", size, offset)
+                wanted.set_shared_memory(regions.names["out"], size, offset)
                 plan.outputs[spec.name] = regions.view("out", spec.dtype, out_shape, offset)
                 offset += size
             plan.wanted.append(wanted)
