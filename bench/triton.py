@@ -7,7 +7,9 @@ on a repository written by ``agecast triton repo --platform python`` and measure
   through the in-process onnxruntime backend and through Triton (system shared memory),
   interleaved frame by frame; per frame the time of the identity call ("infer") and of the
   whole FX; the added latency is Triton's minus in-process (p50/p95 of each, and p95 of the
-  paired difference).
+  paired difference). Where it goes: Triton's statistics per phase (queue, inputs, the model,
+  outputs), the model's call split into tritonclient's gRPC call and the rest (shared-memory
+  copies), and a gRPC call that runs no model, paced as the frames and back to back.
 - ``batching``: 4 cameras (threads, each paced at 30 fps, one face crop per frame) through one
   Triton model instance with dynamic batching: Triton's inference count (frames × faces)
   against its execution count (model runs), and each camera's call p95 against one camera
@@ -17,7 +19,7 @@ The box must be quiet for goal figures: the JSON records the load average before
 ``quiet`` is false when the 1-minute load was ≥ 1.5 as the run began (then the numbers are not
 goal results; the load after includes the run's own Triton and nodes).
 
-    python bench/triton.py --frames 300 --json bench/results/triton-cpu-2core.json
+    python bench/triton.py --frames 300 --json bench/results/triton-cpu-2core-latency.json
 """
 
 from __future__ import annotations
