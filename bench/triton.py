@@ -8,7 +8,7 @@ on a repository written by ``agecast triton repo --platform python`` and measure
   interleaved frame by frame; per frame the time of the identity call ("infer") and of the
   whole FX; the added latency is Triton's minus in-process (p50/p95 of each, and p95 of the
   paired difference). Where it goes: Triton's statistics per phase (queue, inputs, the model,
-  outputs), the model's call split into tritonclient's gRPC call and the rest (shared-memory
+  outputs), the model's call split into its gRPC request and the rest (shared-memory
   copies), and a gRPC call that runs no model, paced as the frames and back to back.
 - ``batching``: 4 cameras (threads, each paced at 30 fps, one face crop per frame) through one
   Triton model instance with dynamic batching: Triton's inference count (frames × faces)
@@ -97,7 +97,7 @@ def added_latency(url: str, identity: str, frames: list[torch.Tensor], threads: 
     name = model_name(identity)
     phases: dict[str, tuple[int, int]] = {}
     model = remote.identity.model
-    rpc: list[float] = []  # each frame's gRPC infer call (tritonclient's infer, whole)
+    rpc: list[float] = []  # each frame's gRPC request, sent to answered
     start = time.perf_counter()
     for i, image in enumerate(frames):
         if i == 10:
@@ -137,10 +137,10 @@ def added_latency(url: str, identity: str, frames: list[torch.Tensor], threads: 
             3,
         ),
         "triton_server_mean_ms_per_request": breakdown,
-        # the model's call split: tritonclient's gRPC infer (the request out, Triton, the reply
-        # back) and the rest of the call (inputs into shared memory, outputs out of it)
+        # the model's call split: the gRPC request (sent on the stream, Triton, the reply back)
+        # and the rest of the call (inputs into shared memory, outputs out of it)
         "triton_call_ms": {
-            "grpc_infer": percentiles(rpc),
+            "grpc_request": percentiles(rpc),
             "client_outside_grpc": percentiles(client),
         },
         "grpc_round_trip_no_model_ms": rpc_floor(url, name, len(frames)),
@@ -149,18 +149,18 @@ def added_latency(url: str, identity: str, frames: list[torch.Tensor], threads: 
 
 
 def _time_rpc(model: Any, out: list[float]) -> None:
-    """Record how long each of ``model``'s gRPC infer calls takes (its connected client's)."""
-    client = model._link()  # the bench looks inside the call
-    infer = client.infer
+    """Record how long each of ``model``'s gRPC requests takes, from sending it on the stream
+    to its reply."""
+    call = model._call  # the bench looks inside the model's call
 
     def timed(*args: Any, **kwargs: Any) -> Any:
         t = time.perf_counter()
         try:
-            return infer(*args, **kwargs)
+            return call(*args, **kwargs)
         finally:
             out.append((time.perf_counter() - t) * 1e3)
 
-    client.infer = timed
+    model._call = timed
 
 
 def rpc_floor(url: str, name: str, frames: int) -> Any:

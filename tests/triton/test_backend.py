@@ -150,6 +150,36 @@ def test_a_call_over_the_timeout_is_a_raw_frame_and_the_link_comes_back(triton: 
     fx.identity.close()
 
 
+def test_a_hung_triton_costs_one_timeout_then_frames_go_raw_until_it_answers(
+    triton_repo: Path, tmp_path: Path
+) -> None:
+    """Triton stops answering with its connection open (SIGSTOP): the call in flight gives up
+    at the timeout (its request on the stream is cancelled, nothing waits on the hung server),
+    the frame is raw and counted as a timeout, the next frames are raw at once, and when the
+    server goes on the first call after the retry interval is aged again."""
+    server = start_server(triton_repo, tmp_path / "triton.log")
+    try:
+        fx = _fx(_triton_backend(server.url, timeout_ms=1000, retry_ms=1000), "testpattern")
+        model = fx.identity.model
+        assert isinstance(model, TritonModel)
+        assert fx.process(_frame(0)).fx == FxState.ON
+        server.freeze()
+        hung = fx.process(_frame(1))
+        assert hung.fx == FxState.ERROR and torch.equal(hung.aged, _frame(1).image)
+        assert model.stats.timeouts == 1 and not model.connected
+        assert fx.process(_frame(2)).fx == FxState.ERROR
+        assert model.stats.skipped == 1
+        server.freeze(False)
+        time.sleep(model.config.retry_ms / 1e3)
+        back = fx.process(_frame(3))
+        assert back.fx == FxState.ON, back.error
+        assert model.stats.connects == 2
+        fx.identity.close()
+    finally:
+        server.freeze(False)
+        server.close()
+
+
 def test_identity_loads_while_triton_is_down_and_frames_go_raw() -> None:
     """A node started before Triton: the identity loads (its tensors come from the ONNX file),
     its frames are raw and flagged, nothing raises out of the FX."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 import traceback
@@ -196,6 +197,8 @@ class TritonModel(Model):
         self._regions = _Regions(self._shm, tag) if config.use_shm else None
         self._plans: dict[tuple[tuple[int, ...], ...], _ShmPlan] = {}
         self._version_text = str(version)
+        self._replies: queue.Queue[tuple[Any, Any]] = queue.Queue()
+        self._sent = 0
         self._closed = False
 
     @property
@@ -268,9 +271,12 @@ class TritonModel(Model):
                 raise BackendError(f"Triton's {self.name} lacks outputs {missing}")
             if self._regions is not None:
                 self._regions.register(client)
+            replies: queue.Queue[tuple[Any, Any]] = queue.Queue()
+            client.start_stream(callback=lambda result, error: replies.put((result, error)))
         except BaseException:
-            client.close()
+            _close_client(client)
             raise
+        self._replies = replies
         self.stats.connects += 1
         log.info(
             "%s runs on Triton %s as %s version %d (%s)",
@@ -289,10 +295,7 @@ class TritonModel(Model):
             self.stats.timeouts += 1
         if self._client is not None:
             client, self._client = self._client, None
-            try:
-                client.close()
-            except Exception as close_exc:  # a dead channel may complain on close
-                log.debug("closing the Triton client: %s", close_exc)
+            _close_client(client)
         self._retry_at = time.monotonic() + self.config.retry_ms / 1e3
 
     def _infer(self, client: Any, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -302,13 +305,7 @@ class TritonModel(Model):
         plan = self._plans.get(key) or self._plan(client, self._regions, key)
         for view, spec in zip(plan.inputs, self.inputs, strict=True):
             view.copy_(feeds[spec.name])  # straight into the shared memory Triton reads
-        result = client.infer(
-            self.name,
-            plan.requests,
-            model_version=self._version_text,
-            outputs=plan.wanted,
-            client_timeout=self.config.timeout_ms / 1e3,
-        )
+        result = self._call(client, plan.requests, plan.wanted)
         return {
             spec.name: plan.outputs[spec.name].clone()
             if spec.name in plan.outputs
@@ -366,14 +363,40 @@ class TritonModel(Model):
             request = self.grpc.InferInput(spec.name, list(array.shape), _datatype(spec.dtype))
             request.set_data_from_numpy(array)
             requests.append(request)
-        result = client.infer(
-            self.name,
-            requests,
-            model_version=self._version_text,
-            outputs=[self.grpc.InferRequestedOutput(spec.name) for spec in self.outputs],
-            client_timeout=self.config.timeout_ms / 1e3,
-        )
+        wanted = [self.grpc.InferRequestedOutput(spec.name) for spec in self.outputs]
+        result = self._call(client, requests, wanted)
         return {spec.name: _from_reply(result, spec.name) for spec in self.outputs}
+
+    def _call(self, client: Any, requests: list[Any], wanted: list[Any]) -> Any:
+        """One request on the connection's gRPC stream and its reply, within the timeout.
+        A stream, not one unary call a frame: each unary call opens an HTTP/2 stream of its own
+        (measured on loopback: ≈ 0.2 ms more per call, docs/triton.md)."""
+        self._sent += 1
+        sent = str(self._sent)
+        try:
+            client.async_stream_infer(
+                self.name,
+                requests,
+                model_version=self._version_text,
+                outputs=wanted,
+                request_id=sent,
+            )
+        except Exception:
+            if not self._replies.empty():  # the stream broke: its reason came to the callback
+                _, error = self._replies.get_nowait()
+                if error is not None:
+                    raise error from None
+            raise
+        try:
+            result, error = self._replies.get(timeout=self.config.timeout_ms / 1e3)
+        except queue.Empty:
+            raise TimeoutError(f"no reply in {self.config.timeout_ms} ms: timed out") from None
+        if error is not None:
+            raise error
+        answered = result.get_response().id
+        if answered != sent:  # one call at a time, and a failed stream is never reused
+            raise BackendError(f"Triton answered request {answered!r} to request {sent}")
+        return result
 
     def status(self) -> dict[str, Any]:
         """The link's state and counts (live/status.py's TritonStatus)."""
@@ -398,7 +421,7 @@ class TritonModel(Model):
             if self._regions is not None:
                 self._regions.close(self._client)
             if self._client is not None:
-                self._client.close()
+                _close_client(self._client)
                 self._client = None
 
 
@@ -406,6 +429,16 @@ def _per_sample(shape: list[int]) -> tuple[int, ...] | None:
     """The shape after the batch axis, or None where a dimension is variable."""
     rest = shape[1:]
     return None if any(d < 0 for d in rest) else tuple(rest)
+
+
+def _close_client(client: Any) -> None:
+    """Close a client and its stream, cancelling what is in flight (a plain close waits for
+    the replies: forever, from a server that hangs)."""
+    try:
+        client.stop_stream(cancel_requests=True)
+        client.close()
+    except Exception as exc:  # a dead channel may complain on close
+        log.debug("closing the Triton client: %s", exc)
 
 
 def _nbytes(spec: TensorSpec, shape: list[int] | None) -> int:

@@ -149,6 +149,12 @@ class LocalTriton:
         self._proc.wait()
         self._proc = None
 
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP the server and its stubs (a hung server: connections stay open, nothing
+        answers); ``frozen=False`` lets them go on (SIGCONT)."""
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
         if self._proc is None:
             return
