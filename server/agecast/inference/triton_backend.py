@@ -9,11 +9,13 @@ model (detector, landmarks, recogniser) goes to the local backend named by ``tri
 - On the same host (a loopback URL, or ``triton_shm = "on"``) tensors travel through system
   shared memory (POSIX shm regions registered with the server); otherwise inside the gRPC
   messages.
-- Each call has a timeout (``triton_timeout_ms``). A call that fails or times out raises
-  :class:`BackendError`: the FX fails open (the aged side shows the raw frame flagged, counted).
-  The link is then dropped; calls fail at once (no waiting on a dead server) until
-  ``triton_retry_ms`` has passed, then one call reconnects (new channel, model check, shared
-  memory registered again: a restarted server forgot it) — so agecast recovers by itself.
+- Calls go on one gRPC stream per connection (a unary call a frame opened an HTTP/2 stream
+  each time). A call waits for its reply at most ``triton_timeout_ms``; one that fails or times
+  out raises :class:`BackendError`: the FX fails open (the aged side shows the raw frame
+  flagged, counted). The link is then dropped (the stream cancelled: nothing waits on a hung
+  server); calls fail at once (no waiting on a dead server) until ``triton_retry_ms`` has
+  passed, then one call reconnects (new channel, model check, shared memory registered again: a
+  restarted server forgot it, new stream) — so agecast recovers by itself.
 - Tensor specs come from the ONNX file itself, so an identity loads (and its contract is
   checked) while Triton is still down; it starts working when the server answers.
 """
