@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import bisect
 import multiprocessing
 import os
 import platform
@@ -124,6 +125,22 @@ def _cores_and_fps(live: LiveService, seconds: float) -> dict[str, float]:
     }
 
 
+def _arrived(put_out: list[float], pictures: list[tuple[float, float]]) -> list[float]:
+    """Capture → received ms of each frame put out that a receiver got: its timecode matched
+    within 0.1 ms (NDI's 100 ns timecode comes back as float POSIX seconds, whose last digits
+    do not round the same way as the capture time's)."""
+    received = sorted(pictures)
+    stamps = [tc for tc, _ in received]
+    arrived = []
+    for wall in put_out:
+        i = bisect.bisect_left(stamps, wall)
+        near = [j for j in (i - 1, i) if 0 <= j < len(stamps)]
+        best = min(near, key=lambda j: abs(stamps[j] - wall), default=None)
+        if best is not None and abs(stamps[best] - wall) < 1e-4:
+            arrived.append(received[best][1])
+    return arrived
+
+
 def ndi_out(config: str, state: Path, seconds: float) -> dict[str, Any]:
     spawn = multiprocessing.get_context("spawn")
     live = _service(state / "a")
@@ -160,11 +177,10 @@ def ndi_out(config: str, state: Path, seconds: float) -> dict[str, Any]:
     for p in procs:
         p.join(10)
     live.stop()
-    put_out = {round(wall / 1e9, 6): n for n, wall in captured.items() if first < n <= last}
+    put_out = [wall / 1e9 for n, wall in captured.items() if first < n <= last]
     outputs = {}
     for kind, pictures in got.items():
-        received = {round(tc, 6): ms for tc, ms in pictures}
-        arrived = [received[tc] for tc in put_out if tc in received]
+        arrived = _arrived(put_out, pictures)
         outputs[kind] = {
             "frames_put_out": len(put_out),
             "frames_sent_over_ndi": sent[kind],
