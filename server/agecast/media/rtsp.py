@@ -173,6 +173,17 @@ class _Session:
             yield header + payload
 
 
+@dataclass
+class _Client:
+    """One RTSP connection: who it let in and the stream it set up."""
+
+    conn: socket.socket
+    address: tuple[str, int]
+    lock: threading.Lock = field(default_factory=threading.Lock)  # replies vs. RTP packets
+    admission: Admission | None = None
+    session: _Session | None = None
+
+
 class RtspServer:
     """Serves one H.264 stream on ``host:port`` at ``rtsp://…/<name>`` (module docstring).
     ``on_join`` is called when a client starts playing (the encoder's next picture should be
@@ -295,26 +306,25 @@ class RtspServer:
 
     def _serve(self, conn: socket.socket, address: tuple[str, int]) -> None:
         conn.settimeout(HEAD_S)
-        lock = threading.Lock()
-        state: dict[str, object] = {"admission": None, "session": None}
+        client = _Client(conn, address)
         reader = conn.makefile("rb")
         try:
             while not self._closing.is_set():
                 request = self._read(reader)
                 if request is None:
                     return
-                reply = self._handle(request, conn, address, lock, state)
-                if state["admission"] is not None:
+                reply = self._handle(request, client)
+                if client.admission is not None:
                     conn.settimeout(IDLE_S)
-                with lock:
+                with client.lock:
                     conn.sendall(reply)
                 if request.method == "TEARDOWN":
                     return
         except (OSError, ValueError) as exc:
             log.debug("rtsp %s: %s", address[0], exc)
         finally:
-            session = state["session"]
-            if isinstance(session, _Session) and isinstance(session.transport, _Interleaved):
+            session = client.session
+            if session is not None and isinstance(session.transport, _Interleaved):
                 self._forget(session)  # its packets went over this connection
             reader.close()
             conn.close()
@@ -357,43 +367,34 @@ class RtspServer:
             stream.read(length)
         return _Request(parts[0].upper(), parts[1], headers)
 
-    def _handle(
-        self,
-        request: _Request,
-        conn: socket.socket,
-        address: tuple[str, int],
-        lock: threading.Lock,
-        state: dict[str, object],
-    ) -> bytes:
+    def _handle(self, request: _Request, client: _Client) -> bytes:
         method = request.method
-        if isinstance(state["session"], _Session):
-            state["session"].last_seen = time.monotonic()  # any request keeps it alive (UDP)
+        session = client.session
+        if session is not None:
+            session.last_seen = time.monotonic()  # any request keeps it alive (UDP)
         if method == "OPTIONS":
             return _reply(request, 200, {"Public": METHODS})
-        if method in ("DESCRIBE", "SETUP", "PLAY") and state["admission"] is None:
+        if method in ("DESCRIBE", "SETUP", "PLAY") and client.admission is None:
             token = request.token()
             if token is None:
                 return _reply(request, 401, {"WWW-Authenticate": 'Basic realm="agecast"'})
             admitted = self._gate.admit(token)
             if isinstance(admitted, str):
-                log.warning("rtsp %s refused from %s: %s", self.name, address[0], admitted)
+                log.warning("rtsp %s refused from %s: %s", self.name, client.address[0], admitted)
                 return _reply(request, 403, {}, admitted)
-            state["admission"] = admitted
-        admission = state["admission"]
-        session = state["session"]
+            client.admission = admitted
         if method == "DESCRIBE":
-            return self._describe(request, conn)
+            return self._describe(request, client.conn)
         if method == "SETUP":
-            assert isinstance(admission, Admission)
-            return self._setup(request, conn, address, lock, state, admission)
+            return self._setup(request, client)
         if method == "PLAY":
-            if not isinstance(session, _Session):
+            if session is None:
                 return _reply(request, 455, {}, "SETUP first")
             return self._play(request, session)
         if method in ("GET_PARAMETER", "SET_PARAMETER"):
             return _reply(request, 200, {})
         if method == "TEARDOWN":
-            if isinstance(session, _Session):
+            if session is not None:
                 self._forget(session)
             return _reply(request, 200, {})
         return _reply(request, 501, {"Public": METHODS})
@@ -423,16 +424,9 @@ class RtspServer:
         base = request.url.split("?", 1)[0].rstrip("/") + "/"
         return _reply(request, 200, {"Content-Base": base, "Content-Type": "application/sdp"}, sdp)
 
-    def _setup(
-        self,
-        request: _Request,
-        conn: socket.socket,
-        address: tuple[str, int],
-        lock: threading.Lock,
-        state: dict[str, object],
-        admission: Admission,
-    ) -> bytes:
-        if isinstance(state["session"], _Session):
+    def _setup(self, request: _Request, client: _Client) -> bytes:
+        assert client.admission is not None  # _handle lets no one set up before
+        if client.session is not None:
             return _reply(request, 459, {}, "one stream per connection")
         spec = request.headers.get("transport", "")
         fields: dict[str, str] = {}
@@ -442,11 +436,11 @@ class RtspServer:
         transport: _Transport
         if spec.upper().startswith("RTP/AVP/TCP") and "interleaved" in fields:
             channel = int(fields["interleaved"].split("-")[0])
-            transport = _Interleaved(conn, channel, lock)
+            transport = _Interleaved(client.conn, channel, client.lock)
             answer = f"RTP/AVP/TCP;unicast;interleaved={channel}-{channel + 1}"
         elif "client_port" in fields and "multicast" not in fields:
             rtp_port = int(fields["client_port"].split("-")[0])
-            transport = _Udp(self._udp, (address[0], rtp_port))
+            transport = _Udp(self._udp, (client.address[0], rtp_port))
             answer = (
                 f"RTP/AVP;unicast;client_port={fields['client_port']};"
                 f"server_port={self._udp_port}-{self._udp_port + 1}"
@@ -456,9 +450,9 @@ class RtspServer:
         with self._lock:
             if len(self._sessions) >= self._max:
                 return _reply(request, 453, {}, f"{self._max} clients already")
-            session = _Session(secrets.token_hex(8), admission, transport)
+            session = _Session(secrets.token_hex(8), client.admission, transport)
             self._sessions[session.id] = session
-        state["session"] = session
+        client.session = session
         session_header = f"{session.id};timeout={int(IDLE_S)}"
         return _reply(request, 200, {"Transport": answer, "Session": session_header})
 
