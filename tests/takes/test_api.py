@@ -190,8 +190,8 @@ def test_a_full_disk_stops_the_take_and_the_monitor_keeps_streaming(
     monkeypatch.setattr(recorder_module, "disk_free", filling_up)
     replies = asyncio.run(_control(server, [{"type": "record", "scene": "full", "take": "1"}]))
     assert replies[0]["type"] == "take_started" and replies[0]["take"]["id"] == "full_1"
-    recording = _until(
-        lambda: (r := server.service.status()["recording"])["status"] != "recording" and r,
+    recording = _until(  # stopped, and its files written and closed (take.json last)
+        lambda: (r := server.service.status()["recording"])["finished"] and r,
         what="the take to stop",
     )
     assert recording["status"].startswith("stopped: disk full (0.00 GB free")
