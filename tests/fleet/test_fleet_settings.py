@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from agecast.errors import FleetError, SettingsError
 from agecast.fleet.signing import FleetKey, Replays, check_request, init_key, request_header
@@ -84,3 +85,28 @@ def test_a_signed_request_works_once_for_the_node_it_names() -> None:
     old[5] = key.sign("v1", "A", "B", old[3], old[4], "GET", "/api/peer/status")
     with pytest.raises(FleetError, match="off this node's clock"):
         check_request(key, Replays(), "B", " ".join(old), "GET", "/api/peer/status")
+
+
+def test_a_newer_peer_s_extra_fields_are_left_aside() -> None:
+    """A fleet is upgraded one node at a time: what a newer node adds to its reply is ignored."""
+    from agecast.live.status import FleetNode, PeerReply
+
+    camera = {
+        "name": "A", "source": "testpattern:64x64@30", "state": "live", "fx": "on",
+        "identity": "testpattern", "fps_in": 30.0, "fps_out": 30.0, "frames_out": 9,
+        "dropped": {}, "frame_to_output_ms": {"p50": 1.0, "p95": 2.0},
+        "server_latency_ms": {"p50": 1.0, "p95": 2.0}, "viewers": 0, "width": 64, "height": 64,
+        "recording": None, "error": None,
+    }  # fmt: skip
+    reply = PeerReply.model_validate(
+        {"node": "B", "version": "9.9", "cameras": [{**camera, "hdr": True}], "racks": 3}
+    )
+    node = FleetNode(
+        name="B", url="https://b", here=False, reachable=True, last_seen_s=0.1, error=None,
+        version=reply.version, cameras=list(reply.cameras),
+    )  # fmt: skip
+    assert node.model_dump(mode="json")["cameras"][0] == {**camera, "fx": "on"}
+    with pytest.raises(ValidationError, match="identity"):  # a field this node needs, missing
+        PeerReply.model_validate({"node": "B", "version": "0.1", "cameras": [
+            {k: v for k, v in camera.items() if k != "identity"}
+        ]})  # fmt: skip

@@ -125,7 +125,7 @@ class Fleet:
         if not state.reachable:
             log.info("fleet: node %s is reachable", name)
         state.reachable, state.error, state.seen = True, None, time.monotonic()
-        state.version, state.cameras = reply.version, reply.cameras
+        state.version, state.cameras = reply.version, list[CameraSummary](reply.cameras)
 
     def _lost(self, state: PeerState, why: str) -> None:
         if state.reachable or state.error != why:

@@ -196,12 +196,22 @@ class FleetStatus(_Model):
     nodes: list[FleetNode]
 
 
+class PeerCamera(CameraSummary):
+    """A camera in a peer's reply: what a newer agecast adds to its summary is left aside, so a
+    fleet can be upgraded one node at a time."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class PeerReply(_Model):
-    """What a node answers another's ``/api/peer/status``."""
+    """What a node answers another's ``/api/peer/status`` (fields a newer node adds are
+    ignored; one that lacks a field this node needs is "not understood")."""
+
+    model_config = ConfigDict(extra="ignore")
 
     node: str
     version: str
-    cameras: list[CameraSummary]
+    cameras: list[PeerCamera]
 
 
 class Status(CameraStatus):
