@@ -154,7 +154,7 @@ class _Session:
     transport: _Transport
     ssrc: int = field(default_factory=lambda: secrets.randbits(32))
     seq: int = field(default_factory=lambda: secrets.randbits(16))
-    pictures: queue.Queue[tuple[bytes, bool, int] | None] = field(
+    pictures: queue.Queue[tuple[list[bytes], bool, int] | None] = field(
         default_factory=lambda: queue.Queue(QUEUE_PICTURES)
     )
     playing: bool = False
@@ -164,8 +164,8 @@ class _Session:
     last_seen: float = field(default_factory=time.monotonic)
     ended: threading.Event = field(default_factory=threading.Event)
 
-    def packets(self, annexb: bytes, clock: int) -> Iterator[bytes]:
-        payloads = list(rtp_payloads(list(nal_units(annexb))))
+    def packets(self, payloads: list[bytes], clock: int) -> Iterator[bytes]:
+        """One picture's RTP packets: this client's header on each payload."""
         for k, payload in enumerate(payloads):
             marker = 0x80 if k == len(payloads) - 1 else 0
             header = struct.pack("!BBHII", 0x80, marker | PT_H264, self.seq, clock, self.ssrc)
@@ -237,15 +237,20 @@ class RtspServer:
             ]
 
     def send(self, annexb: bytes, key: bool, wall_ns: int) -> None:
-        """One encoded picture (Annex B) to every playing client; never waits on one."""
-        if key:
-            self._learn_parameter_sets(annexb)
-        clock = rtp_clock(wall_ns)
+        """One encoded picture (Annex B) to every playing client; never waits on one. It is cut
+        into RTP payloads once; each client adds only its own headers."""
         with self._lock:
             playing = [s for s in self._sessions.values() if s.playing]
+        if not playing:
+            return
+        nals = list(nal_units(annexb))
+        if key:
+            self._learn_parameter_sets(nals)
+        payloads = list(rtp_payloads(nals))
+        clock = rtp_clock(wall_ns)
         for session in playing:
             try:
-                session.pictures.put_nowait((annexb, key, clock))
+                session.pictures.put_nowait((payloads, key, clock))
             except queue.Full:
                 session.lost += 1
                 session.needs_key = True
@@ -261,8 +266,8 @@ class RtspServer:
             self._last_key = now
         self._on_join()
 
-    def _learn_parameter_sets(self, annexb: bytes) -> None:
-        sets = {nal[0] & 0x1F: nal for nal in nal_units(annexb) if nal[0] & 0x1F in (7, 8)}
+    def _learn_parameter_sets(self, nals: list[bytes]) -> None:
+        sets = {nal[0] & 0x1F: nal for nal in nals if nal[0] & 0x1F in (7, 8)}
         if 7 in sets and 8 in sets:
             self._profile = sets[7][1:4].hex()
             self._sprop = ",".join(base64.b64encode(sets[k]).decode() for k in (7, 8))
@@ -489,11 +494,11 @@ class RtspServer:
                     break  # a UDP client that stopped sending keep-alives
                 if item is None:
                     continue
-                annexb, key, clock = item
+                payloads, key, clock = item
                 if session.needs_key and not key:
                     continue  # a client starts (or resumes after a loss) at a key frame
                 session.needs_key = False
-                for packet in session.packets(annexb, clock):
+                for packet in session.packets(payloads, clock):
                     session.transport.send(packet)
                 session.sent += 1
         except OSError as exc:
