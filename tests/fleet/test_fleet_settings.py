@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from agecast.errors import FleetError, SettingsError
 from agecast.fleet.signing import FleetKey, Replays, check_request, init_key, request_header
 from agecast.settings import FleetEntry, Settings, fleet_entries
+from tests.fleet.conftest import Clock
 
 PIN = "AB:" * 31 + "CD"
 
@@ -69,8 +70,9 @@ def test_the_key_file_is_made_once_and_checked(tmp_path: Path) -> None:
         FleetKey.load(path)
 
 
-def test_a_signed_request_works_once_for_the_node_it_names() -> None:
+def test_a_signed_request_works_once_for_the_node_it_names(clock: Clock) -> None:
     key, replays = FleetKey(b"k" * 32), Replays()
+    clock.now += 1  # (a request is stamped in whole seconds: one from the start's is refused)
     header = request_header(key, "A", "B", "GET", "/api/peer/status")
     assert check_request(key, replays, "B", header, "GET", "/api/peer/status")[0] == "A"
     with pytest.raises(FleetError, match="replay"):

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from agecast.errors import FleetError, explain_fields
 from agecast.fleet.client import PeerClient
-from agecast.fleet.signing import FleetKey, Replays
+from agecast.fleet.signing import NONCES_FILE, FleetKey, Replays
 from agecast.live.status import CameraSummary, FleetNode, FleetStatus, PeerReply
 from agecast.settings import FleetEntry, Settings, fleet_entries
 
@@ -54,12 +54,14 @@ class Fleet:
         poll_s: float = 1.0,
         recheck_s: float = 30.0,
         ca: Path | None = None,
+        nonces: Path | None = None,
     ) -> None:
         self.me, self.key, self.poll_s, self.recheck_s = me, key, poll_s, recheck_s
         timeout = max(1.0, min(2.0, 2 * poll_s))  # a hung peer shows within ~2 s
         self.clients = {p.name: PeerClient(p, me, key, ca=ca, timeout_s=timeout) for p in peers}
         self.states = {name: PeerState(c.peer) for name, c in self.clients.items()}
-        self.replays = Replays()  # nonces of requests and tickets this node has accepted
+        # nonces of requests and tickets this node has accepted (tickets' kept in ``nonces``)
+        self.replays = Replays(nonces)
         self._pool = ThreadPoolExecutor(
             max_workers=len(self.clients) + 2, thread_name_prefix="fleet"
         )
@@ -78,6 +80,7 @@ class Fleet:
             poll_s=settings.fleet_poll_s,
             recheck_s=settings.fleet_recheck_s,
             ca=settings.fleet_ca,
+            nonces=settings.state_dir / NONCES_FILE,
         )
 
     @property

@@ -35,6 +35,12 @@ class Ticket:
     expires: float  # the ticket's
     nonce: str
 
+    @property
+    def issued(self) -> float:
+        """When it was signed: a ticket is made for :data:`TICKET_S` (only a holder of the key
+        could sign one for longer, and such a one can sign anything anyway)."""
+        return self.expires - TICKET_S
+
 
 def make_ticket(
     key: FleetKey,
@@ -63,8 +69,8 @@ def read_ticket(
     key: FleetKey, replays: Replays, text: str, *, me: str, known: frozenset[str]
 ) -> Ticket:
     """The ticket ``text`` if this node ``me`` may honour it (signed with the fleet key, for
-    this node, from a node in ``known``, not expired, not used before); else
-    :class:`FleetError` saying why."""
+    this node, from a node in ``known``, not expired, not used before, even before a
+    restart); else :class:`FleetError` saying why."""
     body, _, signature = text.partition(".")
     if not body or not signature or not key.matches(signature, "ticket", body):
         raise FleetError("this fleet ticket is not signed with the fleet's key (altered or forged)")
@@ -89,7 +95,13 @@ def read_ticket(
         )
     if ticket.link_expires is not None and ticket.link_expires <= now:
         raise FleetError("the link behind this ticket has expired on its node")
-    if not replays.first_use(ticket.nonce, ticket.expires):
+    if not replays.covers(ticket.issued, kept=True):
+        raise FleetError(
+            "this fleet ticket was signed before this node started, and which tickets were used "
+            "here before then is not known (see this node's log): pick the camera again on the "
+            "node you came from"
+        )
+    if not replays.first_use(ticket.nonce, ticket.expires, keep=True):
         raise FleetError(
             "this fleet ticket was already used: pick the camera again on the node you came from"
         )
