@@ -75,9 +75,12 @@ def test_a_shows_b_cameras_with_their_state(nodes: tuple[Node, Node]) -> None:
 
 
 def test_a_stopped_node_shows_unreachable_and_comes_back(nodes: tuple[Node, Node]) -> None:
+    """... and a ticket used on B before its restart is still refused after it."""
     a, b = nodes
     _, token = a.token("viewer")
     wait_for("B reachable", lambda: peer(a.get("/api/status", token=token), "B")["reachable"])
+    _, used = ticket_to_b(a)
+    assert redeem(used)[0] == 200
     b.stop()
     try:
         down = wait_for(
@@ -91,6 +94,9 @@ def test_a_stopped_node_shows_unreachable_and_comes_back(nodes: tuple[Node, Node
     finally:
         b.start()
     wait_for("B back", lambda: peer(a.get("/api/status", token=token), "B")["reachable"])
+    code, page = redeem(used)  # within its 60 s, after B's restart
+    assert code == 401 and "already used" in page
+    assert redeem(ticket_to_b(a)[1])[0] == 200  # a fresh one signs in
 
 
 def test_a_ticket_signs_in_on_b_with_the_link_role(nodes: tuple[Node, Node]) -> None:
