@@ -48,6 +48,7 @@ from agecast.frames import Frame
 from agecast.identities import IdentityModel, resolve
 from agecast.inference.registry import get_backend
 from agecast.inference.triton_naming import TritonConfig, model_name
+from agecast.inference.triton_wire import WIRE_KINDS
 from agecast.pipeline.fx import FaceFX, FxState
 from agecast.pipeline.metrics import percentiles
 from agecast.settings import REPO_MODELS_DIR
@@ -340,6 +341,10 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--delay-us", type=int, default=RepoOptions().delay_us)
+    parser.add_argument(
+        "--wire", choices=WIRE_KINDS, default=RepoOptions(platform="python").wire_kind,
+        help="how tensors travel (compact: 8-bit crops and results; float32: the model's own)",
+    )  # fmt: skip
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--node-seconds", type=float, default=20.0)
     parser.add_argument(
@@ -358,7 +363,7 @@ def main() -> None:
         packages = [resolve(args.identity, [REPO_MODELS_DIR])]
         options = RepoOptions(
             platform="python", kind="cpu", instances=1, delay_us=args.delay_us,
-            threads=args.threads, max_batch=8,
+            threads=args.threads, max_batch=8, wire=args.wire,
         )  # fmt: skip
         write_repository(repo, packages, options)
         with LocalTriton(repo, log_file=Path(tmp) / "triton.log") as server:
@@ -377,6 +382,7 @@ def main() -> None:
     load_after = os.getloadavg()
     result = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "wire": args.wire,
         "added_latency_720p30_one_face_shm": added,
         "batching": batched,
         "nodes_on_one_triton": fleet,

@@ -42,24 +42,66 @@ def _triton_backend(url: str, **kw: Any) -> Any:
     return get_backend("triton", triton=TritonConfig(url=url, local="onnxruntime", **kw))
 
 
-def test_aged_pixels_through_triton_equal_in_process(triton: Any) -> None:
-    """The demo re-ageing identity on Triton (shared memory) and in-process on the same frames:
-    the aged pictures are identical (tolerance 0: both run the same ONNX on the same
-    onnxruntime, one thread each, so the floats match bit for bit; Triton's ONNX Runtime or
-    TensorRT backend on a GPU would differ by float rounding, not checked here)."""
+def _same_picture(local: FaceFX, remote: FaceFX, frames: int, tolerance: int) -> None:
+    """Both FX on the same frames: every pixel of the aged pictures within ``tolerance``
+    levels (of 255), the face replaced, and the frame outside it untouched by both."""
+    for i in range(frames):
+        raw = _frame(i).image
+        a = local.process(_frame(i))
+        b = remote.process(_frame(i))
+        assert a.fx == b.fx == FxState.ON, (a.error, b.error)
+        diff = (a.aged.int() - b.aged.int()).abs()
+        assert int(diff.max()) <= tolerance
+        face = (a.aged != raw).any(-1) | (b.aged != raw).any(-1)
+        assert int(face.sum()) > 10_000  # the face was replaced
+        assert torch.equal(a.aged[~face], raw[~face])  # and nothing else touched
+        if tolerance:  # rounding differences, not a shifted picture
+            assert float(diff[face].float().mean()) < 0.25
+
+
+def test_aged_pixels_through_triton_match_in_process_within_one_level(triton: Any) -> None:
+    """The demo re-ageing identity on Triton (shared memory, the compact wire: the crop and
+    the face and mask back as 8-bit codes, the age maps and the delta as half floats) and
+    in-process on the same frames: no pixel differs by more than 1 level of 255 (measured
+    when this was written: mean 0.04 level over the face; the identity run in-process and on
+    Triton is the same ONNX on the same onnxruntime, so the wire's rounding is all there is)."""
     local = _fx(get_backend("onnxruntime", threads=1), "demo-aged")
     remote = _fx(_triton_backend(triton.url, timeout_ms=5000), "demo-aged")
     model = remote.identity.model
     assert isinstance(model, TritonModel) and model.config.use_shm
-    for i in range(3):
-        a = local.process(_frame(i))
-        b = remote.process(_frame(i))
-        assert a.fx == b.fx == FxState.ON, (a.error, b.error)
-        assert torch.equal(a.aged, b.aged)
-        assert not torch.equal(b.aged, _frame(i).image)  # the face was replaced
+    _same_picture(local, remote, 3, tolerance=1)
     assert model.stats.calls == 3 and model.stats.failures == 0
+    assert {k: v.dtype for k, v in model._wire.items()} == {
+        "face": "uint8",
+        "face_out": "uint8",
+        "mask_out": "uint8",
+        "age_maps": "float16",
+        "delta_out": "float16",
+    }
     remote.identity.close()
     local.identity.close()
+
+
+def test_float32_wire_pixels_equal_in_process_bit_for_bit(tmp_path: Path) -> None:
+    """A repository written with ``--wire float32`` serves the checked ONNX as it is: the aged
+    pictures are identical (tolerance 0: the same ONNX on the same onnxruntime, one thread
+    each; Triton's ONNX Runtime or TensorRT backend on a GPU would differ by float rounding,
+    not checked here)."""
+    from agecast.triton.repository import RepoOptions, write_repository
+
+    repo = tmp_path / "repo"
+    options = RepoOptions(platform="python", kind="cpu", wire="float32")
+    write_repository(repo, [resolve("demo-aged", [REPO_MODELS_DIR])], options)
+    server = start_server(repo, tmp_path / "triton.log")
+    try:
+        local = _fx(get_backend("onnxruntime", threads=1), "demo-aged")
+        remote = _fx(_triton_backend(server.url, timeout_ms=5000), "demo-aged")
+        _same_picture(local, remote, 2, tolerance=0)
+        assert remote.identity.model._wire == {}  # type: ignore[attr-defined]
+        remote.identity.close()
+        local.identity.close()
+    finally:
+        server.close()
 
 
 def test_tensors_over_grpc_without_shared_memory_match_too(triton: Any) -> None:
@@ -70,15 +112,23 @@ def test_tensors_over_grpc_without_shared_memory_match_too(triton: Any) -> None:
     remote = IdentityModel.load(resolve("testpattern", [REPO_MODELS_DIR]), backend)
     crops = torch.rand(3, 3, remote.crop_size, remote.crop_size)
     got, want = remote.infer(crops), local.infer(crops)
-    assert torch.equal(got.faces, want.faces)
+    assert _within_codes(got.faces, want.faces)
+    assert got.masks is not None and want.masks is not None
+    assert _within_codes(got.masks, want.masks)
     assert not remote.model.config.use_shm  # type: ignore[attr-defined]
     remote.close()
 
 
+def _within_codes(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """Equal within the 8-bit wire: the crop's rounding (half a code) carried through the
+    test pattern's tint, and the result's own (half a code)."""
+    return got.shape == want.shape and float((got - want).abs().max()) <= 1.5 / 255
+
+
 def test_shared_memory_calls_follow_the_number_of_faces(triton: Any) -> None:
     """Faces come and go: calls of 1, 3, 1 and 2 faces through shared memory (the regions grow
-    for 3 faces and the calls laid out for 1 face are laid out again) each equal in-process, and
-    each call's outputs stay as they were while later calls reuse the regions."""
+    for 3 faces and the calls laid out for 1 face are laid out again) each match in-process,
+    and each call's outputs stay as they were while later calls reuse the regions."""
     path = resolve("testpattern", [REPO_MODELS_DIR])
     local = IdentityModel.load(path, get_backend("onnxruntime"))
     remote = IdentityModel.load(path, _triton_backend(triton.url, timeout_ms=5000))
@@ -89,10 +139,10 @@ def test_shared_memory_calls_follow_the_number_of_faces(triton: Any) -> None:
         got, want = remote.model.run(feeds), local.model.run(feeds)
         assert set(got) == set(want) == {"aged", "mask"}
         for name in want:
-            assert got[name].shape[0] == n and torch.equal(got[name], want[name])
-        kept.append((got, want))
-    for got, want in kept:
-        assert all(torch.equal(got[name], want[name]) for name in want)
+            assert got[name].shape[0] == n and _within_codes(got[name], want[name].clamp(0, 1))
+        kept.append((got, {k: v.clone() for k, v in got.items()}))
+    for got, copy in kept:
+        assert all(torch.equal(got[name], copy[name]) for name in copy)
     remote.close()
     local.close()
 

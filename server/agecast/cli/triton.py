@@ -54,16 +54,28 @@ def repo(
     prune: Annotated[
         bool, typer.Option("--prune", help="remove the identity's other versions")
     ] = False,
+    wire: Annotated[
+        str | None,
+        typer.Option(
+            "--wire",
+            help="how tensors travel: compact (8-bit face crops and results, half-float maps: "
+            "a quarter of the bytes; default, but float32 for tensorrt) | float32 (the model's "
+            "own tensors)",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Write (or add to) a Triton model repository: one model per identity, its version taken
     from the ONNX sha256, with a config.pbtxt Triton accepts (names, shapes, dynamic batch)."""
     from agecast.identities.package import discover, resolve
     from agecast.identities.vouch import Vouches
+    from agecast.inference.triton_wire import WIRE_KINDS
     from agecast.triton.repository import PLATFORMS, RepoOptions, write_repository
 
     if platform not in PLATFORMS:
         raise fail(ValueError(f"--platform {platform!r}: choose {' | '.join(PLATFORMS)}"))
+    if wire is not None and wire not in WIRE_KINDS:
+        raise fail(ValueError(f"--wire {wire!r}: choose {' | '.join(WIRE_KINDS)}"))
     if kind not in ("gpu", "cpu"):
         raise fail(ValueError(f"--kind {kind!r}: choose gpu | cpu"))
     settings = load_settings(config)
@@ -84,6 +96,7 @@ def repo(
             delay_us=delay_us,
             python_env=python_env,
             prune=prune,
+            wire=wire,  # type: ignore[arg-type]
         )
         written = write_repository(out, packages, options, vouches=vouches)
     except AgecastError as exc:

@@ -18,6 +18,9 @@ model (detector, landmarks, recogniser) goes to the local backend named by ``tri
   restarted server forgot it, new stream) — so agecast recovers by itself.
 - Tensor specs come from the ONNX file itself, so an identity loads (and its contract is
   checked) while Triton is still down; it starts working when the server answers.
+- Tensors travel as the served model's config says (its ``agecast_wire``,
+  :mod:`agecast.inference.triton_wire`): the face crop and the results as 8-bit codes or half
+  floats, converted here on the way in and out; float32 where the config says nothing.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ import queue
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 import torch
 
@@ -45,6 +50,7 @@ from agecast.inference.triton_naming import (
     identity_of,
     model_name,
 )
+from agecast.inference.triton_wire import WIRE_PARAMETER, Wire, version_wire, wire_specs
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +205,10 @@ class TritonModel(Model):
         self._regions = _Regions(self._shm, tag) if config.use_shm else None
         self._plans: dict[tuple[tuple[int, ...], ...], _ShmPlan] = {}
         self._version_text = str(version)
+        self._wire: Wire = {}
+        self._codecs: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._in_specs = list(self.inputs)  # as they travel (the wire's dtypes)
+        self._out_specs = list(self.outputs)
         self._replies: queue.Queue[tuple[Any, Any]] = queue.Queue()
         self._sent = 0
         self._closed = False
@@ -271,6 +281,7 @@ class TritonModel(Model):
             missing = [s.name for s in self.outputs if s.name not in self._out_shapes]
             if missing:
                 raise BackendError(f"Triton's {self.name} lacks outputs {missing}")
+            self._use_wire(client, meta, timeout)
             if self._regions is not None:
                 self._regions.register(client)
             replies: queue.Queue[tuple[Any, Any]] = queue.Queue()
@@ -290,6 +301,79 @@ class TritonModel(Model):
         )
         return client
 
+    def _use_wire(self, client: Any, meta: dict[str, Any], timeout: float) -> None:
+        """How this version's tensors travel (its config's ``agecast_wire``), checked against
+        the types Triton declares for them."""
+        config = client.get_model_config(
+            self.name, str(self.version), as_json=True, client_timeout=timeout
+        )
+        parameter = config.get("config", {}).get("parameters", {}).get(WIRE_PARAMETER, {})
+        wire = version_wire(parameter.get("string_value"), self.version, self.name)
+        ins, outs = wire_specs(self.inputs, wire), wire_specs(self.outputs, wire)
+        declared = {t["name"]: t["datatype"] for t in (*meta["inputs"], *meta["outputs"])}
+        for spec in (*ins, *outs):
+            want = _datatype(spec.dtype)
+            if spec.name in declared and declared[spec.name] != want:
+                raise BackendError(
+                    f"Triton's {self.name} version {self.version} declares {spec.name} as "
+                    f"{declared[spec.name]}, but its {WIRE_PARAMETER} says {want}: write the "
+                    "repository again with `agecast triton repo`"
+                )
+        if wire != self._wire:
+            self._plans.clear()  # laid out for the other wire's sizes
+            self._codecs.clear()
+        self._wire, self._in_specs, self._out_specs = wire, ins, outs
+
+    def _codec(self, name: str, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lo, step) of an 8-bit tensor, shaped to broadcast over ``rank`` dimensions."""
+        key = (name, rank)
+        if key not in self._codecs:
+            entry = self._wire[name]
+            shape = entry.broadcast_shape(rank)
+            lo = torch.tensor(entry.lo, dtype=torch.float32).reshape(shape)
+            step = torch.tensor(entry.step, dtype=torch.float32).reshape(shape)
+            self._codecs[key] = (lo, step)
+        return self._codecs[key]
+
+    def _encode(self, name: str, tensor: torch.Tensor, out: torch.Tensor) -> None:
+        """``tensor`` written into ``out`` as it travels: 8-bit codes round((x − lo) / step),
+        clamped to 0–255, or converted by the copy (half floats, or as it is)."""
+        entry = self._wire.get(name)
+        if entry is None or entry.dtype != "uint8":
+            out.copy_(tensor)
+            return
+        low, size = entry.lo[0], entry.step[0]
+        uniform = len(set(entry.lo)) == 1 and len(set(entry.step)) == 1
+        if (
+            uniform
+            and tensor.dtype == torch.float32
+            and tensor.device.type == "cpu"
+            and tensor.is_contiguous()
+            and out.is_contiguous()
+            and tensor.numel() > 0
+            and float(tensor.min()) >= low  # OpenCV's conversion takes |x|: none may be below
+        ):
+            # one pass, 16 µs for a 256² crop against 150 µs for torch's four
+            src = tensor.numpy().reshape(-1, tensor.shape[-1])
+            cv2.convertScaleAbs(
+                src, out.numpy().reshape(-1, out.shape[-1]), alpha=1 / size, beta=-low / size
+            )
+            return
+        lo, step = self._codec(name, tensor.ndim)
+        out.copy_(torch.sub(tensor.float(), lo).div_(step).round_().clamp_(0, 255))
+
+    def _decode(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """A tensor as it came (viewing shared memory, or a reply's buffer) back in the model's
+        own float32: a new tensor, never a view."""
+        entry = self._wire.get(name)
+        if entry is None:
+            return tensor.clone()
+        if entry.dtype == "float16":
+            return tensor.float()
+        lo, step = self._codec(name, tensor.ndim)
+        value = tensor.float().mul_(step)
+        return value.add_(lo) if any(entry.lo) else value
+
     def _fail(self, exc: BaseException) -> None:
         self.stats.failures += 1
         self.stats.last_error = _reason(exc)
@@ -306,12 +390,12 @@ class TritonModel(Model):
         key = tuple(tuple(feeds[s.name].shape) for s in self.inputs)
         plan = self._plans.get(key) or self._plan(client, self._regions, key)
         for view, spec in zip(plan.inputs, self.inputs, strict=True):
-            view.copy_(feeds[spec.name])  # straight into the shared memory Triton reads
+            self._encode(spec.name, feeds[spec.name], view)  # into the memory Triton reads
         result = self._call(client, plan.requests, plan.wanted)
         return {
-            spec.name: plan.outputs[spec.name].clone()
+            spec.name: self._decode(spec.name, plan.outputs[spec.name])
             if spec.name in plan.outputs
-            else _from_reply(result, spec.name)
+            else self._decode(spec.name, _from_reply(result, spec.name))
             for spec in self.outputs
         }
 
@@ -322,9 +406,9 @@ class TritonModel(Model):
         and tensors viewing where each input and output lies there. Built on the first call
         of each shape and kept: a call then only copies its inputs in and its outputs out."""
         batch = shapes[0][0] if shapes and shapes[0] else 1
-        ins = [(spec, list(shape)) for spec, shape in zip(self.inputs, shapes, strict=True)]
+        ins = [(spec, list(shape)) for spec, shape in zip(self._in_specs, shapes, strict=True)]
         outs: list[tuple[TensorSpec, list[int] | None]] = []
-        for spec in self.outputs:
+        for spec in self._out_specs:
             per_sample = self._out_shapes.get(spec.name)
             outs.append((spec, None if per_sample is None else [batch, *per_sample]))
         in_size = sum(_nbytes(spec, shape) for spec, shape in ins)
@@ -360,14 +444,20 @@ class TritonModel(Model):
     ) -> dict[str, torch.Tensor]:
         """Tensors inside the gRPC messages (no shared memory: Triton on another host)."""
         requests = []
-        for spec in self.inputs:
-            array = feeds[spec.name].detach().cpu().contiguous().numpy()
+        for spec in self._in_specs:
+            feed = feeds[spec.name].detach().cpu()
+            wired = torch.empty(feed.shape, dtype=getattr(torch, spec.dtype))
+            self._encode(spec.name, feed, wired)
+            array = wired.numpy()
             request = self.grpc.InferInput(spec.name, list(array.shape), _datatype(spec.dtype))
             request.set_data_from_numpy(array)
             requests.append(request)
         wanted = [self.grpc.InferRequestedOutput(spec.name) for spec in self.outputs]
         result = self._call(client, requests, wanted)
-        return {spec.name: _from_reply(result, spec.name) for spec in self.outputs}
+        return {
+            spec.name: self._decode(spec.name, _from_reply(result, spec.name))
+            for spec in self.outputs
+        }
 
     def _call(self, client: Any, requests: list[Any], wanted: list[Any]) -> Any:
         """One request on the connection's gRPC stream and its reply, within the timeout.
@@ -448,11 +538,14 @@ def _nbytes(spec: TensorSpec, shape: list[int] | None) -> int:
 
 
 def _from_reply(result: Any, name: str) -> torch.Tensor:
+    """An output of a gRPC reply, viewing the reply's (read-only) buffer: decode it into a
+    tensor of its own before anything writes."""
     array = result.as_numpy(name)
     if array is None:
         raise BackendError(f"Triton's reply has no output {name}")
-    # the reply's buffer is read-only: torch gets its own copy
-    return torch.from_numpy(np.array(array, copy=True))
+    with warnings.catch_warnings():  # torch warns that the buffer is not writable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
 
 
 def _datatype(dtype: str) -> str:

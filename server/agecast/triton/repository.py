@@ -15,14 +15,15 @@ the ONNX Runtime backend — the one in the nvidia-pytriton wheel).
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -31,6 +32,19 @@ from agecast.identities.package import MANIFEST_NAME, IdentityPackage, check_con
 from agecast.identities.vouch import Vouches
 from agecast.inference.base import TensorSpec
 from agecast.inference.triton_naming import TRITON_DATATYPES, model_name, model_version
+from agecast.inference.triton_wire import (
+    WIRE_PARAMETER,
+    Wire,
+    WireKind,
+    plan_wire,
+    wire_from_json,
+    wire_parameter,
+    wire_specs,
+    wire_to_json,
+)
+
+if TYPE_CHECKING:
+    import onnx
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +53,7 @@ PLATFORMS: tuple[str, ...] = ("onnxruntime", "tensorrt", "python")
 InstanceKind = Literal["gpu", "cpu"]
 _MODEL_FILE = {"onnxruntime": "model.onnx", "tensorrt": "model.plan", "python": "model.py"}
 _PYTHON_MODEL = Path(__file__).with_name("python_model.py")
+WIRE_FILE = "agecast-wire.json"  # in each version folder: how that version's tensors travel
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +71,15 @@ class RepoOptions:
     python_env: Path | None = None  # python platform: the environment with onnxruntime, numpy
     threads: int = 1  # python platform: onnxruntime threads per instance
     prune: bool = False  # remove the other versions of each identity written
+    # how tensors travel (inference/triton_wire.py); None: compact, but float32 for TensorRT
+    # (8-bit network inputs through TensorRT's ONNX parser were never tried here: no GPU)
+    wire: WireKind | None = None
+
+    @property
+    def wire_kind(self) -> WireKind:
+        if self.wire is not None:
+            return self.wire
+        return "float32" if self.platform == "tensorrt" else "compact"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +119,10 @@ def render_config(
     options: RepoOptions,
     *,
     identity: str,
+    wires: Mapping[int, Wire] | None = None,
 ) -> str:
-    """The config.pbtxt text of one model."""
+    """The config.pbtxt text of one model (``inputs`` and ``outputs`` as they travel; ``wires``:
+    each version's wire, when any is not float32)."""
     batched = is_batched(inputs, outputs)
     lines = [f'name: "{name}"']
     if options.platform == "onnxruntime":
@@ -116,12 +142,15 @@ def render_config(
     kind = "KIND_GPU" if options.kind == "gpu" else "KIND_CPU"
     text += f"instance_group [\n  {{\n    count: {options.instances}\n    kind: {kind}\n  }}\n]\n"
     params = {"agecast_identity": identity}
+    if wires and any(wires.values()):
+        params[WIRE_PARAMETER] = wire_parameter(wires)
     if options.platform == "python":
         env = options.python_env or Path(sys.prefix)
         params["EXECUTION_ENV_PATH"] = str(env)
         params["intra_op_threads"] = str(options.threads)
     for key, value in params.items():
-        text += f'parameters: {{\n  key: "{key}"\n  value: {{ string_value: "{value}" }}\n}}\n'
+        quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+        text += f'parameters: {{\n  key: "{key}"\n  value: {{ string_value: "{quoted}" }}\n}}\n'
     return text
 
 
@@ -155,7 +184,10 @@ def output_specs(model: Path, inputs: Sequence[TensorSpec]) -> list[TensorSpec]:
 
 def write_model(out: Path, package: IdentityPackage, options: RepoOptions) -> Written:
     """One identity's model folder (config + this version) under ``out``."""
+    import onnx
+
     from agecast.inference.triton_backend import onnx_specs
+    from agecast.triton.wire_graph import model_opset
 
     manifest = package.manifest
     name = model_name(manifest.id)
@@ -165,10 +197,22 @@ def write_model(out: Path, package: IdentityPackage, options: RepoOptions) -> Wr
     with staged(package) as copy:
         inputs, _ = onnx_specs(copy)
         outputs = output_specs(copy, inputs)
-        config = render_config(name, inputs, outputs, options, identity=manifest.id)
+        graph = onnx.load(str(copy), load_external_data=False)
+        wire = plan_wire(manifest, inputs, outputs, options.wire_kind, model_opset(graph))
+        wires = _other_wires(folder, version, options) | {version: wire}
+        _same_tensor_types(name, version, wires, options)
+        config = render_config(
+            name,
+            wire_specs(inputs, wire),
+            wire_specs(outputs, wire),
+            options,
+            identity=manifest.id,
+            wires=wires,
+        )
         with tempfile.TemporaryDirectory(dir=out, prefix=f".{name}-") as tmp:
             scratch = Path(tmp)
-            _fill_version(scratch, copy, options, is_batched(inputs, outputs), name)
+            batched = is_batched(inputs, outputs)
+            _fill_version(scratch, copy, graph, wire, options, batched, name)
             if version_dir.exists():
                 shutil.rmtree(version_dir)
             folder.mkdir(parents=True, exist_ok=True)
@@ -183,23 +227,75 @@ def write_model(out: Path, package: IdentityPackage, options: RepoOptions) -> Wr
     return Written(manifest.id, name, version, folder)
 
 
-def _fill_version(
-    target: Path, model: Path, options: RepoOptions, batched: bool, label: str
+def _other_wires(folder: Path, version: int, options: RepoOptions) -> dict[int, Wire]:
+    """The wire of every other version already in ``folder`` (none when pruning: they go).
+    A version written before the wire existed has no wire file: float32."""
+    if options.prune or not folder.is_dir():
+        return {}
+    found: dict[int, Wire] = {}
+    for other in folder.iterdir():
+        if not (other.is_dir() and other.name.isdigit()) or other.name == str(version):
+            continue
+        path = other / WIRE_FILE
+        try:
+            text = path.read_text() if path.is_file() else "{}"
+            found[int(other.name)] = wire_from_json(json.loads(text), str(path))
+        except (OSError, ValueError) as exc:
+            raise OutputError(
+                f"{path}: unreadable ({exc}); remove that version or --prune"
+            ) from exc
+    return found
+
+
+def _same_tensor_types(
+    name: str, version: int, wires: Mapping[int, Wire], options: RepoOptions
 ) -> None:
-    """The files of one version folder: the checked model (and its external weights)."""
+    """Triton declares one type per tensor for all of a model's versions: versions whose
+    tensors travel differently cannot share the model."""
+    mine = {t: w.dtype for t, w in wires[version].items()}
+    for other, wire in wires.items():
+        theirs = {t: w.dtype for t, w in wire.items()}
+        if other != version and theirs != mine:
+            raise OutputError(
+                f"{name} version {other} is already in the repository with its tensors as "
+                f"{theirs or 'float32'}, and this version would send them as "
+                f"{mine or 'float32'} (--wire {options.wire_kind}): Triton declares one type "
+                "per tensor for all of a model's versions. Write with --prune (the other "
+                "versions go) or with the other version's --wire"
+            )
+
+
+def _fill_version(
+    target: Path,
+    model: Path,
+    graph: onnx.ModelProto,
+    wire: Wire,
+    options: RepoOptions,
+    batched: bool,
+    label: str,
+) -> None:
+    """The files of one version folder: the checked model (and its external weights), wrapped
+    for the wire when it has one, and the wire itself."""
+    from agecast.triton.wire_graph import wrap_for_wire
+
+    wrapped = wrap_for_wire(graph, wire).SerializeToString() if wire else None
+    (target / WIRE_FILE).write_text(json.dumps(wire_to_json(wire), indent=2) + "\n")
     if options.platform == "tensorrt":
-        _write_plan(target, model, options, batched, label)
+        _write_plan(target, wrapped or model.read_bytes(), options, batched, label)
         return
     for item in model.parent.iterdir():
         if item.name == MANIFEST_NAME:  # the staged copy's manifest stays with the package
             continue
         destination = target / ("model.onnx" if item == model else item.name)
-        shutil.copyfile(item, destination)
+        if item == model and wrapped is not None:
+            destination.write_bytes(wrapped)
+        else:
+            shutil.copyfile(item, destination)
     if options.platform == "python":
         shutil.copyfile(_PYTHON_MODEL, target / "model.py")
 
 
-def _write_plan(target: Path, model: Path, options: RepoOptions, batched: bool, label: str) -> None:
+def _write_plan(target: Path, data: bytes, options: RepoOptions, batched: bool, label: str) -> None:
     from agecast.inference.engines import input_profiles
     from agecast.inference.tensorrt_backend import build_plan, current_target
 
@@ -211,7 +307,6 @@ def _write_plan(target: Path, model: Path, options: RepoOptions, batched: bool, 
             f"Triton runs on ({exc}); run `agecast triton repo --platform tensorrt` there (the "
             "docker/ image), or write --platform onnxruntime here"
         ) from exc
-    data = model.read_bytes()
     profiles = input_profiles(data, options.max_batch if batched else 1)
     timing = target / ".timing-cache"
     plan = build_plan(data, profiles, fp16=True, timing_cache=timing, label=label)
