@@ -360,7 +360,8 @@ class TritonModel(Model):
             )
             return
         lo, step = self._codec(name, tensor.ndim)
-        out.copy_(torch.sub(tensor.float(), lo).div_(step).round_().clamp_(0, 255))
+        value = tensor.detach().to("cpu", torch.float32)  # a GPU crop: the codes go to host memory
+        out.copy_(torch.sub(value, lo).div_(step).round_().clamp_(0, 255))
 
     def _decode(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
         """A tensor as it came (viewing shared memory, or a reply's buffer) back in the model's
