@@ -174,3 +174,54 @@ def test_serve_lets_its_links_pull_the_stream(tmp_path: Path) -> None:
         _is_the_aged_picture(pictures[-1])
     finally:
         srv.stop()
+
+
+def test_with_the_program_stream_on_too_both_send_one_encode(
+    tmp_path: Path, auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """program_out and rtsp_out carry the same picture: it is H.264-encoded once (the RTSP
+    stream sends the program stream's packets), and a UDP decoder and an RTSP client both
+    decode the live aged frames."""
+    from agecast.media.encoder import H264Encoder
+
+    encodes: dict[int, int] = {}  # encoder → pictures it encoded
+    real_encode = H264Encoder.encode
+
+    def counted_encode(self: H264Encoder, *args: object, **kwargs: object) -> object:
+        encodes[id(self)] = encodes.get(id(self), 0) + 1
+        return real_encode(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(H264Encoder, "encode", counted_encode)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        udp = int(probe.getsockname()[1])
+    settings = Settings.load(
+        source=SOURCE,
+        identity="testpattern",
+        state_dir=tmp_path / "state",
+        rtsp_out=f"127.0.0.1:{_free_port()}",
+        program_out=f"udp://127.0.0.1:{udp}",
+    )
+    live = LiveService(settings)
+    live.gate = LinkGate(auth, live.name)
+    live.start()
+    try:
+        url = f"{_url(live)}?token={_token(auth)}"
+        pictures = _pictures(url, 15)
+        numbers = [read_counter(p) for p in pictures]
+        assert len(set(numbers)) > 8 and numbers == sorted(numbers)
+        _is_the_aged_picture(pictures[-1])
+        with open_source(f"udp://127.0.0.1:{udp}", open_timeout_s=10) as rx:
+            frame = rx.read()
+        assert frame is not None
+        _is_the_aged_picture(frame.image.numpy())
+        status = live.status()
+        program, rtsp = status["program"], status["rtsp"]
+        assert rtsp["shares_encoder"] and rtsp["sent"] >= 15
+        assert live.rtsp is not None and live.program is not None
+        shared = live.program.encoder
+        assert live.rtsp._encoder is shared  # one encoder for the camera's two streams
+        # it encoded each program picture once, and the RTSP stream sent those packets
+        assert program["sent"] <= encodes[id(shared)] <= live.program.sent + 1
+    finally:
+        live.stop()

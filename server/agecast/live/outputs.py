@@ -67,6 +67,11 @@ class OutputFeed(ABC):
         self._trim(time.monotonic())
         return float(len(self._sent_at))
 
+    def _count_sent(self) -> None:
+        now = time.monotonic()
+        self._sent_at.append(now)
+        self._trim(now)
+
     def _trim(self, now: float) -> None:
         while self._sent_at and self._sent_at[0] < now - 1.0:
             self._sent_at.popleft()
@@ -81,9 +86,7 @@ class OutputFeed(ABC):
                     return
             try:
                 if self.send(output):
-                    now = time.monotonic()
-                    self._sent_at.append(now)
-                    self._trim(now)
+                    self._count_sent()
             except Exception:  # a failing output must not end the others or the monitor
                 log.exception("%s: frame %d failed", self.label, output.index)
 

@@ -3,7 +3,8 @@ as H.264 that monitors, hardware decoders and recorders pull at ``rtsp://HOST:PO
 (:mod:`agecast.media.rtsp`), with a viewer link's token. Camera N (from 0) listens on the
 given port + N. Fed from the encode side through an
 :class:`~agecast.live.outputs.OutputFeed` (its own drops, never the live path's); nothing is
-encoded while nobody is watching."""
+encoded while nobody is watching. With ``program_out`` on too, it sends the program stream's
+own H.264 (one encode for both: the same picture, label and rate) instead of encoding again."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import logging
 from agecast.compose.marks import Marker
 from agecast.errors import SettingsError
 from agecast.live.outputs import OutputFeed, picture_of
-from agecast.media.encoder import H264Encoder
+from agecast.live.program_out import ProgramOut
+from agecast.media.encoder import EncodedPicture, H264Encoder
 from agecast.media.rtsp import Gate, RtspServer
 from agecast.pipeline.runner import Output
 
@@ -40,12 +42,14 @@ class RtspOut(OutputFeed):
         camera: str,
         gate: Gate,
         label: str | None = None,
+        program: ProgramOut | None = None,
     ) -> None:
         super().__init__(f"RTSP out {camera}")
         self.kind = kind
         self.burn = label
         self._marker = Marker()
-        self._encoder = H264Encoder(fps)
+        self._program = program
+        self._encoder = program.encoder if program is not None else H264Encoder(fps)
         try:
             self._server = RtspServer(
                 listen[0], listen[1], name=camera, gate=gate, fps=fps,
@@ -60,6 +64,17 @@ class RtspOut(OutputFeed):
         self.sent = 0
         self.sent_bytes = 0
         self.start()
+        if program is not None:
+            program.also.append(self._deliver)
+
+    def offer(self, output: Output) -> None:
+        if self._program is None:  # else the program stream hands its H.264 over (_deliver)
+            super().offer(output)
+
+    def _deliver(self, encoded: EncodedPicture, output: Output) -> None:
+        """The program stream's encoded picture, on its thread."""
+        if self._server.playing() and self._forward(encoded, output):
+            self._count_sent()
         log.info("RTSP out: %s (a viewer link's token: ?token=…)", self.url)
 
     def send(self, output: Output) -> bool:
@@ -69,7 +84,9 @@ class RtspOut(OutputFeed):
         if self.burn:
             picture = picture.clone()
             self._marker.burn(picture, self.burn, "bottom-left")
-        encoded = self._encoder.encode(picture)
+        return self._forward(self._encoder.encode(picture), output)
+
+    def _forward(self, encoded: EncodedPicture, output: Output) -> bool:
         if not encoded.data:
             return False
         self._server.send(encoded.data, encoded.key, output.wall_ns)
@@ -85,8 +102,9 @@ class RtspOut(OutputFeed):
             "sent": self.sent,
             "fps": self.fps(),
             "bytes": self.sent_bytes,
-            "dropped": self.dropped,
+            "dropped": self.dropped if self._program is None else self._program.dropped,
             "encoder": self._encoder.encoder_name,
+            "shares_encoder": self._program is not None,  # the program stream's H.264
         }
 
     def release(self) -> None:

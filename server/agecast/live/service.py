@@ -145,6 +145,7 @@ class LiveService:
             self.rtsp = RtspOut(
                 listen_address(settings.rtsp_out, self.index), settings.program_kind, fps,
                 camera=self.name, gate=self.gate, label=settings.ndi_label,
+                program=self.program,  # both on: one H.264 encode for both
             )  # fmt: skip
 
     @property

@@ -99,8 +99,9 @@ class RtspStatus(_Model):
     sent: int
     fps: float  # pictures sent in the last second
     bytes: int
-    dropped: int  # pictures replaced before they were encoded (its own; never the live path's)
+    dropped: int  # pictures replaced before they were encoded (never the live path's)
     encoder: str
+    shares_encoder: bool = False  # sends the program stream's H.264 (program_out on too)
 
 
 class TritonStatus(_Model):

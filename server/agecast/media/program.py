@@ -18,7 +18,7 @@ import av
 import torch
 
 from agecast.errors import AgecastError
-from agecast.media.encoder import H264Encoder
+from agecast.media.encoder import EncodedPicture, H264Encoder
 from agecast.redact import SourceURI, reveal
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,14 @@ class TsOutput:
         self._container, self._stream = container, stream
         log.info("program out: H.264 %dx%d MPEG-TS to %s", width, height, SourceURI(self.url))
 
-    def send(self, picture: torch.Tensor) -> None:
+    def send(self, picture: torch.Tensor) -> EncodedPicture:
+        """Encode ``picture`` and send it; the encoded picture (others may send it too)."""
         encoded = self.encoder.encode(picture)
-        if not encoded.data:
-            return
+        if encoded.data:
+            self._mux(encoded)
+        return encoded
+
+    def _mux(self, encoded: EncodedPicture) -> None:
         if self._stream is None or (self._stream.width, self._stream.height) != (
             encoded.width,
             encoded.height,
