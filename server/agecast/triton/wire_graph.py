@@ -22,6 +22,7 @@ from agecast.errors import BackendError
 from agecast.inference.triton_wire import WireTensor
 
 _SUFFIX = "__agecast_wire"
+_ONNX_TYPES = {"uint8": TensorProto.UINT8, "float16": TensorProto.FLOAT16}
 
 
 def model_opset(model: onnx.ModelProto) -> int:
@@ -58,6 +59,47 @@ def _value(graph: onnx.GraphProto, name: str, kind: str) -> onnx.ValueInfoProto:
     raise BackendError(f"the model has no {kind[:-1]} {name!r} to put on the wire")
 
 
+def _scale(graph: onnx.GraphProto, inner: str, entry: WireTensor, rank: int) -> tuple[str, str]:
+    """(step, lo) of an 8-bit tensor as constants of ``graph``, shaped to broadcast."""
+    shape = entry.broadcast_shape(rank)
+    return (
+        _const(graph, f"{inner}_step", entry.step, shape),
+        _const(graph, f"{inner}_lo", entry.lo, shape),
+    )
+
+
+def _decoding(
+    graph: onnx.GraphProto, wired: str, inner: str, entry: WireTensor, rank: int
+) -> list[onnx.NodeProto]:
+    """Nodes turning input ``wired`` (as it travels) into the model's own ``inner``."""
+    if entry.dtype == "float16":
+        return [helper.make_node("Cast", [wired], [inner], to=TensorProto.FLOAT)]
+    step, lo = _scale(graph, inner, entry, rank)
+    return [
+        helper.make_node("Cast", [wired], [f"{inner}_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", [f"{inner}_f", step], [f"{inner}_s"]),
+        helper.make_node("Add", [f"{inner}_s", lo], [inner]),
+    ]
+
+
+def _encoding(
+    graph: onnx.GraphProto, inner: str, wired: str, entry: WireTensor, rank: int
+) -> list[onnx.NodeProto]:
+    """Nodes turning the model's output ``inner`` into ``wired`` as it travels."""
+    if entry.dtype == "float16":
+        return [helper.make_node("Cast", [inner], [wired], to=TensorProto.FLOAT16)]
+    step, lo = _scale(graph, inner, entry, rank)
+    low = _const(graph, f"{inner}_0", (0.0,), [])
+    high = _const(graph, f"{inner}_255", (255.0,), [])
+    return [
+        helper.make_node("Sub", [inner, lo], [f"{inner}_d"]),
+        helper.make_node("Div", [f"{inner}_d", step], [f"{inner}_q"]),
+        helper.make_node("Round", [f"{inner}_q"], [f"{inner}_r"]),
+        helper.make_node("Clip", [f"{inner}_r", low, high], [f"{inner}_c"]),
+        helper.make_node("Cast", [f"{inner}_c"], [wired], to=TensorProto.UINT8),
+    ]
+
+
 def wrap_for_wire(model: onnx.ModelProto, wire: Mapping[str, WireTensor]) -> onnx.ModelProto:
     """A copy of ``model`` whose inputs and outputs named in ``wire`` travel as it says."""
     wrapped = onnx.ModelProto()
@@ -68,44 +110,15 @@ def wrap_for_wire(model: onnx.ModelProto, wire: Mapping[str, WireTensor]) -> onn
     inputs = {i.name for i in graph.input}
     for name, entry in sorted(wire.items()):
         inner = name + _SUFFIX
-        if name in inputs:
-            info = _value(graph, name, "input")
-            rank = len(info.type.tensor_type.shape.dim)
-            _rename(graph, name, inner, outputs=False)
-            if entry.dtype == "float16":
-                info.type.tensor_type.elem_type = TensorProto.FLOAT16
-                before.append(helper.make_node("Cast", [name], [inner], to=TensorProto.FLOAT))
-                continue
-            info.type.tensor_type.elem_type = TensorProto.UINT8
-            shape = entry.broadcast_shape(rank)
-            step = _const(graph, f"{inner}_step", entry.step, shape)
-            lo = _const(graph, f"{inner}_lo", entry.lo, shape)
-            before += [
-                helper.make_node("Cast", [name], [f"{inner}_f"], to=TensorProto.FLOAT),
-                helper.make_node("Mul", [f"{inner}_f", step], [f"{inner}_s"]),
-                helper.make_node("Add", [f"{inner}_s", lo], [inner]),
-            ]
+        is_input = name in inputs
+        info = _value(graph, name, "input" if is_input else "output")
+        rank = len(info.type.tensor_type.shape.dim)
+        _rename(graph, name, inner, outputs=not is_input)
+        info.type.tensor_type.elem_type = _ONNX_TYPES[entry.dtype]
+        if is_input:
+            before += _decoding(graph, name, inner, entry, rank)
         else:
-            info = _value(graph, name, "output")
-            rank = len(info.type.tensor_type.shape.dim)
-            _rename(graph, name, inner, outputs=True)
-            if entry.dtype == "float16":
-                info.type.tensor_type.elem_type = TensorProto.FLOAT16
-                after.append(helper.make_node("Cast", [inner], [name], to=TensorProto.FLOAT16))
-                continue
-            info.type.tensor_type.elem_type = TensorProto.UINT8
-            shape = entry.broadcast_shape(rank)
-            step = _const(graph, f"{inner}_step", entry.step, shape)
-            lo = _const(graph, f"{inner}_lo", entry.lo, shape)
-            low = _const(graph, f"{inner}_0", (0.0,), [])
-            high = _const(graph, f"{inner}_255", (255.0,), [])
-            after += [
-                helper.make_node("Sub", [inner, lo], [f"{inner}_d"]),
-                helper.make_node("Div", [f"{inner}_d", step], [f"{inner}_q"]),
-                helper.make_node("Round", [f"{inner}_q"], [f"{inner}_r"]),
-                helper.make_node("Clip", [f"{inner}_r", low, high], [f"{inner}_c"]),
-                helper.make_node("Cast", [f"{inner}_c"], [name], to=TensorProto.UINT8),
-            ]
+            after += _encoding(graph, inner, name, entry, rank)
     nodes = [*before, *graph.node, *after]
     del graph.node[:]
     graph.node.extend(nodes)
