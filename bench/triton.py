@@ -15,6 +15,9 @@ on a repository written by ``agecast triton repo --platform python`` and measure
   against its execution count (model runs), and each camera's call p95 against one camera
   alone on the same server.
 
+``--wire compact`` (the default) or ``float32``: how the repository's model takes and gives its
+tensors (``agecast triton repo --wire``); the JSON records which.
+
 The box must be quiet for goal figures: the JSON records the load average before and after;
 ``quiet`` is false when the 1-minute load was ≥ 1.5 as the run began (then the numbers are not
 goal results; the load after includes the run's own Triton and nodes).
