@@ -3,6 +3,7 @@ conversions (run in onnxruntime, no server) and the node's, and that the two agr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import onnxruntime
 import pytest
 import torch
 
-from agecast.identities import resolve
+from agecast.identities import IdentityModel, resolve
 from agecast.inference.base import TensorSpec
 from agecast.inference.triton_backend import onnx_specs
 from agecast.inference.triton_naming import TritonConfig
@@ -129,3 +130,46 @@ def test_a_served_config_gives_each_version_its_wire() -> None:
     text = wire_parameter({7: wire, 9: {}})
     assert version_wire(text, 7, "m") == wire
     assert version_wire(text, 9, "m") == {} and version_wire(None, 7, "m") == {}
+
+
+def test_a_dfm_through_triton_matches_in_process(tmp_path: Path, agecast_state_dir: Path) -> None:
+    """An imported DeepFaceLab model (NHWC, BGR, a fixed-size morph input, so Triton does not
+    batch it) on the real server: its face and mask travel as codes along the channel-last axis,
+    its other mask as half floats, the morph factor as it is; the results match in-process
+    within the wire's rounding."""
+    from agecast.identities.dfm import import_dfm
+    from agecast.identities.package import read_package
+    from agecast.inference import get_backend
+    from agecast.triton.repository import RepoOptions, write_repository
+    from tests.identities.test_dfm import _consent, stand_in_dfm
+    from tests.triton.conftest import start_server
+
+    dfm = tmp_path / "Jane_Doe.dfm"
+    dfm.write_bytes(stand_in_dfm().SerializeToString())
+    folder = import_dfm(dfm, tmp_path / "jane", actor="Test Actor", consent=_consent())
+    package = read_package(folder)
+    repo = tmp_path / "repo"
+    write_repository(repo, [package], RepoOptions(platform="python", kind="cpu"))
+    server = start_server(repo, tmp_path / "triton.log")
+    try:
+        backend = get_backend(
+            "triton", triton=TritonConfig(url=server.url, local="onnxruntime", timeout_ms=5000)
+        )
+        remote = IdentityModel.load(package, backend)
+        local = IdentityModel.load(package, get_backend("onnxruntime"))
+        crops = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+        got, want = remote.infer(crops), local.infer(crops)
+        wire = remote.model._wire  # type: ignore[attr-defined]  # read on connecting
+        assert {k: (v.dtype, v.axis) for k, v in wire.items()} == {
+            "in_face:0": ("uint8", 3),
+            "out_celeb_face:0": ("uint8", 3),
+            "out_celeb_face_mask:0": ("uint8", 1),
+            "out_face_mask:0": ("float16", 1),
+        }
+        assert float((got.faces - want.faces).abs().max()) <= 1.5 / 255
+        assert got.masks is not None and want.masks is not None
+        assert float((got.masks - want.masks).abs().max()) <= 0.5 / 255 + 1e-6
+        remote.close()
+        local.close()
+    finally:
+        server.close()
