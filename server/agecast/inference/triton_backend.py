@@ -354,7 +354,7 @@ class TritonModel(Model):
             and float(tensor.min()) >= low  # OpenCV's conversion takes |x|: none may be below
         ):
             # one pass, 16 µs for a 256² crop against 150 µs for torch's four
-            src = tensor.numpy().reshape(-1, tensor.shape[-1])
+            src = tensor.detach().numpy().reshape(-1, tensor.shape[-1])
             cv2.convertScaleAbs(
                 src, out.numpy().reshape(-1, out.shape[-1]), alpha=1 / size, beta=-low / size
             )
