@@ -30,6 +30,8 @@ def test_status_and_metrics_show_the_triton_link_and_its_failures(
         ) as server, server.client() as client:  # fmt: skip
             link = client.get("/api/status").json()["triton"]
             assert link["model"] == "agecast_testpattern" and link["connected"]
+            # the compact wire: the crop in, the face and mask out as 8-bit codes
+            assert link["wire"] == {"aged": "uint8", "face": "uint8", "mask": "uint8"}
             metrics = client.get("/metrics").text
             assert "agecast_triton_connected 1" in metrics
             triton.kill()

@@ -505,6 +505,7 @@ class TritonModel(Model):
             "skipped": s.skipped,
             "connects": s.connects,
             "last_error": s.last_error,
+            "wire": {name: entry.dtype for name, entry in sorted(self._wire.items())},
         }
 
     def close(self) -> None:

@@ -117,6 +117,9 @@ class TritonStatus(_Model):
     skipped: int  # frames sent raw at once while Triton was down
     connects: int
     last_error: str
+    # how its tensors travel, where not as the model declares them (the compact wire:
+    # name → uint8 | float16); empty: float32, or not connected yet
+    wire: dict[str, str] = {}
 
 
 class CameraStatus(_Model):
