@@ -20,6 +20,7 @@ from agecast.inference.triton_backend import TritonModel
 from agecast.inference.triton_naming import TritonConfig
 from agecast.pipeline.fx import FaceFX, FxState
 from agecast.settings import REPO_MODELS_DIR
+from agecast.triton.local import _backend_regions
 from tests.pipeline.conftest import astronaut_frame
 from tests.triton.conftest import start_server
 
@@ -160,7 +161,11 @@ def test_killed_triton_shows_raw_flagged_then_recovers_after_restart(
         assert isinstance(model, TritonModel)
         for i in range(3):
             assert fx.process(_frame(i)).fx == FxState.ON
+        assert server._proc is not None
+        regions = _backend_regions(server._proc.pid)  # the backend's shared memory with stubs
+        assert regions and all(r.exists() for r in regions)
         server.kill()
+        assert not any(r.exists() for r in regions)  # a killed server's are removed for it
         failed = fx.process(_frame(3))
         assert failed.fx == FxState.ERROR
         assert torch.equal(failed.aged, _frame(3).image)  # raw pixels on the aged side

@@ -26,6 +26,8 @@ from types import TracebackType
 from agecast.errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
+# where the Python backend keeps its shared memory with the stubs
+_REGION_PREFIX = "/dev/shm/triton_python_backend_shm_region_"
 
 
 def bundled_server() -> tuple[Path, Path]:
@@ -59,6 +61,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _backend_regions(pid: int) -> set[Path]:
+    """The Python backend's shared-memory files process ``pid`` maps (none where /proc is
+    not Linux's)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()
+    found = set()
+    for line in maps.splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith(_REGION_PREFIX):
+            found.add(Path(fields[5].removesuffix(" (deleted)")))
+    return found
 
 
 class LocalTriton:
@@ -145,9 +162,20 @@ class LocalTriton:
         if self._proc is None:
             return
         if self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._kill(self._proc)
         self._proc.wait()
         self._proc = None
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL ``proc``'s group, then remove the Python backend's shared-memory files it
+        mapped: a killed server cannot (a stopped one does), and each would keep 1 MB of
+        /dev/shm until the machine restarts."""
+        regions = _backend_regions(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for region in regions:
+            region.unlink(missing_ok=True)
 
     def freeze(self, frozen: bool = True) -> None:
         """SIGSTOP the server and its stubs (a hung server: connections stay open, nothing
@@ -163,8 +191,7 @@ class LocalTriton:
             try:
                 self._proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-                self._proc.wait()
+                self._kill(self._proc)
         self._proc = None
 
     def close(self) -> None:
