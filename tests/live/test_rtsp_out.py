@@ -3,6 +3,7 @@ a hardware decoder or recorder takes it; only with a link's token, and a revoked
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import time
@@ -177,7 +178,7 @@ def test_serve_lets_its_links_pull_the_stream(tmp_path: Path) -> None:
 
 
 def test_with_the_program_stream_on_too_both_send_one_encode(
-    tmp_path: Path, auth: Auth, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, auth: Auth, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """program_out and rtsp_out carry the same picture: it is H.264-encoded once (the RTSP
     stream sends the program stream's packets), and a UDP decoder and an RTSP client both
@@ -192,6 +193,7 @@ def test_with_the_program_stream_on_too_both_send_one_encode(
         return real_encode(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(H264Encoder, "encode", counted_encode)
+    caplog.set_level(logging.INFO, logger="agecast.live.rtsp_out")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         udp = int(probe.getsockname()[1])
@@ -223,5 +225,8 @@ def test_with_the_program_stream_on_too_both_send_one_encode(
         assert live.rtsp._encoder is shared  # one encoder for the camera's two streams
         # it encoded each program picture once, and the RTSP stream sent those packets
         assert program["sent"] <= encodes[id(shared)] <= live.program.sent + 1
+        # its address is logged once, when it starts listening (not once a picture)
+        said = [r for r in caplog.records if r.getMessage().startswith("RTSP out: rtsp://")]
+        assert len(said) == 1
     finally:
         live.stop()

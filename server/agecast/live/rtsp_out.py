@@ -66,6 +66,7 @@ class RtspOut(OutputFeed):
         self.start()
         if program is not None:
             program.also.append(self._deliver)
+        log.info("RTSP out: %s (a viewer link's token: ?token=…)", self.url)
 
     def offer(self, output: Output) -> None:
         if self._program is None:  # else the program stream hands its H.264 over (_deliver)
@@ -75,7 +76,6 @@ class RtspOut(OutputFeed):
         """The program stream's encoded picture, on its thread."""
         if self._server.playing() and self._forward(encoded, output):
             self._count_sent()
-        log.info("RTSP out: %s (a viewer link's token: ?token=…)", self.url)
 
     def send(self, output: Output) -> bool:
         if not self._server.playing():
